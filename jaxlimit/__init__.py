@@ -1,0 +1,17 @@
+"""jaxlimit: finite-width network ensembles against their infinite-width limits."""
+
+from jaxlimit.activations import ACTIVATIONS, Activation, get_activation
+from jaxlimit.data import Dataset, digits_problem, make_dataset, synthetic_problem
+from jaxlimit.errors import InputError
+from jaxlimit.losses import Loss, get_loss, huber_loss, squared_loss
+from jaxlimit.models import SCALINGS, InitLaw, TwoLayer, TwoLayerParams, resolve_gamma
+from jaxlimit.training import EnsembleResult, Trainer, rms_parameter_change, run_ensemble
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "Dataset", "EnsembleResult", "InitLaw", "InputError", "Loss",
+    "SCALINGS", "Trainer", "TwoLayer", "TwoLayerParams", "digits_problem", "get_activation",
+    "get_loss", "huber_loss", "make_dataset", "resolve_gamma", "rms_parameter_change",
+    "run_ensemble", "squared_loss", "synthetic_problem",
+]

@@ -1,0 +1,55 @@
+"""Per-sample losses ℓ(prediction, target), vectorised over samples.
+
+The squared loss is ½(y − ŷ)², the form whose SGD is written in THEORY §1.
+The Huber loss is quadratic within ``delta`` of the target and linear beyond,
+as in Pham & Nguyen's three-layer example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxlimit.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A per-sample loss ℓ(ŷ, y) applied elementwise."""
+
+    name: str
+    fn: Callable[[jax.Array, jax.Array], jax.Array]
+
+    def __call__(self, prediction: jax.Array, target: jax.Array) -> jax.Array:
+        return self.fn(prediction, target)
+
+
+def squared_loss() -> Loss:
+    """ℓ(ŷ, y) = ½ (y − ŷ)²."""
+    return Loss("squared", lambda p, y: 0.5 * (y - p) ** 2)
+
+
+def huber_loss(delta: float = 1.0) -> Loss:
+    """ℓ(ŷ, y) = ½ r² for |r| ≤ δ, else δ(|r| − δ/2), with r = y − ŷ."""
+    if not delta > 0:
+        raise InputError(f"huber delta must be positive, got {delta}")
+
+    def fn(p, y):
+        r = jnp.abs(y - p)
+        return jnp.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta))
+
+    return Loss(f"huber({delta:g})", fn)
+
+
+def get_loss(name: str | Loss, delta: float = 1.0) -> Loss:
+    """Return the loss named ``"squared"`` or ``"huber"`` (or ``name`` itself)."""
+    if isinstance(name, Loss):
+        return name
+    if name == "squared":
+        return squared_loss()
+    if name == "huber":
+        return huber_loss(delta)
+    raise InputError(f"unknown loss {name!r}; choose squared or huber")

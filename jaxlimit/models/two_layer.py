@@ -1,0 +1,137 @@
+"""The one-hidden-layer network with width normalisation N^{-γ} (THEORY §1).
+
+    g^N(x) = N^{-γ} Σ_{i=1..N} c^i σ(w^i · x)
+
+γ = 1/2 is the Xavier normalisation of Sirignano & Spiliopoulos, γ = 1 the
+mean-field one; any γ in [1/2, 1] is allowed. SGD uses the learning rate
+α N^{-(2-2γ)} on the true gradient and ⌊N t⌋ steps reach time t, so the output
+moves O(1/N) per step for every γ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from jaxlimit.activations import Activation, get_activation
+from jaxlimit.errors import InputError
+
+SCALINGS: dict[str, float] = {"xavier": 0.5, "mean-field": 1.0}
+
+
+def resolve_gamma(scaling: str | float) -> float:
+    """Map a preset name (``"xavier"``, ``"mean-field"``) or a number to γ ∈ [1/2, 1]."""
+    if isinstance(scaling, str):
+        if scaling in SCALINGS:
+            return SCALINGS[scaling]
+        try:
+            scaling = float(scaling)
+        except ValueError:
+            raise InputError(
+                f"unknown scaling {scaling!r}; use xavier, mean-field or a number in [0.5, 1]"
+            ) from None
+    gamma = float(scaling)
+    if not 0.5 <= gamma <= 1.0:
+        raise InputError(f"gamma must lie in [0.5, 1], got {gamma}")
+    return gamma
+
+
+class InitLaw(eqx.Module):
+    """The i.i.d. law of one neuron (c, w) at initialisation.
+
+    ``"gaussian"``: c ~ N(0, c_std²), w ~ N(0, w_std² I_d).
+    ``"uniform"``: c ~ U(−√3 c_std, √3 c_std) and each w coordinate likewise
+    with w_std; the same variances, with the bounded support the proofs want.
+    ``c_mean`` shifts c (mean-zero c is the papers' assumption; a non-zero
+    mean is useful to show what breaks).
+    """
+
+    kind: str = eqx.field(static=True, default="gaussian")
+    c_std: float = eqx.field(static=True, default=1.0)
+    w_std: float = eqx.field(static=True, default=1.0)
+    c_mean: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        if self.kind not in ("gaussian", "uniform"):
+            raise InputError(f"unknown initial law {self.kind!r}; choose gaussian or uniform")
+        if not (self.c_std > 0 and self.w_std > 0):
+            raise InputError(
+                f"initial scales must be positive, got c_std={self.c_std}, w_std={self.w_std}"
+            )
+
+    def sample(self, key: jax.Array, width: int, dim: int, dtype) -> "TwoLayerParams":
+        k_c, k_w = jax.random.split(key)
+        if self.kind == "gaussian":
+            c = jax.random.normal(k_c, (width,), dtype)
+            w = jax.random.normal(k_w, (width, dim), dtype)
+        else:
+            r = math.sqrt(3.0)
+            c = jax.random.uniform(k_c, (width,), dtype, -r, r)
+            w = jax.random.uniform(k_w, (width, dim), dtype, -r, r)
+        return TwoLayerParams(c=self.c_mean + self.c_std * c, w=self.w_std * w)
+
+
+class TwoLayerParams(eqx.Module):
+    """Output weights c, shape (N,), and input weights w, shape (N, d)."""
+
+    c: jax.Array
+    w: jax.Array
+
+
+class TwoLayer(eqx.Module):
+    """The two-layer network g^N(x) = N^{-γ} Σ_i c^i σ(w^i·x) and its SGD scaling.
+
+    Attributes:
+        width: N ≥ 1.
+        dim: input dimension d ≥ 1.
+        gamma: the normalisation exponent γ ∈ [1/2, 1].
+        activation: σ.
+        init_law: the law of (c^i, w^i) at initialisation.
+    """
+
+    width: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    gamma: float = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
+    init_law: InitLaw = eqx.field(static=True)
+
+    def __init__(self, width: int, dim: int, scaling: str | float = "xavier",
+                 activation="tanh", init_law: InitLaw | None = None):
+        if isinstance(width, bool) or int(width) != width or width < 1:
+            raise InputError(f"width must be a positive integer, got {width}")
+        if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+            raise InputError(f"input dimension must be a positive integer, got {dim}")
+        self.width = int(width)
+        self.dim = int(dim)
+        self.gamma = resolve_gamma(scaling)
+        self.activation = get_activation(activation)
+        self.init_law = InitLaw() if init_law is None else init_law
+
+    def init(self, key: jax.Array, dtype=jnp.float32) -> TwoLayerParams:
+        return self.init_law.sample(key, self.width, self.dim, dtype)
+
+    def apply(self, params: TwoLayerParams, x: jax.Array) -> jax.Array:
+        features = self.activation(x @ params.w.T)  # (P, N)
+        return (features @ params.c) * self.width ** (-self.gamma)
+
+    def learning_rates(self) -> TwoLayerParams:
+        scale = self.width ** (-(2.0 - 2.0 * self.gamma))
+        return TwoLayerParams(c=scale, w=scale)
+
+    def steps_to(self, t: float) -> int:
+        # The small slack keeps ⌊N t⌋ exact when N t is an integer in decimal.
+        return int(math.floor(self.width * t + 1e-9))
+
+    def describe(self) -> dict:
+        law = self.init_law
+        return {
+            "model": "two-layer",
+            "width": self.width,
+            "dim": self.dim,
+            "gamma": self.gamma,
+            "activation": self.activation.name,
+            "init": {"kind": law.kind, "c_std": law.c_std, "w_std": law.w_std, "c_mean": law.c_mean},
+        }

@@ -1,0 +1,17 @@
+"""Training: pure one-step updates and the chunked, vmapped ensemble engine."""
+
+from jaxlimit.training.ensemble import (
+    DEFAULT_LANES,
+    DEFAULT_MEMORY_BUDGET,
+    member_keys,
+    rms_parameter_change,
+    run_ensemble,
+    validate_times,
+)
+from jaxlimit.training.results import EnsembleResult
+from jaxlimit.training.steps import METHODS, Trainer, make_step
+
+__all__ = [
+    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "EnsembleResult", "METHODS", "Trainer", "make_step",
+    "member_keys", "rms_parameter_change", "run_ensemble", "validate_times",
+]

@@ -1,0 +1,97 @@
+"""The result of an ensemble run: a small pytree that saves to one file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import equinox as eqx
+import numpy as np
+
+from jaxlimit.errors import InputError
+
+
+class EnsembleResult(eqx.Module):
+    """Outputs of E independently initialised networks at T saved times.
+
+    Attributes:
+        outputs: shape (E, T, P): member × time × point, the M training points
+            first and then the Q probe points.
+        loss: shape (E, T): the mean training loss of each member.
+        times: shape (T,): the saved training times (t = 0 first).
+        steps: shape (T,): the step counts ⌊N t⌋ that reached them.
+        diverged: shape (E,): members whose outputs became non-finite or
+            exceeded the divergence threshold at any saved time. Statistics
+            must use :meth:`finite` (or say why not).
+        member_ids: shape (E,): member i's randomness is a function of
+            (seed, member_ids[i]) alone.
+        observables: extra per-member records, each of shape (E, T, ...).
+        n_train: M, to split ``outputs`` into training and probe points.
+        config: a JSON-serialisable description of the run.
+    """
+
+    outputs: np.ndarray
+    loss: np.ndarray
+    times: np.ndarray
+    steps: np.ndarray
+    diverged: np.ndarray
+    member_ids: np.ndarray
+    observables: dict
+    n_train: int = eqx.field(static=True)
+    config: dict = eqx.field(static=True)
+
+    @property
+    def n_members(self) -> int:
+        return self.outputs.shape[0]
+
+    @property
+    def n_diverged(self) -> int:
+        return int(np.sum(self.diverged))
+
+    @property
+    def train_outputs(self) -> np.ndarray:
+        """Shape (E, T, M)."""
+        return self.outputs[:, :, : self.n_train]
+
+    @property
+    def probe_outputs(self) -> np.ndarray:
+        """Shape (E, T, Q)."""
+        return self.outputs[:, :, self.n_train :]
+
+    def finite(self) -> "EnsembleResult":
+        """The same result restricted to the members that did not diverge."""
+        keep = ~np.asarray(self.diverged)
+        return EnsembleResult(
+            outputs=self.outputs[keep], loss=self.loss[keep], times=self.times,
+            steps=self.steps, diverged=self.diverged[keep], member_ids=self.member_ids[keep],
+            observables={k: v[keep] for k, v in self.observables.items()},
+            n_train=self.n_train, config=self.config,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result to one compressed ``.npz`` file and return its path."""
+        path = Path(path)
+        arrays = {
+            "outputs": self.outputs, "loss": self.loss, "times": self.times,
+            "steps": self.steps, "diverged": self.diverged, "member_ids": self.member_ids,
+        }
+        arrays.update({f"observable:{k}": v for k, v in self.observables.items()})
+        meta = json.dumps({"n_train": self.n_train, "config": self.config})
+        with open(path, "wb") as f:
+            np.savez_compressed(f, meta=np.array(meta), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EnsembleResult":
+        """Read a result written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                meta = json.loads(str(f["meta"]))
+                obs = {k.split(":", 1)[1]: f[k] for k in f.files if k.startswith("observable:")}
+                return cls(
+                    outputs=f["outputs"], loss=f["loss"], times=f["times"], steps=f["steps"],
+                    diverged=f["diverged"], member_ids=f["member_ids"], observables=obs,
+                    n_train=int(meta["n_train"]), config=meta["config"],
+                )
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(f"cannot read ensemble result {str(path)!r}: {e}") from None

@@ -1,0 +1,123 @@
+"""One training step as a pure function: sample a batch, differentiate, update.
+
+Every method uses the same clock and the same width scaling: the gradient of
+the batch-mean loss is multiplied leaf by leaf by ``model.learning_rates()``
+(α N^{-(2-2γ)} for the two-layer family) and by the base step α.
+
+* ``"online"``: one training sample per step, drawn uniformly: exactly the
+  SGD of Sirignano & Spiliopoulos (THEORY §1).
+* ``"minibatch"``: ``batch_size`` samples per step, drawn uniformly with
+  replacement; the same drift as online SGD with 1/B of its noise.
+* ``"fullbatch"``: gradient descent on the mean loss over all M points, the
+  Euler scheme of the limit gradient flow.
+* ``"optax"``: any ``optax.GradientTransformation`` fed the width-scaled
+  full-batch or mini-batch gradient; ``optax.sgd(α)`` reproduces the built-in
+  method.
+
+The sample used at step k is a function of (member key, k) alone, so a run
+split into segments or chunks draws exactly the same stream.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxlimit.data import Dataset
+from jaxlimit.errors import InputError
+from jaxlimit.losses import Loss, get_loss
+from jaxlimit.models.base import Model
+
+METHODS = ("online", "minibatch", "fullbatch", "optax")
+
+
+class Trainer(eqx.Module):
+    """How the ensemble is trained.
+
+    Attributes:
+        alpha: the base step α > 0 (multiplied by the model's width scaling).
+        method: one of :data:`METHODS`.
+        batch_size: samples per step for ``"minibatch"`` (and ``"optax"``;
+            0 there means full batch).
+        loss: the per-sample loss.
+        optimizer: the optax transformation for ``method="optax"``.
+    """
+
+    alpha: float = eqx.field(static=True, default=1.0)
+    method: str = eqx.field(static=True, default="online")
+    batch_size: int = eqx.field(static=True, default=1)
+    loss: Loss = eqx.field(static=True, default_factory=lambda: get_loss("squared"))
+    optimizer: Any = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.method not in METHODS:
+            raise InputError(f"unknown training method {self.method!r}; choose {', '.join(METHODS)}")
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise InputError(f"alpha must be a positive finite number, got {self.alpha}")
+        if self.method == "minibatch" and self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.method == "optax" and not isinstance(self.optimizer, optax.GradientTransformation):
+            raise InputError("method 'optax' needs an optax.GradientTransformation as optimizer")
+        if self.method != "optax" and self.optimizer is not None:
+            raise InputError("an optax optimizer is only used with method='optax'")
+
+    def rows_per_step(self, n_train: int) -> int:
+        if self.method == "online":
+            return 1
+        if self.method == "fullbatch" or (self.method == "optax" and self.batch_size == 0):
+            return n_train
+        return self.batch_size
+
+    def describe(self) -> dict:
+        out = {"method": self.method, "alpha": self.alpha, "loss": self.loss.name}
+        if self.method in ("minibatch", "optax"):
+            out["batch_size"] = self.batch_size
+        return out
+
+
+def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, Callable]:
+    """Build the pure pair ``(init_state, step)`` for one network.
+
+    ``init_state(params) -> opt_state`` and
+    ``step(params, opt_state, data_key, k) -> (params, opt_state)`` where ``k``
+    is the global step index (a traced integer).
+    """
+    m = data.n_train
+    rows = trainer.rows_per_step(m)
+    full = rows == m and trainer.method != "minibatch" and trainer.method != "online"
+    lr = model.learning_rates()
+
+    def batch_loss(params, x, y):
+        return jnp.mean(trainer.loss(model.apply(params, x), y))
+
+    def scaled_grad(params, data_key, k):
+        if full:
+            x, y = data.x_train, data.y_train
+        else:
+            idx = jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m)
+            x, y = data.x_train[idx], data.y_train[idx]
+        grads = jax.grad(batch_loss)(params, x, y)
+        return jax.tree_util.tree_map(lambda g, s: s * g, grads, lr)
+
+    if trainer.method == "optax":
+        opt = trainer.optimizer
+
+        def step(params, opt_state, data_key, k):
+            g = scaled_grad(params, data_key, k)
+            updates, opt_state = opt.update(g, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
+        return opt.init, step
+
+    alpha = trainer.alpha
+
+    def step(params, opt_state, data_key, k):
+        g = scaled_grad(params, data_key, k)
+        return jax.tree_util.tree_map(lambda p, gi: p - alpha * gi, params, g), opt_state
+
+    return (lambda params: ()), step
