@@ -101,11 +101,11 @@ def make_dataset(
 
 def _inputs(key: jax.Array, n: int, d: int, distribution: str) -> np.ndarray:
     if distribution == "sphere":
-        z = np.asarray(jax.random.normal(key, (n, d)), dtype=np.float64)
+        z = np.array(jax.random.normal(key, (n, d)), dtype=np.float64)
         return z / np.linalg.norm(z, axis=1, keepdims=True)
     if distribution == "gaussian":
         # Scaled so that E‖x‖² = 1, the same size as the sphere.
-        return np.asarray(jax.random.normal(key, (n, d)), dtype=np.float64) / np.sqrt(d)
+        return np.array(jax.random.normal(key, (n, d)), dtype=np.float64) / np.sqrt(d)
     raise InputError(f"unknown input distribution {distribution!r}; choose sphere or gaussian")
 
 
@@ -145,20 +145,20 @@ def synthetic_problem(
     x = _inputs(k_x, n_train, dim, inputs)
     p = _inputs(k_p, n_probe, dim, inputs)
     if target == "smooth":
-        uv = np.asarray(jax.random.normal(k_t, (2, dim)), dtype=np.float64)
+        uv = np.array(jax.random.normal(k_t, (2, dim)), dtype=np.float64)
         uv /= np.linalg.norm(uv, axis=1, keepdims=True)
         y = np.sin(2.0 * x @ uv[0]) + 0.5 * np.cos(3.0 * x @ uv[1])
     elif target == "teacher":
         if teacher_width < 1:
             raise InputError(f"teacher_width must be at least 1, got {teacher_width}")
         k_a, k_b = jax.random.split(k_t)
-        a = np.asarray(jax.random.normal(k_a, (teacher_width,)), dtype=np.float64)
-        b = np.asarray(jax.random.normal(k_b, (teacher_width, dim)), dtype=np.float64)
+        a = np.array(jax.random.normal(k_a, (teacher_width,)), dtype=np.float64)
+        b = np.array(jax.random.normal(k_b, (teacher_width, dim)), dtype=np.float64)
         y = np.tanh(np.sqrt(dim) * x @ (b.T / np.sqrt(dim))) @ a / np.sqrt(teacher_width)
     else:
         raise InputError(f"unknown target {target!r}; choose smooth or teacher")
     if noise > 0:
-        y = y + noise * np.asarray(jax.random.normal(k_n, (n_train,)), dtype=np.float64)
+        y = y + noise * np.array(jax.random.normal(k_n, (n_train,)), dtype=np.float64)
     return make_dataset(x, y, p, name=f"{target} target, {inputs} inputs, M={n_train}, d={dim}")
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from jaxlimit.cli import main
+
+sys.exit(main())
