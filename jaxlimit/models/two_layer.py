@@ -63,15 +63,18 @@ class InitLaw(eqx.Module):
             )
 
     def sample(self, key: jax.Array, width: int, dim: int, dtype) -> "TwoLayerParams":
+        # Drawn in float32 whatever ``dtype``: one seed is one network, so a
+        # float64 run can be compared with the float32 run of the same seed.
         k_c, k_w = jax.random.split(key)
         if self.kind == "gaussian":
-            c = jax.random.normal(k_c, (width,), dtype)
-            w = jax.random.normal(k_w, (width, dim), dtype)
+            c = jax.random.normal(k_c, (width,), jnp.float32)
+            w = jax.random.normal(k_w, (width, dim), jnp.float32)
         else:
             r = math.sqrt(3.0)
-            c = jax.random.uniform(k_c, (width,), dtype, -r, r)
-            w = jax.random.uniform(k_w, (width, dim), dtype, -r, r)
-        return TwoLayerParams(c=self.c_mean + self.c_std * c, w=self.w_std * w)
+            c = jax.random.uniform(k_c, (width,), jnp.float32, -r, r)
+            w = jax.random.uniform(k_w, (width, dim), jnp.float32, -r, r)
+        c = (self.c_mean + self.c_std * c.astype(dtype)).astype(dtype)
+        return TwoLayerParams(c=c, w=(self.w_std * w.astype(dtype)).astype(dtype))
 
 
 class TwoLayerParams(eqx.Module):
