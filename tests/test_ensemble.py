@@ -1,0 +1,139 @@
+"""The ensemble engine: reproducibility, divergence, checkpoints, results files."""
+
+import jax
+import numpy as np
+import pytest
+
+import jaxlimit as jl
+
+
+@pytest.fixture(scope="module")
+def problem():
+    data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
+    return jl.TwoLayer(96, 4, "xavier", "tanh"), data
+
+
+@pytest.mark.parametrize("method", ["online", "minibatch", "fullbatch"])
+def test_chunk_size_does_not_change_a_single_bit(problem, method):
+    model, data = problem
+    trainer = jl.Trainer(alpha=1.0, method=method, batch_size=3)
+    kw = dict(times=[0.5, 1.0], n_members=70, seed=11)
+    whole = jl.run_ensemble(model, data, trainer, **kw)
+    for chunk in (1, 7):
+        part = jl.run_ensemble(model, data, trainer, chunk_size=chunk, **kw)
+        np.testing.assert_array_equal(part.outputs, whole.outputs)
+        np.testing.assert_array_equal(part.loss, whole.loss)
+    # Member i is the same network in a smaller ensemble.
+    small = jl.run_ensemble(model, data, trainer, **{**kw, "n_members": 5})
+    np.testing.assert_array_equal(small.outputs, whole.outputs[:5])
+    # And members differ from one another (the test would pass trivially otherwise).
+    assert np.unique(whole.outputs[:, -1, 0]).size == 70
+
+
+def test_seed_changes_results(problem):
+    model, data = problem
+    a = jl.run_ensemble(model, data, times=[0.5], n_members=4, seed=1)
+    b = jl.run_ensemble(model, data, times=[0.5], n_members=4, seed=2)
+    assert not np.allclose(a.outputs, b.outputs)
+
+
+def test_diverging_members_are_flagged_and_counted():
+    data = jl.synthetic_problem(jax.random.key(0), 6, 3, 0)
+    # A narrow linear network with a large step: whether it blows up depends on
+    # the member's initial weights, so some members diverge and some do not.
+    model = jl.TwoLayer(8, 3, "xavier", "identity")
+    result = jl.run_ensemble(model, data, jl.Trainer(alpha=15.0), times=[1.0, 5.0],
+                             n_members=64, seed=0)
+    assert 10 < result.n_diverged < 60
+    bad = ~np.isfinite(result.outputs).all(axis=(1, 2)) | (np.abs(result.outputs) > 1e6).any(axis=(1, 2))
+    np.testing.assert_array_equal(result.diverged, bad)
+    finite = result.finite()
+    assert finite.n_members == 64 - result.n_diverged
+    assert np.isfinite(finite.outputs).all() and finite.n_diverged == 0
+    calm = jl.run_ensemble(model, data, jl.Trainer(alpha=0.5), times=[1.0, 5.0], n_members=64, seed=0)
+    assert calm.n_diverged == 0
+
+
+def test_huge_step_flags_every_member():
+    data = jl.synthetic_problem(jax.random.key(0), 6, 3, 0)
+    model = jl.TwoLayer(32, 3, "xavier", "tanh")
+    result = jl.run_ensemble(model, data, jl.Trainer(alpha=1e6), times=[1.0], n_members=8, seed=0)
+    assert result.n_diverged == 8 and result.finite().n_members == 0
+
+
+def test_times_and_steps(problem):
+    model, data = problem
+    result = jl.run_ensemble(model, data, times=[0.25, 1.0], n_members=2, seed=0)
+    np.testing.assert_array_equal(result.times, [0.0, 0.25, 1.0])
+    np.testing.assert_array_equal(result.steps, [0, 24, 96])  # ⌊N t⌋ with N = 96
+    assert result.outputs.shape == (2, 3, 8) and result.loss.shape == (2, 3)
+    # The recorded loss is the mean over training points of ½ (y − h)².
+    h = result.train_outputs
+    np.testing.assert_allclose(result.loss, 0.5 * np.mean((np.asarray(data.y_train) - h) ** 2, -1),
+                               rtol=1e-5)
+
+
+def test_checkpoints_resume_and_refuse_a_different_run(problem, tmp_path):
+    model, data = problem
+    kw = dict(times=[0.5], n_members=20, seed=3, chunk_size=7)
+    first = jl.run_ensemble(model, data, checkpoint_dir=tmp_path, **kw)
+    chunks = sorted(tmp_path.glob("chunk-*.npz"))
+    assert len(chunks) == 3
+    # Tamper with one finished chunk: a resumed run must take it from disk, not recompute.
+    with np.load(chunks[0]) as f:
+        saved = {k: f[k] for k in f.files}
+    saved["outputs"] = saved["outputs"] + 1.0
+    np.savez(chunks[0], **saved)
+    resumed = jl.run_ensemble(model, data, checkpoint_dir=tmp_path, **kw)
+    np.testing.assert_array_equal(resumed.outputs[:7], first.outputs[:7] + 1.0)
+    np.testing.assert_array_equal(resumed.outputs[7:], first.outputs[7:])
+    with pytest.raises(jl.InputError, match="different run"):
+        jl.run_ensemble(model, data, checkpoint_dir=tmp_path, **{**kw, "seed": 4})
+
+
+def test_result_save_load_roundtrip(problem, tmp_path):
+    model, data = problem
+    result = jl.run_ensemble(model, data, times=[0.5], n_members=3, seed=0,
+                             observables={"move": jl.rms_parameter_change})
+    path = result.save(tmp_path / "run.npz")
+    back = jl.EnsembleResult.load(path)
+    np.testing.assert_array_equal(back.outputs, result.outputs)
+    np.testing.assert_array_equal(back.observables["move"], result.observables["move"])
+    assert back.config == result.config and back.n_train == result.n_train
+    with pytest.raises(jl.InputError, match="cannot read"):
+        jl.EnsembleResult.load(tmp_path / "missing.npz")
+
+
+def test_parameter_movement_observable_scales_like_theory():
+    # Over unit time, Xavier parameters move O(N^{-1/2}) and mean-field ones O(1).
+    data = jl.synthetic_problem(jax.random.key(0), 6, 3, 0)
+    moves = {}
+    for scaling in ("xavier", "mean-field"):
+        for n in (64, 1024):
+            r = jl.run_ensemble(jl.TwoLayer(n, 3, scaling, "tanh"), data, times=[1.0], n_members=8,
+                                seed=0, observables={"move": jl.rms_parameter_change})
+            moves[scaling, n] = r.observables["move"][:, -1].mean()
+    xavier_slope = np.log(moves["xavier", 1024] / moves["xavier", 64]) / np.log(16)
+    mf_slope = np.log(moves["mean-field", 1024] / moves["mean-field", 64]) / np.log(16)
+    assert abs(xavier_slope + 0.5) < 0.15, xavier_slope
+    assert abs(mf_slope) < 0.15, mf_slope
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n_members=0), "ensemble size"),
+    (dict(n_members=4, times=[1.0, 0.5]), "increasing"),
+    (dict(n_members=4, times=[float("nan")]), "finite"),
+    (dict(n_members=4, chunk_size=0), "chunk_size"),
+    (dict(n_members=4, lanes=0), "lanes"),
+])
+def test_bad_engine_options(problem, kwargs, match):
+    model, data = problem
+    kwargs.setdefault("times", [0.5])
+    with pytest.raises(jl.InputError, match=match):
+        jl.run_ensemble(model, data, **kwargs)
+
+
+def test_model_and_data_dimensions_must_agree(problem):
+    _, data = problem
+    with pytest.raises(jl.InputError, match="dimension"):
+        jl.run_ensemble(jl.TwoLayer(8, 3), data, times=[0.5], n_members=2)
