@@ -1,0 +1,282 @@
+"""The Xavier (γ = 1/2) limit: a Gaussian random ODE (THEORY §2).
+
+As N → ∞ the outputs on the M training points followed by the Q probe points,
+h_t ∈ R^P with P = M + Q, solve the linear random ODE
+
+    dh/dt = β K (Y − S h),    h_0 = G ~ N(0, Σ),    β = α/M,
+
+where K = A[:, :M] (shape (P, M)) holds the limit kernel between every point
+and the training points and S h = h[:M] picks the training outputs. Writing
+A_MM = V diag(λ) Vᵀ for the training block (one ``eigh``),
+
+    h_t = h_0 + R_t (Y − S h_0),    R_t = K V diag((1 − e^{−βλt})/λ) Vᵀ,
+
+((1 − e^{−βλt})/λ → βt at λ = 0, so no inverse of A is needed, and on the
+training rows R_t = I − e^{−βA_MM t}). Hence h_t is Gaussian with
+
+    mean_t = R_t Y,    cov_t = (I − R_t S) Σ (I − R_t S)ᵀ,
+
+which also solve the moment ODEs dμ/dt = β K (Y − S μ) and
+dC/dt = −β (K S C + C Sᵀ Kᵀ). :meth:`XavierLimit.moments` integrates those
+with diffrax; :meth:`XavierLimit.moments_closed_form` is the cross-check.
+:meth:`XavierLimit.pathwise` integrates the random ODE from given initial
+outputs (each network's own h^N_0), the coupled prediction of that network.
+
+The limit is gradient flow on the convex quadratic β/2 (Y − h)ᵀ A (Y − h):
+if A_MM ≻ 0 the training residual decays at least like e^{−βλ_min t}, so the
+training loss goes to zero (the global minimum). With no bias and an odd σ,
+antipodal inputs x_j = −x_l make A_MM singular; :meth:`XavierLimit.conditioning`
+reports λ_min and the condition number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlimit.activations import Activation
+from jaxlimit.data import Dataset
+from jaxlimit.errors import InputError
+from jaxlimit.limits.kernels import estimate_xavier_kernels
+
+SINGULAR_RTOL = 1e-10
+"""A_MM counts as singular when λ_min ≤ SINGULAR_RTOL · λ_max (or λ_min is
+within the kernel's own estimated error of zero)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConditioning:
+    """Spectral facts about the training kernel A_MM.
+
+    Attributes:
+        min_eigenvalue: λ_min(A_MM).
+        max_eigenvalue: λ_max(A_MM).
+        condition_number: λ_max/λ_min (inf when λ_min ≤ 0).
+        singular: λ_min is zero to within rounding or the kernel's error.
+        loss_decay_rate: 2 α λ_min / M, a lower bound on the exponential
+            decay rate of the limit's training loss (0 when singular).
+    """
+
+    min_eigenvalue: float
+    max_eigenvalue: float
+    condition_number: float
+    singular: bool
+    loss_decay_rate: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class XavierLimit(eqx.Module):
+    """The Gaussian limit of a γ = 1/2 two-layer network on fixed points.
+
+    Attributes:
+        nngp: Σ on all P = M + Q points (training first), shape (P, P).
+        ntk: A on all points, shape (P, P).
+        y_train: targets Y, shape (M,).
+        alpha: the base learning rate α.
+        kernel_error: the largest estimated absolute error of a kernel entry.
+        kernel_method: how the kernels were evaluated.
+    """
+
+    nngp: jax.Array
+    ntk: jax.Array
+    y_train: jax.Array
+    alpha: float = eqx.field(static=True)
+    kernel_error: float = eqx.field(static=True, default=0.0)
+    kernel_method: str = eqx.field(static=True, default="given")
+
+    def __check_init__(self):
+        p = self.nngp.shape[0]
+        m = self.y_train.shape[0]
+        if self.nngp.shape != (p, p) or self.ntk.shape != (p, p) or not 1 <= m <= p:
+            raise InputError(
+                f"limit kernels must be square and of equal size with at least M={m} rows, "
+                f"got {self.nngp.shape} and {self.ntk.shape}"
+            )
+        if not self.alpha > 0:
+            raise InputError(f"alpha must be positive, got {self.alpha}")
+
+    @property
+    def n_train(self) -> int:
+        return self.y_train.shape[0]
+
+    @property
+    def n_points(self) -> int:
+        return self.nngp.shape[0]
+
+    @property
+    def beta(self) -> float:
+        """β = α/M, the rate of the kernel ODE."""
+        return self.alpha / self.n_train
+
+    # The closed form -------------------------------------------------------
+
+    def _response(self, times: np.ndarray) -> jax.Array:
+        """R_t of shape (T, P, M) (see the module docstring)."""
+        m = self.n_train
+        lam, vec = jnp.linalg.eigh(self.ntk[:m, :m])
+        bt = self.beta * jnp.asarray(times, lam.dtype)[:, None]  # (T, 1)
+        x = lam[None, :] * bt
+        # (1 − e^{−βλt})/λ, continued to βt at λ = 0 (and stable for tiny |λ| of either sign).
+        small = jnp.abs(x) < 1e-8
+        safe_lam = jnp.where(small, 1.0, lam[None, :])
+        phi = jnp.where(small, bt * (1.0 - 0.5 * x), -jnp.expm1(-x) / safe_lam)  # (T, M)
+        f_t = jnp.einsum("ik,tk,jk->tij", vec, phi, vec)  # (T, M, M)
+        return jnp.einsum("pm,tmn->tpn", self.ntk[:, :m], f_t)
+
+    def moments_closed_form(self, times) -> tuple[jax.Array, jax.Array]:
+        """(mean (T, P), cov (T, P, P)) at ``times`` from one eigendecomposition."""
+        t = _times(times)
+        r = self._response(t)
+        m = self.n_train
+        mean = r @ self.y_train
+        eye = jnp.eye(self.n_points, dtype=r.dtype)
+        prop = eye[None] - jnp.pad(r, ((0, 0), (0, 0), (0, self.n_points - m)))  # I − R_t S
+        cov = prop @ self.nngp @ jnp.swapaxes(prop, 1, 2)
+        return mean, cov
+
+    def pathwise_closed_form(self, h0, times) -> jax.Array:
+        """The limit path h_t = h_0 + R_t (Y − S h_0) for each row of ``h0`` (E, P) → (E, T, P)."""
+        h0 = self._check_h0(h0)
+        r = self._response(_times(times))
+        resid = self.y_train[None, :] - h0[:, : self.n_train]  # (E, M)
+        return h0[:, None, :] + jnp.einsum("tpm,em->etp", r, resid)
+
+    # diffrax ---------------------------------------------------------------
+
+    def moments(self, times, *, rtol: float = 1e-10, atol: float = 1e-12) -> tuple[jax.Array, jax.Array]:
+        """(mean (T, P), cov (T, P, P)) by integrating the moment ODEs with diffrax.
+
+        dμ/dt = β K (Y − S μ), dC/dt = −β (K S C + C Sᵀ Kᵀ), μ_0 = 0, C_0 = Σ.
+        """
+        t = _times(times)
+        m = self.n_train
+        k = self.ntk[:, :m]
+        y = self.y_train
+        beta = self.beta
+
+        def field(_, state, __):
+            mu, cov = state
+            kc = k @ cov[:m, :]  # K S C, shape (P, P)
+            return beta * (k @ (y - mu[:m])), -beta * (kc + kc.T)
+
+        mu0 = jnp.zeros(self.n_points, self.nngp.dtype)
+        mean, cov = _solve(field, (mu0, self.nngp), t, rtol, atol)
+        return mean, cov
+
+    def pathwise(self, h0, times, *, rtol: float = 1e-10, atol: float = 1e-12) -> jax.Array:
+        """Integrate dh/dt = β K (Y − S h) with diffrax from each row of ``h0``.
+
+        Args:
+            h0: initial outputs, shape (E, P) (training points then probes), e.g.
+                the finite networks' own outputs at t = 0 for the coupled
+                comparison.
+            times: save times, non-decreasing from 0.
+
+        Returns:
+            Limit paths of shape (E, T, P).
+        """
+        h0 = self._check_h0(h0)
+        t = _times(times)
+        m = self.n_train
+        k = self.ntk[:, :m]
+        y = self.y_train
+        beta = self.beta
+
+        def field(_, h, __):
+            return beta * (y[None, :] - h[:, :m]) @ k.T
+
+        path = _solve(field, h0, t, rtol, atol)  # (T, E, P)
+        return jnp.swapaxes(path, 0, 1)
+
+    # Summaries ---------------------------------------------------------------
+
+    def train_loss(self, mean: jax.Array, cov: jax.Array) -> jax.Array:
+        """Expected training loss ½ mean_j E[(y_j − h_j)²] = ½ mean_j ((y_j − μ_j)² + C_jj).
+
+        Args:
+            mean: (T, P) and cov: (T, P, P) from :meth:`moments`.
+
+        Returns:
+            Shape (T,).
+        """
+        m = self.n_train
+        bias2 = (self.y_train[None, :] - mean[:, :m]) ** 2
+        var = jnp.diagonal(cov, axis1=1, axis2=2)[:, :m]
+        return 0.5 * jnp.mean(bias2 + var, axis=1)
+
+    def conditioning(self) -> KernelConditioning:
+        """λ_min, λ_max and the condition number of the training kernel A_MM."""
+        m = self.n_train
+        lam = np.linalg.eigvalsh(np.asarray(self.ntk[:m, :m], dtype=np.float64))
+        lo, hi = float(lam[0]), float(lam[-1])
+        singular = lo <= max(SINGULAR_RTOL * abs(hi), m * self.kernel_error)
+        cond = hi / lo if lo > 0 else float("inf")
+        rate = 0.0 if singular else 2.0 * self.alpha * lo / m
+        return KernelConditioning(lo, hi, cond, bool(singular), rate)
+
+    def gaussian(self, mean_t: jax.Array, cov_t: jax.Array):
+        """Wrap one time's moments as a :class:`jaxlimit.stats.Gaussian`."""
+        from jaxlimit.stats import Gaussian
+
+        return Gaussian(mean_t, cov_t)
+
+    def _check_h0(self, h0) -> jax.Array:
+        h0 = jnp.asarray(h0, self.nngp.dtype)
+        if h0.ndim != 2 or h0.shape[1] != self.n_points:
+            raise InputError(f"initial outputs must have shape (E, {self.n_points}), got {h0.shape}")
+        return h0
+
+
+def xavier_limit(
+    data: Dataset,
+    activation: str | Activation = "tanh",
+    *,
+    alpha: float = 1.0,
+    w_std: float = 1.0,
+    c_std: float = 1.0,
+) -> XavierLimit:
+    """The Xavier limit of SGD with base rate ``alpha`` on ``data``.
+
+    Kernels are evaluated on the training inputs followed by the probe inputs
+    (``data.x_all``), for c ~ N(0, c_std²) and w ~ N(0, w_std² I).
+    """
+    x = data.x_all
+    k = estimate_xavier_kernels(x, x, activation, w_std, c_std)
+    # Symmetrise: the kernels are symmetric, rounding and quadrature need not be.
+    nngp = 0.5 * (k.nngp + k.nngp.T)
+    ntk = 0.5 * (k.ntk + k.ntk.T)
+    return XavierLimit(nngp, ntk, jnp.asarray(data.y_train, nngp.dtype), float(alpha),
+                       k.max_error, k.method)
+
+
+def _times(times) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise InputError("times must be a non-empty 1-D list of finite non-negative numbers")
+    if np.any(np.diff(t) < 0):
+        raise InputError("times must be non-decreasing")
+    return t
+
+
+def _solve(field, y0, t: np.ndarray, rtol: float, atol: float):
+    """Integrate dy/dt = field(t, y, None) from 0 and save at ``t`` (T, ...)."""
+    t1 = float(t[-1])
+    if t1 == 0.0:
+        return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (len(t), *a.shape)), y0)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=t1, dt0=None, y0=y0,
+        saveat=diffrax.SaveAt(ts=jnp.asarray(t)),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=1_000_000,
+    )
+    return sol.ys
+
+
+__all__ = ["KernelConditioning", "SINGULAR_RTOL", "XavierLimit", "xavier_limit"]
