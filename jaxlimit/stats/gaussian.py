@@ -1,0 +1,369 @@
+"""Does an ensemble of network outputs follow a predicted Gaussian? (THEORY §6)
+
+The limit theories predict that the outputs of E independent networks at P
+points are (asymptotically) i.i.d. draws from N(μ, C). This module holds the
+predicted law (:class:`Gaussian`), the Gaussian 2-Wasserstein distance and
+:func:`compare_gaussian`, which reports effect sizes, p-values of four
+goodness-of-fit tests and a calibrated verdict.
+
+Whitening and singular covariances. Late in training the predicted covariance
+shrinks towards zero in some directions, so C is often singular or nearly so.
+With C = V Λ Vᵀ (``eigh``), the comparison keeps the r eigen-directions with
+
+    λ_k > τ = max(rtol · λ_max, (100 · ε · s)²),
+
+rtol = 1e-8 by default, ε the machine epsilon of the samples' dtype and s the
+largest |sample| (the second term keeps float32 rounding noise, variance about
+ε² s² / 12, at least 10⁵ times below every kept variance). On the kept
+directions the samples are whitened, z = Λ_r^{-1/2} V_rᵀ (x − μ), and under the
+prediction z ~ N(0, I_r) exactly. The P − r dropped directions are tested
+separately: the prediction gives each a variance ≤ τ, so
+
+    S = Σ_i |Π⊥ (x_i − μ)|² / τ  is stochastically smaller than χ²_{E (P−r)},
+
+and its upper tail is a valid (conservative) p-value that rejects samples
+spreading, or sitting off-centre, where the prediction says they cannot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from scipy import stats as sps
+from scipy.spatial.distance import cdist
+
+from jaxlimit.errors import InputError
+
+COVARIANCE_RTOL = 1e-8
+"""Eigen-directions of the predicted covariance with λ ≤ rtol · λ_max are dropped."""
+
+_ROUNDING_HEADROOM = 100.0
+"""Kept variances exceed (headroom · ε · max|x|)², far above the samples' rounding noise."""
+
+_NOT_PSD_RTOL = 1e-5
+"""Eigenvalues below −rtol · λ_max mean the covariance is wrong, not merely rounded."""
+
+
+class Gaussian(eqx.Module):
+    """The predicted law N(mean, cov) of the outputs at P points.
+
+    Attributes:
+        mean: shape (P,).
+        cov: shape (P, P), symmetric positive semi-definite; it may be
+            singular (outputs that the limit pins down exactly).
+    """
+
+    mean: Array
+    cov: Array
+
+    def __check_init__(self):
+        p = np.shape(self.mean)
+        if len(p) != 1 or np.shape(self.cov) != (p[0], p[0]):
+            raise InputError(
+                f"a Gaussian needs mean of shape (P,) and cov of shape (P, P), "
+                f"got {np.shape(self.mean)} and {np.shape(self.cov)}"
+            )
+
+    @property
+    def dim(self) -> int:
+        return int(np.shape(self.mean)[0])
+
+    def sample(self, key: Array, n: int) -> Array:
+        """Draw ``n`` independent samples, shape (n, P).
+
+        x = μ + V Λ^{1/2} z with C = V Λ Vᵀ from ``eigh`` and negative
+        (rounding) eigenvalues clipped to zero, so a singular C is fine.
+        """
+        mean = jnp.asarray(self.mean)
+        cov = jnp.asarray(self.cov)
+        dtype = jnp.result_type(mean.dtype, cov.dtype, float)
+        eigenvalues, vectors = jnp.linalg.eigh(0.5 * (cov + cov.T).astype(dtype))
+        root = vectors * jnp.sqrt(jnp.clip(eigenvalues, 0.0))
+        z = jax.random.normal(key, (n, mean.shape[0]), dtype)
+        return mean.astype(dtype) + z @ root.T
+
+    def select(self, indices) -> Gaussian:
+        """The marginal law of the coordinates ``indices`` (e.g. the probe points)."""
+        idx = np.asarray(indices)
+        return Gaussian(self.mean[idx], self.cov[np.ix_(idx, idx)])
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    eigenvalues, vectors = np.linalg.eigh(0.5 * (matrix + matrix.T))
+    return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
+
+
+def gaussian_w2(mean1, cov1, mean2, cov2) -> float:
+    """The 2-Wasserstein distance between N(m1, C1) and N(m2, C2):
+
+        W2² = |m1 − m2|² + tr C1 + tr C2 − 2 tr (C1^{1/2} C2 C1^{1/2})^{1/2}.
+
+    The covariance part is the Bures distance. Square roots go through
+    ``eigh`` with negative rounding eigenvalues clipped, so singular
+    covariances are fine. Returns a float ≥ 0.
+    """
+    m1, m2 = np.atleast_1d(np.asarray(mean1, float)), np.atleast_1d(np.asarray(mean2, float))
+    c1, c2 = np.atleast_2d(np.asarray(cov1, float)), np.atleast_2d(np.asarray(cov2, float))
+    p = m1.shape[0]
+    if m1.shape != (p,) or m2.shape != (p,) or c1.shape != (p, p) or c2.shape != (p, p):
+        raise InputError(
+            f"gaussian_w2 needs means (P,) and covariances (P, P) of one P, got "
+            f"{m1.shape}, {c1.shape}, {m2.shape}, {c2.shape}"
+        )
+    root1 = _psd_sqrt(c1)
+    cross = np.linalg.eigvalsh(root1 @ (0.5 * (c2 + c2.T)) @ root1)
+    bures2 = np.trace(c1) + np.trace(c2) - 2.0 * np.sum(np.sqrt(np.clip(cross, 0.0, None)))
+    return float(math.sqrt(max(float(np.sum((m1 - m2) ** 2) + bures2), 0.0)))
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianComparison:
+    """Effect sizes, test p-values and a verdict for samples against N(μ, C).
+
+    Effect sizes (report these, and their trend in width, not only p-values):
+        mean_error: max_j |m̂_j − μ_j|.
+        mean_error_z: max_j |m̂_j − μ_j| / sqrt(C_jj / E), in standard errors
+            (C_jj floored at the whitening threshold τ).
+        mean_mahalanobis: |z̄|, the mean error in predicted standard deviations
+            on the kept directions.
+        cov_rel_error: ‖Ĉ − C‖_F / ‖C‖_F with Ĉ the unbiased sample covariance.
+        bures_w2: gaussian_w2(m̂, Ĉ, μ, C).
+        energy_distance: the energy-distance V-statistic between the
+            (sub)sample and draws from the prediction, in whitened units.
+
+    Tests (each p-value is valid under the prediction):
+        mean_pvalue: E |z̄|² against χ²_r (exact).
+        mahalanobis_ks_pvalue: KS of |z_i|² against χ²_r.
+        marginal_ks_pvalue: per-coordinate KS against N(μ_j, C_jj) over the
+            coordinates with C_jj > τ, Holm-adjusted; the smallest Holm-adjusted
+            p-value is min(1, k · min_j p_j).
+        energy_pvalue: permutation test of the energy distance.
+        support_pvalue: the off-support test of the module docstring; 1.0
+            when no direction was dropped (r = P).
+        mardia_*_pvalue: normality diagnostics, not part of the verdict.
+
+    The verdict is "inconsistent" when the Bonferroni combination of the
+    ``n_tests`` tests rejects, min p < level / n_tests, with n_tests = 4, or 5
+    when the support test is active; the false-alarm rate is then ≤ level.
+    """
+
+    n_samples: int
+    dim: int
+    effective_dim: int
+    mean_error: float
+    mean_error_z: float
+    mean_pvalue: float
+    cov_rel_error: float
+    bures_w2: float
+    mahalanobis_ks_pvalue: float
+    marginal_ks_pvalue: float
+    energy_pvalue: float
+    mardia_skewness_pvalue: float
+    mardia_kurtosis_pvalue: float
+    verdict: str
+    level: float
+    mean_mahalanobis: float
+    energy_distance: float
+    support_pvalue: float
+    n_tests: int
+    whitening_threshold: float
+
+    @property
+    def consistent(self) -> bool:
+        return self.verdict == "consistent"
+
+    def as_dict(self) -> dict:
+        """All fields as plain Python ints, floats and strings."""
+        return dataclasses.asdict(self)
+
+
+def _checked_inputs(samples, prediction: Gaussian) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    raw = np.asarray(samples)
+    if raw.ndim != 2:
+        raise InputError(f"samples must have shape (E, P), got {raw.shape}")
+    n, p = raw.shape
+    if prediction.dim != p:
+        raise InputError(f"samples have P = {p} coordinates but the prediction has {prediction.dim}")
+    if n < p + 2:
+        raise InputError(f"need at least P + 2 = {p + 2} samples to compare with a {p}-dimensional Gaussian, got {n}")
+    x = raw.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise InputError(
+            f"{int(np.sum(~np.all(np.isfinite(x), axis=1)))} of {n} samples are not finite; drop diverged members first"
+        )
+    mean = np.asarray(prediction.mean, np.float64)
+    cov = np.asarray(prediction.cov, np.float64)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+        raise InputError("the predicted mean or covariance is not finite")
+    scale = max(float(np.max(np.abs(cov))), np.finfo(float).tiny)
+    if np.max(np.abs(cov - cov.T)) > 1e-6 * scale:
+        raise InputError("the predicted covariance is not symmetric")
+    eps = np.finfo(raw.dtype).eps if np.issubdtype(raw.dtype, np.floating) else np.finfo(float).eps
+    return x, mean, 0.5 * (cov + cov.T), float(eps)
+
+
+def _energy_test(z: np.ndarray, rng: np.random.Generator, max_samples: int, n_permutations: int) -> tuple[float, float]:
+    """Two-sample energy test of ``z`` (n, r) against fresh N(0, I_r) draws.
+
+    With equal groups of n (a random subsample of at most ``max_samples``
+    members and as many reference draws), the V-statistic is
+
+        T = 2/n² Σ_{x,y} |x − y| − 1/n² Σ_{x,x'} |x − x'| − 1/n² Σ_{y,y'} |y − y'|,
+
+    and its p-value, (1 + #{T_perm ≥ T}) / (1 + B), is exact under
+    exchangeability. All B relabellings share one distance matrix D: with a the
+    0/1 label vector, Σ_xx = aᵀDa, Σ_xy = aᵀD1 − aᵀDa, Σ_yy = 1ᵀD1 − 2aᵀD1 + aᵀDa.
+    """
+    n_total, r = z.shape
+    n = min(n_total, max_samples)
+    if n < n_total:
+        z = z[rng.choice(n_total, n, replace=False)]
+    pooled = np.concatenate([z, rng.standard_normal((n, r))])
+    distances = cdist(pooled, pooled)
+    row_sums = distances.sum(axis=1)
+    total = row_sums.sum()
+    first = np.zeros(2 * n)
+    first[:n] = 1.0
+    labels = np.vstack([first, rng.permuted(np.tile(first, (n_permutations, 1)), axis=1)])
+    within_x = np.einsum("bi,ib->b", labels, distances @ labels.T)
+    across = labels @ row_sums - within_x
+    within_y = total - 2.0 * labels @ row_sums + within_x
+    energy = (2.0 * across - within_x - within_y) / n**2
+    pvalue = (1.0 + np.sum(energy[1:] >= energy[0])) / (1.0 + n_permutations)
+    return float(energy[0]), float(pvalue)
+
+
+def _mardia_pvalues(z: np.ndarray) -> tuple[float, float]:
+    """Mardia's skewness and kurtosis tests on the kept coordinates.
+
+    With y_i the samples whitened by their own mean and (1/n) covariance,
+    b1 = n⁻² Σ_ij (y_iᵀ y_j)³ = Σ_abc (n⁻¹ Σ_i y_ia y_ib y_ic)², n b1 / 6 ~ χ² with
+    r(r+1)(r+2)/6 degrees of freedom, and b2 = n⁻¹ Σ_i |y_i|⁴ is asymptotically
+    N(r(r+2), 8 r(r+2)/n). Large-sample approximations: diagnostics only.
+    """
+    n, r = z.shape
+    centred = z - z.mean(axis=0)
+    sample_cov = centred.T @ centred / n
+    eigenvalues, vectors = np.linalg.eigh(sample_cov)
+    y = centred @ (vectors / np.sqrt(np.clip(eigenvalues, np.finfo(float).tiny, None)))
+    if n * r**3 <= n * n * r:  # third-moment tensor, one slice at a time
+        b1 = sum(float(np.sum(((y * y[:, [a]]).T @ y / n) ** 2)) for a in range(r))
+    else:  # Gram matrix, in row blocks to bound memory
+        b1 = sum(float(np.sum((y[i : i + 512] @ y.T) ** 3)) for i in range(0, n, 512)) / n**2
+    skew_dof = r * (r + 1) * (r + 2) / 6
+    skew_p = float(sps.chi2.sf(n * b1 / 6.0, skew_dof))
+    b2 = float(np.mean(np.sum(y**2, axis=1) ** 2))
+    kurt_z = (b2 - r * (r + 2)) / math.sqrt(8.0 * r * (r + 2) / n)
+    kurt_p = float(2.0 * sps.norm.sf(abs(kurt_z)))
+    return skew_p, kurt_p
+
+
+def compare_gaussian(
+    samples,
+    prediction: Gaussian,
+    *,
+    seed: int = 0,
+    level: float = 0.05,
+    max_energy_samples: int = 1000,
+    n_permutations: int = 200,
+    rtol: float = COVARIANCE_RTOL,
+) -> GaussianComparison:
+    """Compare i.i.d. samples (E, P) with the predicted law N(μ, C).
+
+    See :class:`GaussianComparison` for every number returned and the module
+    docstring for how a singular C is whitened. ``seed`` fixes the energy
+    test's subsample, reference draws and permutations; everything else is
+    deterministic. Raises :class:`InputError` on non-finite samples (drop
+    diverged members first), E < P + 2, mismatched shapes, or a prediction
+    that is not symmetric positive semi-definite or has no variance above the
+    samples' floating-point resolution.
+    """
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must lie in (0, 1), got {level}")
+    if max_energy_samples < 2 or n_permutations < 1:
+        raise InputError("max_energy_samples must be ≥ 2 and n_permutations ≥ 1")
+    x, mu, cov, eps = _checked_inputs(samples, prediction)
+    n, p = x.shape
+
+    eigenvalues, vectors = np.linalg.eigh(cov)
+    largest = float(eigenvalues[-1])
+    if largest <= 0.0 or eigenvalues[0] < -_NOT_PSD_RTOL * largest:
+        raise InputError(
+            f"the predicted covariance is not positive semi-definite with a positive eigenvalue "
+            f"(eigenvalues in [{eigenvalues[0]:.3g}, {largest:.3g}])"
+        )
+    resolution = _ROUNDING_HEADROOM * eps * max(float(np.max(np.abs(x))), float(np.max(np.abs(mu))))
+    threshold = max(rtol * largest, resolution**2)
+    kept = eigenvalues > threshold
+    r = int(np.sum(kept))
+    if r == 0:
+        raise InputError(
+            f"the predicted variances (at most {largest:.3g}) are below the samples' floating-point resolution"
+        )
+    deviations = x - mu
+    projected = deviations @ vectors[:, kept]
+    z = projected / np.sqrt(eigenvalues[kept])
+
+    # The mean: E |z̄|² ~ χ²_r exactly.
+    z_bar = z.mean(axis=0)
+    mean_pvalue = float(sps.chi2.sf(n * float(z_bar @ z_bar), r))
+    sample_mean = x.mean(axis=0)
+    mean_gap = np.abs(sample_mean - mu)
+    mean_error_z = float(np.max(mean_gap / np.sqrt(np.maximum(np.diag(cov), threshold) / n)))
+
+    # Squared Mahalanobis distances: i.i.d. χ²_r.
+    mahalanobis_ks_pvalue = float(sps.kstest(np.sum(z**2, axis=1), sps.chi2(r).cdf).pvalue)
+
+    # Marginals, wherever the predicted variance is resolvable.
+    variances = np.diag(cov)
+    tested = np.flatnonzero(variances > threshold)
+    marginal_p = [sps.kstest(deviations[:, j] / math.sqrt(variances[j]), sps.norm.cdf).pvalue for j in tested]
+    marginal_ks_pvalue = float(min(1.0, len(tested) * min(marginal_p))) if len(tested) else 1.0
+
+    rng = np.random.default_rng(seed)
+    energy, energy_pvalue = _energy_test(z, rng, max_energy_samples, n_permutations)
+
+    # Off the kept directions the prediction allows a variance ≤ τ per direction.
+    if r < p:
+        residual = deviations - projected @ vectors[:, kept].T
+        support_pvalue = float(sps.chi2.sf(float(np.sum(residual**2)) / threshold, n * (p - r)))
+    else:
+        support_pvalue = 1.0
+
+    skew_p, kurt_p = _mardia_pvalues(z)
+
+    sample_cov = np.cov(x, rowvar=False, ddof=1).reshape(p, p)
+    pvalues = [mean_pvalue, mahalanobis_ks_pvalue, marginal_ks_pvalue, energy_pvalue]
+    if r < p:
+        pvalues.append(support_pvalue)
+    n_tests = len(pvalues)
+    verdict = "inconsistent" if min(pvalues) < level / n_tests else "consistent"
+
+    return GaussianComparison(
+        n_samples=int(n),
+        dim=int(p),
+        effective_dim=r,
+        mean_error=float(np.max(mean_gap)),
+        mean_error_z=mean_error_z,
+        mean_pvalue=mean_pvalue,
+        cov_rel_error=float(np.linalg.norm(sample_cov - cov) / np.linalg.norm(cov)),
+        bures_w2=gaussian_w2(sample_mean, sample_cov, mu, cov),
+        mahalanobis_ks_pvalue=mahalanobis_ks_pvalue,
+        marginal_ks_pvalue=marginal_ks_pvalue,
+        energy_pvalue=energy_pvalue,
+        mardia_skewness_pvalue=skew_p,
+        mardia_kurtosis_pvalue=kurt_p,
+        verdict=verdict,
+        level=float(level),
+        mean_mahalanobis=float(np.linalg.norm(z_bar)),
+        energy_distance=energy,
+        support_pvalue=support_pvalue,
+        n_tests=n_tests,
+        whitening_threshold=float(threshold),
+    )
