@@ -5,6 +5,16 @@ from jaxlimit.data import Dataset, digits_problem, make_dataset, synthetic_probl
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss, huber_loss, squared_loss
 from jaxlimit.models import SCALINGS, InitLaw, TwoLayer, TwoLayerParams, resolve_gamma
+from jaxlimit.stats import (
+    Gaussian,
+    GaussianComparison,
+    PowerLawFit,
+    bootstrap_ci,
+    compare_gaussian,
+    fit_power_law,
+    gaussian_w2,
+    proportion_interval,
+)
 from jaxlimit.training import EnsembleResult, Trainer, rms_parameter_change, run_ensemble
 
 __version__ = "0.1.0"
@@ -14,4 +24,7 @@ __all__ = [
     "SCALINGS", "Trainer", "TwoLayer", "TwoLayerParams", "digits_problem", "get_activation",
     "get_loss", "huber_loss", "make_dataset", "resolve_gamma", "rms_parameter_change",
     "run_ensemble", "squared_loss", "synthetic_problem",
+    # statistics
+    "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
+    "fit_power_law", "gaussian_w2", "proportion_interval",
 ]
