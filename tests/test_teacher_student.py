@@ -1,0 +1,373 @@
+"""Tian's ReLU teacher–student (THEORY §5): closed forms, dynamics, saddle, K = 1 bound."""
+
+import argparse
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlimit.errors import InputError
+from jaxlimit.limits.teacher_student import (
+    relu_gradient_descent, relu_gradient_flow, relu_kernel, relu_kernel_grad,
+    relu_population_grad, relu_population_loss, relu_reduced_flow, relu_reduced_velocity,
+    relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
+    single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value,
+    symmetric_weights, teacher_distance, time_within, uniform_ball,
+)
+from jaxlimit.models.relu_committee import (
+    relu_committee, relu_committee_monte_carlo, relu_committee_sample_grad,
+    relu_committee_sample_loss,
+)
+from jaxlimit.stats import fit_power_law, proportion_interval
+
+
+# Jitted once: eager dispatch of the many small ops costs far more than the maths.
+loss_fn = jax.jit(relu_population_loss)
+grad_fn = jax.jit(relu_population_grad)
+autodiff_grad = jax.jit(jax.grad(relu_population_loss))
+
+
+def _random_problem(K=3, M=2, d=5, seed=0):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(k1, (K, d)), jax.random.normal(k2, (M, d))
+
+
+# --------------------------------------------------------------------------
+# Closed forms
+# --------------------------------------------------------------------------
+
+def test_closed_forms_match_monte_carlo_with_a_million_samples():
+    W, W_star = _random_problem()
+    loss, loss_se, grad, grad_se = relu_committee_monte_carlo(
+        jax.random.key(7), W, W_star, 1_000_000, batch_size=100_000)
+    # 5 standard errors per entry: a false alarm among the 16 numbers has
+    # probability ≈ 1e-5, while a wrong formula is off by O(1) ≫ SE ≈ 1e-3.
+    assert abs(float(loss_fn(W, W_star) - loss)) < 5 * float(loss_se)
+    np.testing.assert_array_less(np.abs(grad_fn(W, W_star) - grad), 5 * grad_se)
+    assert float(jnp.max(grad_se)) < 5e-3  # the check has resolution
+
+
+def test_kernel_matches_monte_carlo_and_known_values():
+    u, v = jnp.array([1.0, 0.5, -0.2]), jnp.array([-0.3, 1.2, 0.4])
+    x = jax.random.normal(jax.random.key(1), (1_000_000, 3))
+    prod = jax.nn.relu(x @ u) * jax.nn.relu(x @ v)
+    se = float(jnp.std(prod)) / 1000.0
+    assert abs(float(relu_kernel(u, v) - jnp.mean(prod))) < 5 * se
+    assert float(relu_kernel(u, u)) == pytest.approx(float(u @ u) / 2, rel=1e-14)  # E relu(z)² = σ²/2
+    assert float(relu_kernel(u, -u)) == pytest.approx(0.0, abs=1e-15)
+    assert float(relu_kernel(u, v)) == pytest.approx(float(relu_kernel(v, u)), rel=1e-14)
+    # ∇_u κ(u, v) = F(u/‖u‖, v) against autodiff and a Monte-Carlo E[x 1{uᵀx>0} relu(vᵀx)].
+    np.testing.assert_allclose(jax.jit(relu_kernel_grad)(u, v), jax.jit(jax.grad(relu_kernel))(u, v),
+                               atol=1e-14)
+    samples = x * ((x @ u > 0) * jax.nn.relu(x @ v))[:, None]
+    np.testing.assert_array_less(np.abs(relu_kernel_grad(u, v) - samples.mean(0)),
+                                 5 * samples.std(0) / 1000.0)
+
+
+def test_grad_matches_central_finite_differences():
+    W, W_star = _random_problem(K=4, M=3, d=6, seed=3)
+    h = 1e-6
+    grad = np.asarray(grad_fn(W, W_star))
+    fd = np.zeros_like(grad)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            e = jnp.zeros_like(W).at[i, j].set(h)
+            fd[i, j] = (loss_fn(W + e, W_star) - loss_fn(W - e, W_star)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, atol=1e-8)
+
+
+def test_grad_is_the_autodiff_gradient_of_the_loss():
+    for seed in range(3):
+        W, W_star = _random_problem(K=3, M=4, d=4, seed=seed)
+        np.testing.assert_allclose(grad_fn(W, W_star),
+                                   autodiff_grad(W, W_star), atol=1e-13)
+
+
+def test_closed_forms_are_jittable_and_vmappable():
+    Ws = jax.random.normal(jax.random.key(4), (6, 3, 4))
+    W_star = jax.random.normal(jax.random.key(5), (2, 4))
+    batched = jax.jit(jax.vmap(relu_population_grad, in_axes=(0, None)))(Ws, W_star)
+    losses = jax.jit(jax.vmap(relu_population_loss, in_axes=(0, None)))(Ws, W_star)
+    for b in range(6):
+        np.testing.assert_allclose(batched[b], grad_fn(Ws[b], W_star), atol=1e-14)
+        assert float(losses[b]) == pytest.approx(float(loss_fn(Ws[b], W_star)), rel=1e-13)
+
+
+def test_sample_loss_and_grad_agree_with_their_definition():
+    W, W_star = _random_problem(K=2, M=2, d=3)
+    x = jax.random.normal(jax.random.key(9), (50, 3))
+    r = relu_committee(W, x) - relu_committee(W_star, x)
+    assert float(relu_committee_sample_loss(W, W_star, x)) == pytest.approx(0.5 * float(jnp.mean(r**2)))
+    expected = jnp.einsum("p,pk,pd->kd", r, (x @ W.T > 0).astype(float), x) / 50
+    np.testing.assert_allclose(relu_committee_sample_grad(W, W_star, x), expected, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_no_nan_at_parallel_antiparallel_tiny_and_zero_weights(dtype):
+    e = jnp.array([1.0, 2.0, 3.0], dtype)
+    teacher = e[None]
+    tol = 1e-5 if dtype == jnp.float32 else 1e-12
+    cases = {
+        # W, expected loss, expected gradient (worked out from F(e, w) by hand)
+        "parallel": (jnp.stack([e, 2 * e]), 0.5 * 9 * 14 / 2 - 3 * 14 / 2 + 14 / 4,
+                     jnp.stack([e, e])),
+        "antiparallel": (jnp.stack([e, -e]), 14 / 4, jnp.stack([0 * e, -e / 2])),
+        "tiny": (jnp.stack([1e-30 * e, e]), 0.0, jnp.stack([0 * e, 0 * e])),
+        "tiny_antiparallel": (jnp.stack([-1e-30 * e, 1e-30 * e]), 14 / 4,
+                              jnp.stack([0 * e, -e / 2])),
+        "zero_row": (jnp.stack([0 * e, e]), 0.0, jnp.stack([0 * e, 0 * e])),
+        "all_zero": (jnp.stack([0 * e, 0 * e]), 14 / 4, jnp.stack([0 * e, 0 * e])),
+    }
+    for name, (W, loss, grad) in cases.items():
+        W = W.astype(dtype)
+        got_loss = loss_fn(W, teacher)
+        got_grad = grad_fn(W, teacher)
+        assert got_loss.dtype == dtype and got_grad.dtype == dtype
+        assert np.isfinite(got_loss) and np.all(np.isfinite(got_grad)), name
+        assert float(got_loss) == pytest.approx(loss, abs=20 * tol), name
+        np.testing.assert_allclose(got_grad, grad, atol=5 * tol, err_msg=name)
+        # Autodiff through the safe norms and angles is finite there too.
+        assert np.all(np.isfinite(autodiff_grad(W, teacher))), name
+
+
+def test_closed_form_is_continuous_up_to_the_singular_angles():
+    # At θ = 0 and θ = π the formula's value is the limit of nearby values.
+    e = jnp.array([1.0, 0.0, 0.0])
+    nudge = jnp.array([0.0, 1e-7, 0.0])
+    for W in (jnp.stack([e, 2 * e]), jnp.stack([e, -e])):
+        for teacher in (e[None], -e[None], jnp.stack([e, jnp.array([0.0, 1.0, 0.0])])):
+            exact = grad_fn(W, teacher)
+            nearby = grad_fn(W + jnp.stack([nudge, 0 * nudge]), teacher)
+            np.testing.assert_allclose(exact, nearby, atol=1e-6)
+
+
+def test_zero_row_is_a_fixed_point_of_flow_descent_and_sgd():
+    teacher = jnp.eye(2)
+    W0 = jnp.array([[[0.0, 0.0], [0.3, 0.1]]])
+    times = jnp.linspace(0.0, 20.0, 5)
+    flow = relu_gradient_flow(W0, teacher, times)
+    gd = relu_gradient_descent(W0, teacher, 0.1, 50, 10)
+    sgd = relu_sgd(jax.random.key(0), W0, teacher, 0.1, 50, 16, 10)
+    for run in (flow, gd, sgd):
+        assert bool(run.finite[0])
+        assert np.all(np.asarray(run.weights)[0, :, 0] == 0.0)  # the dead unit stays dead
+        assert not np.allclose(run.weights[0, -1, 1], W0[0, 1])  # the live one moves
+    assert float(loss_fn(flow.final[0], teacher)) < float(loss_fn(W0[0], teacher))
+
+
+def test_input_errors():
+    with pytest.raises(InputError, match="input dimension"):
+        loss_fn(jnp.ones((2, 3)), jnp.ones((2, 4)))
+    with pytest.raises(InputError, match="matrices"):
+        grad_fn(jnp.ones(3), jnp.ones((2, 3)))
+    with pytest.raises(InputError, match="batch"):
+        relu_gradient_flow(jnp.ones((2, 3)), jnp.eye(3), [0.0, 1.0])
+    with pytest.raises(InputError, match="increasing"):
+        relu_gradient_flow(jnp.ones((1, 2, 3)), jnp.ones((2, 3)), [1.0, 0.0])
+    with pytest.raises(InputError, match="multiple"):
+        relu_gradient_descent(jnp.ones((1, 2, 3)), jnp.ones((2, 3)), 0.1, 10, 3)
+    with pytest.raises(InputError, match="K ≥ 2"):
+        relu_reduced_flow(jnp.ones((1, 2)), 1, [0.0, 1.0])
+
+
+def test_teacher_distance_takes_the_best_permutation():
+    teacher = np.eye(3)
+    W = teacher[[2, 0, 1]] + 1e-3 * np.arange(9).reshape(3, 3)
+    expected = np.linalg.norm(1e-3 * np.arange(9))
+    assert teacher_distance(W, teacher) == pytest.approx(expected)
+    assert teacher_distance(np.stack([W, teacher]), teacher).shape == (2,)
+
+
+# --------------------------------------------------------------------------
+# Orthonormal teacher: reduced flow, saddle, symmetry breaking
+# --------------------------------------------------------------------------
+
+def test_saddle_values_quoted_in_theory():
+    for K, quoted in [(2, 0.534155), (5, 0.256841), (10, 0.155735)]:
+        assert symmetric_saddle_value(K) == pytest.approx(quoted, abs=1e-6)
+        s = symmetric_saddle_value(K)
+        # It is a stationary point of both the reduced and the full flow.
+        assert float(jnp.max(jnp.abs(relu_reduced_velocity(jnp.array([s, s]), K)))) < 1e-14
+        assert float(jnp.max(jnp.abs(grad_fn(symmetric_weights(s, s, K), jnp.eye(K))))) < 1e-14
+
+
+@pytest.mark.parametrize("K", [2, 5, 10])
+def test_symmetric_start_converges_to_the_saddle_value(K):
+    s = symmetric_saddle_value(K)
+    times = jnp.array([0.0, 100.0, 300.0])
+    reduced = relu_reduced_flow(jnp.array([[0.1, 0.1]]), K, times)
+    assert bool(reduced.finite[0])
+    np.testing.assert_allclose(reduced.final[0], [s, s], atol=1e-5)
+    # The full K-neuron flow from identical rows: every row stays identical.
+    full = relu_gradient_flow(symmetric_weights(0.1, 0.1, K)[None], jnp.eye(K), times)
+    assert bool(full.finite[0])
+    np.testing.assert_allclose(full.final[0], np.full((K, K), s), atol=1e-5)
+
+
+def test_reduced_flow_matches_the_full_flow():
+    K = 3
+    starts = np.array([[0.3, 0.1], [1e-3, 0.0], [0.05, 0.4]])
+    times = jnp.linspace(0.0, 30.0, 31)
+    reduced = relu_reduced_flow(starts, K, times)
+    full = relu_gradient_flow(jnp.stack([symmetric_weights(x, y, K) for x, y in starts]),
+                              jnp.eye(K), times)
+    projected = symmetric_coordinates(full.weights)
+    np.testing.assert_allclose(projected, reduced.weights, atol=1e-6)
+    # and the full flow stays in the symmetric plane
+    rebuilt = jax.vmap(jax.vmap(lambda p: symmetric_weights(p[0], p[1], K)))(projected)
+    np.testing.assert_allclose(full.weights, rebuilt, atol=1e-10)
+    # The symmetry-breaking start (1e-3, 0) reaches the teacher (1, 0).
+    end = relu_reduced_flow(starts[1:2], K, jnp.array([0.0, 200.0])).final[0]
+    np.testing.assert_allclose(end, [1.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("K", [2, 5])
+def test_symmetric_start_plus_tiny_noise_reaches_the_teacher(K):
+    noise = 1e-6 * jax.random.normal(jax.random.key(K), (6, K, K))
+    start = symmetric_weights(0.1, 0.1, K)[None] + noise
+    end = relu_gradient_flow(start, jnp.eye(K), jnp.array([0.0, 500.0])).final
+    distance = teacher_distance(end, np.eye(K))
+    assert np.all(distance < 1e-4), distance
+    # ... and not by staying put: the rows are a permutation of W*, not all equal.
+    assert np.all(np.ptp(np.asarray(end), axis=1).max(axis=-1) > 0.9)
+
+
+def test_spurious_local_minimum_for_ten_units():
+    # THEORY says the noisy symmetric start reaches W* up to a permutation; for
+    # K = 10 some runs end instead at a spurious local minimum (zero gradient,
+    # positive-definite Hessian, loss > 0), as Safran & Shamir (2018) found.
+    K = 10
+    s = symmetric_saddle_value(K)
+    noise = 1e-6 * jax.random.normal(jax.random.key(0), (8, K, K))
+    run = relu_gradient_flow(symmetric_weights(s, s, K)[None] + noise[2:3], jnp.eye(K),
+                             jnp.array([0.0, 1500.0]))
+    W = run.final[0]
+    assert teacher_distance(W, np.eye(K)) > 1.0
+    assert float(jnp.linalg.norm(grad_fn(W, jnp.eye(K)))) < 1e-7
+    hess = np.asarray(jax.jacfwd(relu_population_grad)(W, jnp.eye(K))).reshape(K * K, K * K)
+    assert np.min(np.linalg.eigvalsh(0.5 * (hess + hess.T))) > 1e-3
+    assert float(loss_fn(W, jnp.eye(K))) > 1e-2
+
+
+def test_time_near_the_saddle_grows_like_log_inverse_delta_over_the_unstable_rate():
+    K = 2
+    s = symmetric_saddle_value(K)
+    saddle = symmetric_weights(s, s, K)
+    rate = relu_unstable_rate(saddle, jnp.eye(K))
+    # The rate is the Jacobian's: compare with central differences of the gradient.
+    h = 1e-6
+    cols = [(grad_fn(saddle + h * e.reshape(K, K), jnp.eye(K))
+             - grad_fn(saddle - h * e.reshape(K, K), jnp.eye(K))).ravel() / (2 * h)
+            for e in jnp.eye(K * K)]
+    fd_rate = np.max(np.linalg.eigvals(-np.stack(cols, axis=1)).real)
+    assert rate == pytest.approx(fd_rate, rel=1e-5)
+    direction = jnp.array([[0.3, -0.5], [0.6, 0.2]])
+    direction = direction / jnp.linalg.norm(direction)
+    deltas = 10.0 ** -np.arange(3, 10)
+    times = np.linspace(0.0, 60.0, 1201)
+    flows = relu_gradient_flow(saddle[None] + jnp.asarray(deltas)[:, None, None] * direction,
+                               jnp.eye(K), times, rtol=1e-10, atol=1e-12)
+    distance = np.linalg.norm(np.asarray(flows.weights) - np.asarray(saddle), axis=(-2, -1))
+    near = time_within(distance / 0.1, times)
+    fit = fit_power_law(1.0 / deltas, np.exp(near))  # slope of T against log(1/δ)
+    assert fit.slope == pytest.approx(1.0 / rate, rel=0.03)
+
+
+# --------------------------------------------------------------------------
+# K = 1
+# --------------------------------------------------------------------------
+
+def test_inside_probability_formula_matches_sampling_and_exceeds_the_bound():
+    for d in (1, 2, 10, 50):
+        for eps in (0.1, 0.5, 0.9, 1.0):
+            r = single_neuron_bound_radius(eps, d)
+            assert single_neuron_inside_probability(r, d) >= single_neuron_bound(r, d)
+    d, r = 5, 1.5
+    w = np.asarray(uniform_ball(jax.random.key(3), 200_000, d, r))
+    assert np.max(np.linalg.norm(w, axis=1)) <= r
+    inside = np.mean(np.linalg.norm(w - np.eye(d)[0], axis=1) < 1.0)
+    p = single_neuron_inside_probability(r, d)
+    assert abs(inside - p) < 5 * np.sqrt(p * (1 - p) / 200_000)
+
+
+@pytest.mark.parametrize("d", [2, 10])
+def test_single_neuron_success_probability_is_above_the_bound(d):
+    w_star = jnp.zeros((1, d)).at[0, 0].set(1.0)
+    n = 3000
+    for eps in (0.3, 0.9):
+        r = single_neuron_bound_radius(eps, d)
+        w0 = uniform_ball(jax.random.key(d + int(10 * eps)), n, d, r)
+        flow = relu_gradient_flow(w0[:, None, :], w_star, [0.0, 40.0], rtol=1e-6, atol=1e-9)
+        assert bool(np.all(flow.finite))
+        reached = int(np.sum(np.linalg.norm(np.asarray(flow.final)[:, 0] - np.eye(d)[0], axis=1) < 1e-3))
+        bound = single_neuron_bound(r, d)
+        assert proportion_interval(reached, n)[0] > bound
+        # The event the bound is about, starting in ‖w − w*‖ < ‖w*‖, is above it too.
+        inside = int(np.sum(np.linalg.norm(np.asarray(w0) - np.eye(d)[0], axis=1) < 1.0))
+        assert proportion_interval(inside, n)[0] > bound
+
+
+# --------------------------------------------------------------------------
+# Gradient descent and SGD against the flow
+# --------------------------------------------------------------------------
+
+def test_gradient_descent_approaches_the_flow_linearly_in_the_step():
+    teacher = jnp.eye(2)
+    W0 = jnp.array([[[0.2, -0.8], [0.5, 0.25]]])
+    errors = []
+    for step, n_steps in [(0.1, 50), (0.05, 100)]:
+        gd = relu_gradient_descent(W0, teacher, step, n_steps, n_steps // 5)
+        flow = relu_gradient_flow(W0, teacher, gd.times)
+        errors.append(float(jnp.max(jnp.abs(gd.weights - flow.weights))))
+    assert errors[0] / errors[1] == pytest.approx(2.0, rel=0.1)
+
+
+def test_sgd_deviation_from_gradient_descent_scales_like_inverse_sqrt_n():
+    teacher = jnp.eye(2)
+    W0 = jnp.broadcast_to(jnp.array([[0.2, -0.8], [0.5, 0.25]]), (100, 2, 2))
+    gd = relu_gradient_descent(W0[:1], teacher, 0.05, 100, 20)
+    ns = [16, 256, 4096]
+    deviations = []
+    for n in ns:
+        sgd = relu_sgd(jax.random.key(n), W0, teacher, 0.05, 100, n, 20)
+        assert bool(np.all(sgd.finite))
+        deviations.append(float(np.sqrt(np.mean(np.sum((sgd.weights - gd.weights) ** 2, (-2, -1))))))
+    slope = fit_power_law(ns, deviations).slope
+    assert slope == pytest.approx(-0.5, abs=0.06)
+
+
+def test_sgd_runs_do_not_depend_on_the_batch_they_are_in():
+    teacher = jnp.eye(2)
+    W0 = jax.random.normal(jax.random.key(1), (3, 2, 2))
+    together = relu_sgd(jax.random.key(5), W0, teacher, 0.05, 10, 8, 5)
+    first = relu_sgd(jax.random.key(5), W0[:1], teacher, 0.05, 10, 8, 5)
+    np.testing.assert_array_equal(together.weights[:1], first.weights)
+
+
+# --------------------------------------------------------------------------
+# The experiment
+# --------------------------------------------------------------------------
+
+def test_teacher_student_experiment_writes_a_report(tmp_path):
+    from jaxlimit.experiments import EXPERIMENTS
+    from jaxlimit.report import write_report
+
+    module = EXPERIMENTS["teacher-student"]
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    args = parser.parse_args([
+        "--ks", "2", "--noisy-runs", "3", "--t-max", "200", "--escape-deltas", "1e-2,1e-4,1e-6",
+        "--dims", "3", "--epsilons", "0.5", "--inits", "200", "--sgd-samples", "64,1024",
+        "--sgd-runs", "20", "--out", str(tmp_path),
+    ])
+    report = module.run(args)
+    write_report(report, tmp_path)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["metrics"]["saddle_value_K2"]["abs_error"] < 1e-5
+    assert data["metrics"]["noisy_start_reached_teacher_K2"]["p"] == 1.0
+    assert data["metrics"]["k1"][0]["converged"]["ci95"][0] > data["metrics"]["k1"][0]["bound"]
+    assert set(data["figures"]) == {"xy_plane.png", "loss_curves.png", "saddle_escape.png",
+                                    "convergence_probability.png", "sgd_vs_flow.png"}
+    assert data["verdict"]["saddle_value"].startswith("matches")
