@@ -81,6 +81,7 @@ What the prediction neglects:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import diffrax
@@ -311,6 +312,17 @@ def _tolerances(dtype, rtol: float, atol: float) -> tuple[float, float]:
     return max(rtol, floor), max(atol, floor)
 
 
+@functools.lru_cache(maxsize=None)
+def _named_loss(name: str) -> Loss:
+    return get_loss(name)
+
+
+def _as_loss(loss: str | Loss) -> Loss:
+    # One Loss object per name: the vector field holds it as a static field, and a
+    # fresh object per call would make diffrax recompile the solve every time.
+    return _named_loss(loss) if isinstance(loss, str) else get_loss(loss)
+
+
 def _solver(name: str):
     try:
         return SOLVERS[name]()
@@ -360,7 +372,7 @@ def solve_particle_flow(
     dtype = particles.c.dtype
     rtol, atol = _tolerances(dtype, rtol, atol)
     act = get_activation(activation)
-    loss = get_loss(loss)
+    loss = _as_loss(loss)
     x, y, x_all = (jnp.asarray(a, dtype) for a in (data.x_train, data.y_train, data.x_all))
     saveat = diffrax.SaveAt(subs=[
         diffrax.SubSaveAt(ts=jnp.asarray(t, dtype), fn=_Record(act, loss, x_all)),
@@ -558,32 +570,31 @@ def influence_functions(particles: Particles, data: Dataset, *, times, activatio
     dtype = particles.c.dtype
     rtol, atol = _tolerances(dtype, rtol, atol)
     act = get_activation(activation)
-    loss = get_loss(loss)
+    loss = _as_loss(loss)
     if data.dim != particles.dim:
         raise InputError(f"data has input dimension {data.dim} but the particles have {particles.dim}")
     x, y, x_all = (jnp.asarray(a, dtype) for a in (data.x_train, data.y_train, data.x_all))
-    field = _Velocity(act, float(alpha), loss)
-    record = _Record(act, loss, x_all)
+    return _influence(_Velocity(act, float(alpha), loss), _Record(act, loss, x_all), particles, x, y,
+                      jnp.asarray(t, dtype), rtol, atol, int(batch_size))
 
+
+@eqx.filter_jit
+def _influence(field, record, particles, x, y, ts, rtol, atol, batch_size):
     def outputs_of(weights):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=float(t[-1]), dt0=None,
+            diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=ts[-1], dt0=None,
             y0=(particles.c, particles.w), args=(weights, x, y),
-            saveat=diffrax.SaveAt(ts=jnp.asarray(t, dtype), fn=lambda tt, s, a: record(tt, s, a)[0]),
+            saveat=diffrax.SaveAt(ts=ts, fn=lambda tt, s, a: record(tt, s, a)[0]),
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
             max_steps=_REVERSE_MAX_STEPS,
             adjoint=diffrax.RecursiveCheckpointAdjoint(),
         )
         return sol.ys  # (T, P)
 
-    @jax.jit
-    def run(weights):
-        out, pullback = jax.vjp(outputs_of, weights)
-        basis = jnp.eye(out.size, dtype=out.dtype).reshape(out.size, *out.shape)
-        phi = jax.lax.map(lambda e: pullback(e)[0], basis, batch_size=batch_size)
-        return out, phi.reshape(*out.shape, -1)
-
-    return run(particles.weights)
+    out, pullback = jax.vjp(outputs_of, particles.weights)
+    basis = jnp.eye(out.size, dtype=out.dtype).reshape(out.size, *out.shape)
+    phi = jax.lax.map(lambda e: pullback(e)[0], basis, batch_size=batch_size)
+    return out, phi.reshape(*out.shape, -1)
 
 
 def predict_fluctuations(
