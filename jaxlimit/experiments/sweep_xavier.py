@@ -51,7 +51,7 @@ SLOPE_TOLERANCE = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_problem_arguments(parser, **dict(DEFAULTS, ensemble=128))
+    add_problem_arguments(parser, **dict(DEFAULTS, ensemble=512))
     for action in parser._actions:  # one width per ensemble here: --widths replaces --width
         if action.dest == "width":
             action.help = argparse.SUPPRESS
@@ -91,12 +91,13 @@ def run(args: argparse.Namespace) -> Report:
             path_err = pathwise_error(ok.outputs, paths)
             verdict, comps = gaussian_limit_verdict(ok.outputs, mean, cov, compare_idx,
                                                     level=args.level, seed=args.seed)
-            bures, bures_se = coupled_bures(ok.outputs[:, final], paths[:, final], mean[final],
-                                            cov[final], seed=args.seed)
+            bures = coupled_bures(ok.outputs[:, final], paths[:, final], mean[final], cov[final],
+                                  seed=args.seed)
         rows.append({
             "width": width, "n_members": ok.n_members, "n_diverged": result.n_diverged,
             "pathwise": path_err.rms, "pathwise_se": path_err.se, "pathwise_by_time": path_err.per_time,
-            "bures": bures, "bures_se": bures_se, "bures_raw": comps[-1].bures_w2,
+            "bures": bures.value, "bures_se": bures.se, "bures_noise": bures.noise,
+            "bures_resolved": bures.resolved, "bures_raw": comps[-1].bures_w2,
             "verdict": "inconsistent" if result.n_diverged else verdict,
             "mean_error_z": comps[-1].mean_error_z, "cov_rel_error": comps[-1].cov_rel_error,
             "min_pvalue": min(min(c.mean_pvalue, c.mahalanobis_ks_pvalue, c.marginal_ks_pvalue,
@@ -107,13 +108,18 @@ def run(args: argparse.Namespace) -> Report:
     col = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731
     fit_path = fit_power_law(widths, col("pathwise"), y_err=col("pathwise_se"))
     fit_bures = fit_power_law(widths, col("bures"), y_err=col("bures_se"))
-    resolved = [bool(r["bures"] > 2.0 * r["bures_se"]) for r in rows]
+    resolved = [r["bures_resolved"] for r in rows]
     mc_size = bures_null_size(mean[final], cov[final], args.ensemble, seed=args.seed)
     near_half = abs(fit_path.slope + 0.5) <= SLOPE_TOLERANCE
     if not all(resolved):
-        warnings.append("the coupled Bures distance is within two standard errors of zero at widths "
-                        + ", ".join(str(r["width"]) for r, ok_ in zip(rows, resolved) if not ok_)
-                        + "; its slope there reflects noise, not the finite-width bias")
+        warnings.append("at widths " + ", ".join(str(r["width"]) for r, ok_ in zip(rows, resolved) if not ok_)
+                        + " the coupled Bures distance is less than twice its noise level: there it "
+                        "measures estimation noise (∝ (N E)^-1/2), not the finite-width bias, and "
+                        "slope_bures is pulled towards -1/2; more members resolve it")
+    fit_resolved = None
+    if sum(resolved) >= 2:
+        keep = np.array(resolved)
+        fit_resolved = fit_power_law(widths[keep], col("bures")[keep], y_err=col("bures_se")[keep])
 
     metrics = {
         "widths": widths.astype(int).tolist(),
@@ -128,7 +134,10 @@ def run(args: argparse.Namespace) -> Report:
         "pathwise_max_error_se": col("pathwise_se").tolist(),
         "bures_w2_coupled": col("bures").tolist(),
         "bures_w2_coupled_se": col("bures_se").tolist(),
+        "bures_w2_coupled_noise": col("bures_noise").tolist(),
         "bures_resolved": resolved,
+        "slope_bures_resolved": fit_resolved.slope if fit_resolved else None,
+        "slope_bures_resolved_ci": list(fit_resolved.slope_ci) if fit_resolved else None,
         "bures_w2": col("bures_raw").tolist(),
         "bures_w2_monte_carlo_size": mc_size,
         "gaussian_verdicts": [r["verdict"] for r in rows],
@@ -183,6 +192,8 @@ def _rates_figure(rows, fit_path, fit_bures, mc_size) -> Figure:
     ax2.errorbar(n, b, yerr=be, fmt="o", color="C1", capsize=3, label="coupled estimate ± SE")
     ax2.plot(grid, fit_bures.predict(grid), color="C1",
              label=f"fit: slope {fit_bures.slope:.3f} [{fit_bures.slope_ci[0]:.2f}, {fit_bures.slope_ci[1]:.2f}]")
+    ax2.plot(n, [r["bures_noise"] for r in rows], "v", color="C1", mfc="none",
+             label="its noise level (bootstrap)")
     ax2.plot(n, [r["bures_raw"] for r in rows], "s", mfc="none", color="0.4", label="sample moments (raw)")
     ax2.axhline(mc_size, color="0.6", ls="--", lw=1, label="Monte Carlo size of the raw distance")
     ax2.plot(grid, b[0] * (grid / n[0]) ** -1.0, "k:", label=r"$N^{-1}$")
