@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> Report:
                                + (" (below 1%)" if final_loss_ratio < 0.01 else " (not below 1%)")),
     }
     config = {
-        "model": model.describe(),
+        "model": model.replace(n1=widths[-1], n2=widths[-1]).describe(),
         "trainer": trainer.describe(),
         "dataset": data.name,
         "n_train": data.n_train,

@@ -287,6 +287,9 @@ def step_size_refinement(model: ThreeLayer, data: Dataset, *, epsilons: Sequence
         raise InputError(f"need at least two distinct positive steps, got {list(epsilons)}")
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise InputError("a float64 refinement needs jax.config.update('jax_enable_x64', True)")
+    for e in eps:
+        if abs(model.replace(eps=float(e)).steps_to(t_max) * e - t_max) > 1e-9 * max(1.0, t_max):
+            raise InputError(f"t_max = {t_max} is not a whole number of steps of {e}")
     trainer = Trainer(alpha=alpha, method=method, loss=get_loss(loss))
     keys = member_keys(seed, jnp.arange(n_members, dtype=jnp.uint32))
     params0 = jax.vmap(lambda k: model.init(jax.random.split(k)[0], dtype))(keys)
@@ -295,8 +298,6 @@ def step_size_refinement(model: ThreeLayer, data: Dataset, *, epsilons: Sequence
     gaps = []
     for e in eps:
         m = model.replace(eps=float(e))
-        if abs(m.steps_to(t_max) * e - t_max) > 1e-9 * max(1.0, t_max):
-            raise InputError(f"t_max = {t_max} is not a whole number of steps of {e}")
         r = run_ensemble(m, data, trainer, times=[0.0, t_max], n_members=n_members, seed=seed,
                          dtype=dtype, lanes=n_members)
         g = np.sqrt(np.mean((r.outputs[:, -1] - np.asarray(flow)) ** 2, axis=-1))
