@@ -14,10 +14,13 @@ compared with the same limit (the kernels do not depend on N):
   (:func:`~jaxlimit.experiments.xavier.coupled_moments`) removes the noise of
   the initial draw and resolves the finite-width bias itself, which is of
   order 1/N (the order-N^{-1/2} cross terms average out for mean-zero c).
-  ``slope_bures`` is fitted to the coupled estimate, with bootstrap errors;
-  once the bias falls below the remaining noise (≈ N^{-1/2} E^{-1/2}) the
-  points flatten towards slope −1/2, and ``bures_resolved`` says which
-  widths are more than two standard errors above zero.
+  What noise is left, ≈ (N E)^{-1/2}, is estimated by the bootstrap
+  (``bures_w2_coupled_noise``); ``bures_resolved`` marks widths where the
+  distance is more than twice it, and ``slope_bures_resolved`` fits those
+  alone. Measured: with 4096 members over widths 16..256 the slope is −0.95
+  (CI −1.07, −0.83); with the default 512 members over 64..4096 the distance
+  is at its noise level at every width, so there ``slope_bures`` (≈ −1/2)
+  measures the noise, and the report says so.
 
 Both slopes come with confidence intervals from a weighted log-log fit.
 """
