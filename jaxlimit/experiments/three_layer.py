@@ -278,6 +278,9 @@ def run(args: argparse.Namespace) -> Report:
         f"Full-batch spread across seeds ~ n^{fit_spread['slope']:.3f}; under SGD the spread "
         f"levels off at {np.nanmin(sgd_spread):.3g} (each seed's own sample noise, O(√ε)).",
     ]
+    summary.append("Plateau: the mean loss first halves at t = " + ", ".join(
+        f"{e:g} (n = {n})" for e, n in zip(metrics["escape_time"], widths))
+        + "; a plateau that lengthens with n is the degenerate start's signature.")
     for method, (s, fit) in refinement.items():
         summary.append(f"Step size ({method}, width {s.width}, t = {s.t_max}): gap to gradient "
                        f"flow ~ ε^{fit['slope']:.3f} (expected {1 if method == 'fullbatch' else 0.5}).")
@@ -296,7 +299,7 @@ def _figures(coupling, times, mean_loss, out_gaps, out_gap, w_gap, fit_out, fit_
     widths = list(coupling.widths)
     figs = {}
 
-    fig = Figure(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     for n, curve in zip(widths, mean_loss):
         ax1.semilogy(times, curve, label=f"n = {n}")
@@ -306,7 +309,7 @@ def _figures(coupling, times, mean_loss, out_gaps, out_gap, w_gap, fit_out, fit_
     ax2.set(xlabel="width n", ylabel=f"loss at t = {times[-1]:g}", title="final loss")
     figs["loss"] = fig
 
-    fig = Figure(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     n = widths[:-1]
     ax1.loglog(n, out_gap, "o", color="C0", label=f"output gap, slope {fit_out['slope']:.2f}")
@@ -324,7 +327,7 @@ def _figures(coupling, times, mean_loss, out_gaps, out_gap, w_gap, fit_out, fit_
     ax2.legend(fontsize=7)
     figs["gaps"] = fig
 
-    fig = Figure(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
     ax = fig.subplots()
     ax.loglog(spread_widths, spread, "o", color="C0",
               label=f"full batch, slope {fit_spread['slope']:.2f}")
@@ -336,7 +339,7 @@ def _figures(coupling, times, mean_loss, out_gaps, out_gap, w_gap, fit_out, fit_
     figs["spread"] = fig
 
     if refinement:
-        fig = Figure(figsize=(5.5, 4))
+        fig = Figure(figsize=(5.5, 4), layout="constrained")
         ax = fig.subplots()
         for i, (method, (s, fit)) in enumerate(refinement.items()):
             ax.loglog(s.epsilons, s.rms_gaps(), "o", color=f"C{i}",
