@@ -7,8 +7,8 @@
 
 from importlib import import_module
 
-_EXPERIMENT_MODULES = ["ensemble"]
-_SWEEP_MODULES: list[str] = []
+_EXPERIMENT_MODULES = ["ensemble", "xavier", "three_layer", "teacher_student", "mean_field"]
+_SWEEP_MODULES: list[str] = ["sweep_xavier", "sweep_gamma"]
 
 
 def _load(names):

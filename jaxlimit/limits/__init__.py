@@ -1,0 +1,25 @@
+"""The infinite-width limits: kernels, the Xavier Gaussian, the mean-field
+particle flow, three-layer width coupling, and Tian's teacher–student flow."""
+
+from jaxlimit.limits.three_layer import (
+    StepRefinement, WidthCoupling, gradient_flow, output_gaps, run_width_coupling, seed_spread,
+    step_size_refinement, summarize_gaps, weight_gaps,
+)
+from jaxlimit.limits.kernels import (
+    CLOSED_FORMS, XavierKernels, estimate_xavier_kernels, monte_carlo_xavier_kernels, xavier_kernels,
+)
+from jaxlimit.limits.xavier import (
+    KernelConditioning, XavierLimit, initial_kurtosis_excess, xavier_limit,
+)
+from jaxlimit.limits.mean_field import (
+    FluctuationPrediction, MeanFieldLimit, ParticleFlow, Particles, influence_functions,
+    mean_field_limit, network_particles, particle_outputs, predict_fluctuations, sample_particles,
+    solve_particle_flow,
+)
+from jaxlimit.limits.teacher_student import (
+    StudentTrajectories, relu_gradient_descent, relu_gradient_flow, relu_kernel, relu_kernel_grad,
+    relu_population_grad, relu_population_loss, relu_reduced_flow, relu_reduced_velocity,
+    relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
+    single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value,
+    symmetric_weights, teacher_distance, time_within, uniform_ball,
+)

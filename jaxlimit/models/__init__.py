@@ -1,6 +1,16 @@
 """Networks as pure functions: an immutable description plus init/apply."""
 
 from jaxlimit.models.base import Model
+from jaxlimit.models.three_layer import (
+    DEGENERATE_INIT, ThreeLayer, ThreeLayerInit, ThreeLayerParams, time_schedule,
+)
+from jaxlimit.models.relu_committee import (
+    relu_committee, relu_committee_monte_carlo, relu_committee_sample_grad,
+    relu_committee_sample_loss,
+)
 from jaxlimit.models.two_layer import SCALINGS, InitLaw, TwoLayer, TwoLayerParams, resolve_gamma
 
-__all__ = ["Model", "SCALINGS", "InitLaw", "TwoLayer", "TwoLayerParams", "resolve_gamma"]
+__all__ = ["Model", "DEGENERATE_INIT", "ThreeLayer", "ThreeLayerInit", "ThreeLayerParams",
+    "time_schedule", "SCALINGS", "InitLaw", "TwoLayer", "TwoLayerParams", "resolve_gamma",
+    "relu_committee", "relu_committee_monte_carlo", "relu_committee_sample_grad",
+    "relu_committee_sample_loss"]
