@@ -41,7 +41,8 @@ def test_diffrax_moments_agree_with_the_closed_form(activation):
 
 def test_closed_form_matches_matrix_exponential_with_probe_formula():
     """Against scipy's expm: on the training points mean_t = (I − e^{−βAt})Y and
-    cov_t = e^{−βAt} Σ e^{−βAt}; at probes, h_t(x) = G(x) + A(x,X) A⁻¹ (I − e^{−βAt})(Y − G(X))."""
+    cov_t = e^{−βAt} Σ e^{−βAt}; at probes
+    h_t(x) = G(x) + A(x,X) A⁻¹ (I − e^{−βAt})(Y − G(X))."""
     data = _problem()
     limit = xavier_limit(data, "relu", alpha=2.0)
     m = data.n_train
@@ -51,7 +52,7 @@ def test_closed_form_matches_matrix_exponential_with_probe_formula():
     mean, cov = (np.asarray(v) for v in limit.moments_closed_form(TIMES))
     for i, t in enumerate(TIMES):
         e = scipy.linalg.expm(-beta * a[:m, :m] * t)
-        # h_t = L G + c with L = [[e, 0], [−B(I − e)... ]] written out explicitly:
+        # h_t = lin @ G + shift, with gain = A(x,X) A⁻¹ (I − e) on the probe rows.
         gain = a[m:, :m] @ np.linalg.solve(a[:m, :m], np.eye(m) - e)  # (Q, M)
         lin = np.block([[e, np.zeros((m, 2))], [-gain, np.eye(2)]])
         shift = np.concatenate([(np.eye(m) - e) @ y, gain @ y])

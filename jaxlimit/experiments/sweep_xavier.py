@@ -185,7 +185,7 @@ def _rates_figure(rows, fit_path, fit_bures, mc_size) -> Figure:
     y, e = [r["pathwise"] for r in rows], [r["pathwise_se"] for r in rows]
     ax1.errorbar(n, y, yerr=e, fmt="o", color="C0", capsize=3, label="measured ± SE")
     ax1.plot(grid, fit_path.predict(grid), color="C0",
-             label=f"fit: slope {fit_path.slope:.3f} [{fit_path.slope_ci[0]:.2f}, {fit_path.slope_ci[1]:.2f}]")
+             label=_fit_label(fit_path))
     ax1.plot(grid, y[0] * (grid / n[0]) ** -0.5, "k:", label=r"$N^{-1/2}$")
     ax1.set(xscale="log", yscale="log", xlabel="width N", ylabel="RMS over members of max |h^N − h|",
             title="each network against its own limit path")
@@ -194,7 +194,7 @@ def _rates_figure(rows, fit_path, fit_bures, mc_size) -> Figure:
     b, be = np.array([r["bures"] for r in rows]), np.array([r["bures_se"] for r in rows])
     ax2.errorbar(n, b, yerr=be, fmt="o", color="C1", capsize=3, label="coupled estimate ± SE")
     ax2.plot(grid, fit_bures.predict(grid), color="C1",
-             label=f"fit: slope {fit_bures.slope:.3f} [{fit_bures.slope_ci[0]:.2f}, {fit_bures.slope_ci[1]:.2f}]")
+             label=_fit_label(fit_bures))
     ax2.plot(n, [r["bures_noise"] for r in rows], "v", color="C1", mfc="none",
              label="its noise level (bootstrap)")
     ax2.plot(n, [r["bures_raw"] for r in rows], "s", mfc="none", color="0.4", label="sample moments (raw)")
@@ -205,6 +205,10 @@ def _rates_figure(rows, fit_path, fit_bures, mc_size) -> Figure:
     ax2.legend(fontsize=7)
     _width_ticks(ax2, n)
     return fig
+
+
+def _fit_label(fit) -> str:
+    return f"fit: slope {fit.slope:.3f} [{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]"
 
 
 def _width_ticks(ax, widths) -> None:

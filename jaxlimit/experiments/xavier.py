@@ -153,7 +153,8 @@ def pathwise_error(outputs: np.ndarray, paths: np.ndarray) -> PathwiseError:
     return PathwiseError(rms, se, np.sqrt(np.mean(gap.max(axis=2) ** 2, axis=0)))
 
 
-def coupled_moments(outputs_t: np.ndarray, paths_t: np.ndarray, mean_t, cov_t) -> tuple[np.ndarray, np.ndarray]:
+def coupled_moments(outputs_t: np.ndarray, paths_t: np.ndarray, mean_t,
+                    cov_t) -> tuple[np.ndarray, np.ndarray]:
     """Moments of the finite-width law at one time, estimated through the coupling.
 
     With Δ = h^N_t − h_t(h^N_0) and L = h_t(h^N_0): h^N_0 has exactly mean 0
@@ -391,7 +392,8 @@ def _conditioning_warnings(limit: XavierLimit, cond) -> list[str]:
                    "(with no bias and an odd activation, antipodal inputs x and −x do this)")
     elif cond.condition_number > 1e6:
         out.append(f"the training kernel A is badly conditioned (condition number "
-                   f"{cond.condition_number:.3g}): the loss converges at rate ≥ {cond.loss_decay_rate:.3g} only")
+                   f"{cond.condition_number:.3g}): the loss converges at rate ≥ "
+                   f"{cond.loss_decay_rate:.3g} only")
     if limit.kernel_error > 1e-6:
         out.append(f"the kernels were computed by {limit.kernel_method} with estimated error up to "
                    f"{limit.kernel_error:.2g}")
@@ -507,7 +509,8 @@ def _marginal_figure(ok, mean, cov, data) -> Figure:
         x = ok.outputs[:, ti, j].astype(np.float64)
         mu, sd = float(mean[ti, j]), float(math.sqrt(max(cov[ti, j, j], 0.0)))
         bins = int(np.clip(1.5 * math.sqrt(len(x)), 15, 80))
-        axes[0].hist(x, bins=bins, density=True, color=colour, alpha=0.45, label=f"ensemble, t = {ok.times[ti]:g}")
+        axes[0].hist(x, bins=bins, density=True, color=colour, alpha=0.45,
+                     label=f"ensemble, t = {ok.times[ti]:g}")
         grid = np.linspace(mu - 4.5 * sd, mu + 4.5 * sd, 300)
         axes[0].plot(grid, sps.norm.pdf(grid, mu, sd), color="k" if k else "0.4", lw=1.5,
                      ls="-" if k else "--", label=f"limit density, t = {ok.times[ti]:g}")

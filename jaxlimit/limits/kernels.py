@@ -3,14 +3,15 @@
 For one neuron at initialisation, c ~ N(0, c_std²) independent of
 w ~ N(0, w_std² I_d), and inputs x, x′:
 
-    Σ(x, x′) = E[c²] E[σ(w·x) σ(w·x′)]                            (initial covariance, "NNGP")
-    A(x, x′) = E[σ(w·x) σ(w·x′)] + E[c²] E[σ′(w·x) σ′(w·x′)] x·x′   (limit kernel, "NTK")
+    Σ(x, x′) = E[c²] E[σ(w·x) σ(w·x′)]                           (initial covariance, "NNGP")
+    A(x, x′) = E[σ(w·x) σ(w·x′)] + E[c²] E[σ′(w·x) σ′(w·x′)] x·x′  (limit kernel, "NTK")
 
 Why A has this form. With γ = 1/2 one SGD step on the sample (x_k, y_k)
 moves the output at x by
 
     Δg(x) = Σ_i [Δc^i σ(w^i·x) + c^i σ′(w^i·x) Δw^i·x] N^{-1/2}
-          = (α/N) (y_k − g(x_k)) · (1/N) Σ_i [σ(w^i·x_k) σ(w^i·x) + (c^i)² σ′(w^i·x_k) σ′(w^i·x) x_k·x],
+          = (α/N) (y_k − g(x_k)) · (1/N) Σ_i [σ(w^i·x_k) σ(w^i·x)
+                                               + (c^i)² σ′(w^i·x_k) σ′(w^i·x) x_k·x],
 
 and N steps make one unit of time. The gradient with respect to w^i is
 c^i σ′(w^i·x) x, so the second term carries the plain x·x′: the scale w_std
@@ -214,7 +215,8 @@ def xavier_kernels(x1, x2, activation: str | Activation = "relu", w_std: float =
                    c_std: float = 1.0) -> tuple[jax.Array, jax.Array]:
     """The pair ``(nngp, ntk)`` = (Σ, A), each of shape (len(x1), len(x2)).
 
-    Closed forms for ReLU, erf and the identity; quadrature otherwise (see :func:`estimate_xavier_kernels` for its error estimate).
+    Closed forms for ReLU, erf and the identity; quadrature otherwise (see
+    :func:`estimate_xavier_kernels` for its error estimate).
     """
     k = estimate_xavier_kernels(x1, x2, activation, w_std, c_std)
     return k.nngp, k.ntk

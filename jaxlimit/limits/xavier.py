@@ -221,12 +221,6 @@ class XavierLimit(eqx.Module):
         rate = 0.0 if singular else 2.0 * self.alpha * lo / m
         return KernelConditioning(lo, hi, cond, bool(singular), rate)
 
-    def gaussian(self, mean_t: jax.Array, cov_t: jax.Array):
-        """Wrap one time's moments as a :class:`jaxlimit.stats.Gaussian`."""
-        from jaxlimit.stats import Gaussian
-
-        return Gaussian(mean_t, cov_t)
-
     def _check_h0(self, h0) -> jax.Array:
         h0 = jnp.asarray(h0, self.nngp.dtype)
         if h0.ndim != 2 or h0.shape[1] != self.n_points:
@@ -274,7 +268,8 @@ def initial_kurtosis_excess(
     y = c Σ^{-1/2} φ for one neuron, Mardia's kurtosis b2 = E|z|⁴ of the
     whitened outputs has
 
-        E[b2] − r(r+2) ≈ κ / N,    κ = E|y|⁴ − r² − 2r = 3 E[(φᵀ Σ_φ^+ φ)²] − r² − 2r,
+        E[b2] − r(r+2) ≈ κ / N,
+        κ = E|y|⁴ − r² − 2r = 3 E[(φᵀ Σ_φ^+ φ)²] − r² − 2r,
 
     with Σ_φ = E[φ φᵀ] (c_std cancels). Under exact Gaussianity b2 has
     standard error √(8 r (r+2) / E) over E samples, so κ / (N √(8r(r+2)/E))
