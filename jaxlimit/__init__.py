@@ -4,7 +4,28 @@ from jaxlimit.activations import ACTIVATIONS, Activation, get_activation
 from jaxlimit.data import Dataset, digits_problem, make_dataset, synthetic_problem
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss, huber_loss, squared_loss
-from jaxlimit.models import SCALINGS, InitLaw, TwoLayer, TwoLayerParams, resolve_gamma
+from jaxlimit.limits import (
+    MeanFieldLimit,
+    XavierKernels,
+    XavierLimit,
+    estimate_xavier_kernels,
+    mean_field_limit,
+    predict_fluctuations,
+    relu_population_grad,
+    relu_population_loss,
+    run_width_coupling,
+    xavier_kernels,
+    xavier_limit,
+)
+from jaxlimit.models import (
+    SCALINGS,
+    InitLaw,
+    ThreeLayer,
+    ThreeLayerInit,
+    TwoLayer,
+    TwoLayerParams,
+    resolve_gamma,
+)
 from jaxlimit.stats import (
     Gaussian,
     GaussianComparison,
@@ -24,6 +45,10 @@ __all__ = [
     "SCALINGS", "Trainer", "TwoLayer", "TwoLayerParams", "digits_problem", "get_activation",
     "get_loss", "huber_loss", "make_dataset", "resolve_gamma", "rms_parameter_change",
     "run_ensemble", "squared_loss", "synthetic_problem",
+    # models and limits
+    "ThreeLayer", "ThreeLayerInit", "XavierKernels", "XavierLimit", "MeanFieldLimit",
+    "estimate_xavier_kernels", "mean_field_limit", "predict_fluctuations", "relu_population_grad",
+    "relu_population_loss", "run_width_coupling", "xavier_kernels", "xavier_limit",
     # statistics
     "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
     "fit_power_law", "gaussian_w2", "proportion_interval",
