@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> Report:
         for n in args.spread_widths:
             r = run_ensemble(model.replace(n1=n, n2=n), data, Trainer(method="fullbatch", loss=loss),
                              times=times, n_members=args.spread_members, seed=args.seed,
-                             lanes=min(64, args.spread_members), memory_budget=budget,
+                             memory_budget=budget,
                              progress=not args.no_progress)
             if r.n_diverged:
                 warnings.append(f"spread, width {n}: {r.n_diverged} members diverged (excluded)")

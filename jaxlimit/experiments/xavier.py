@@ -441,7 +441,7 @@ def _global_minimum_run(args, problem, limit: XavierLimit, t_long: float) -> dic
     n = args.long_members
     times = np.round(np.linspace(0.0, t_long, 41), 12)
     result = run_ensemble(problem.model, problem.data, problem.trainer, times=times, n_members=n,
-                          seed=args.seed + 1, lanes=min(64, n), progress=not args.no_progress)
+                          seed=args.seed + 1, progress=not args.no_progress)
     ok = result.finite()
     # The closed form (checked against diffrax in the main comparison) spares a recompilation.
     mean, cov = limit.moments_closed_form(times)

@@ -37,10 +37,9 @@ from jaxlimit.errors import InputError
 from jaxlimit.losses import get_loss
 from jaxlimit.models.three_layer import ThreeLayer, ThreeLayerParams
 from jaxlimit.training import (
-    DEFAULT_LANES, DEFAULT_MEMORY_BUDGET, EnsembleResult, Trainer, member_keys, run_ensemble,
+    DEFAULT_MEMORY_BUDGET, EnsembleResult, Trainer, member_keys, run_ensemble,
     validate_times,
 )
-from jaxlimit.training.ensemble import estimate_member_bytes
 
 BLOCK_OBSERVABLE = "leading_block"
 
@@ -121,9 +120,7 @@ def run_width_coupling(
             widest run needs at least one; gaps use the members it shares
             with each width.
         seed: member i uses ``fold_in(key(seed), i)`` at every width.
-        memory_budget: bytes for one compiled chunk, as in ``run_ensemble``;
-            the vmap width (lanes) is capped at the chunk size so that a wide
-            network is never padded to 64 copies.
+        memory_budget: bytes for one compiled chunk, as in ``run_ensemble``.
 
     Returns:
         A :class:`WidthCoupling`.
@@ -144,12 +141,9 @@ def run_width_coupling(
     t = validate_times(times)
     results = []
     for n, e in zip(widths, members):
-        m = model.replace(n1=n, n2=n)
-        per_member = estimate_member_bytes(m, trainer, data, dtype)
-        chunk = max(1, min(e, int(memory_budget // per_member)))
         results.append(run_ensemble(
-            m, data, trainer, times=t, n_members=e, seed=seed, chunk_size=chunk,
-            lanes=min(DEFAULT_LANES, chunk), memory_budget=memory_budget, dtype=dtype,
+            model.replace(n1=n, n2=n), data, trainer, times=t, n_members=e, seed=seed,
+            memory_budget=memory_budget, dtype=dtype,
             observables={BLOCK_OBSERVABLE: _leading_block(block)}, progress=progress,
         ))
     return WidthCoupling(widths=tuple(widths), results=tuple(results), block=block, dim=data.dim)
@@ -299,7 +293,7 @@ def step_size_refinement(model: ThreeLayer, data: Dataset, *, epsilons: Sequence
     for e in eps:
         m = model.replace(eps=float(e))
         r = run_ensemble(m, data, trainer, times=[0.0, t_max], n_members=n_members, seed=seed,
-                         dtype=dtype, lanes=n_members)
+                         dtype=dtype)
         g = np.sqrt(np.mean((r.outputs[:, -1] - np.asarray(flow)) ** 2, axis=-1))
         g[np.asarray(r.diverged)] = np.nan
         gaps.append(g)

@@ -214,6 +214,10 @@ class ThreeLayer(eqx.Module):
                           self.eps if eps is None else eps, self.xi, self.phi1, self.phi2,
                           self.phi3, self.init_law)
 
+    @property
+    def hidden_units(self) -> int:
+        return self.n1 + self.n2
+
     def init(self, key: jax.Array, dtype=jnp.float32) -> ThreeLayerParams:
         return self.init_law.sample(key, self.n1, self.n2, self.dim, dtype)
 

@@ -113,6 +113,10 @@ class TwoLayer(eqx.Module):
         self.activation = get_activation(activation)
         self.init_law = InitLaw() if init_law is None else init_law
 
+    @property
+    def hidden_units(self) -> int:
+        return self.width
+
     def init(self, key: jax.Array, dtype=jnp.float32) -> TwoLayerParams:
         return self.init_law.sample(key, self.width, self.dim, dtype)
 

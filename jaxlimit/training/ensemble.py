@@ -8,8 +8,11 @@ function of (seed, i) alone.
 Bitwise reproducibility: XLA may round differently when the same arithmetic
 is vectorised over a different number of members, but a member's numbers do
 not depend on its position inside a vmap of fixed width. So members always
-run in blocks of ``lanes`` (default 64) and a chunk is a ``lax.map`` over
-blocks: the same seed gives the same bits whatever the chunk size.
+run in blocks of ``lanes`` and a chunk is a ``lax.map`` over blocks: the same
+seed gives the same bits whatever the chunk size. ``lanes`` defaults to
+min(64, ensemble size, members that fit the memory budget), so it never
+depends on the chunk size; pin it to compare ensembles of different sizes
+bit for bit.
 """
 
 from __future__ import annotations
@@ -72,14 +75,16 @@ def estimate_member_bytes(model: Model, trainer: Trainer, data: Dataset, dtype) 
     """A conservative estimate of one member's peak memory in a training step.
 
     Parameters, their initial copy, gradients and updates (≈ 6 copies), plus
-    optimiser state, plus activations of up to ``rows`` inputs per step.
+    optimiser state, plus activations of up to ``rows`` inputs per step: a
+    model that states its ``hidden_units`` gets ``3 × rows × hidden_units``,
+    one that does not is charged as if every parameter were a unit.
     """
     shapes = jax.eval_shape(lambda k: model.init(k, dtype), jax.random.key(0))
     n_param = sum(math.prod(s.shape) for s in jax.tree_util.tree_leaves(shapes))
     rows = max(trainer.rows_per_step(data.n_train), data.n_train + data.n_probe)
-    width = getattr(model, "width", None) or n_param
+    units = min(getattr(model, "hidden_units", n_param), n_param)
     opt = 2 * n_param if trainer.method == "optax" else 0
-    return jnp.dtype(dtype).itemsize * (6 * n_param + opt + 3 * rows * min(width, n_param))
+    return jnp.dtype(dtype).itemsize * (6 * n_param + opt + 3 * rows * units)
 
 
 def _fingerprint(config: dict) -> str:
@@ -101,7 +106,7 @@ def run_ensemble(
     divergence_threshold: float = 1e6,
     checkpoint_dir: str | Path | None = None,
     progress: bool = False,
-    lanes: int = DEFAULT_LANES,
+    lanes: int | None = None,
 ) -> EnsembleResult:
     """Train ``n_members`` independent networks and record them at ``times``.
 
@@ -123,8 +128,9 @@ def run_ensemble(
         checkpoint_dir: if given, every finished chunk is written there and a
             rerun of the same configuration resumes from the finished chunks.
         progress: show a progress bar (member-steps) on standard error.
-        lanes: the vmap width. Results are bitwise identical for any chunk
-            size at a fixed ``lanes``; a small ensemble is padded to it.
+        lanes: the vmap width; by default min(64, ``n_members``, members that
+            fit ``memory_budget``). Results are bitwise identical for any
+            chunk size at a given ``lanes``; a chunk is padded to a multiple.
 
     Returns:
         An :class:`EnsembleResult`; diverged members are flagged, not dropped.
@@ -141,12 +147,14 @@ def run_ensemble(
     steps = np.array([model.steps_to(float(ti)) for ti in t], dtype=np.int64)
     observables = dict(observables or {})
 
+    fits = max(1, int(memory_budget // estimate_member_bytes(model, trainer, data, dtype)))
+    if lanes is None:
+        lanes = min(DEFAULT_LANES, n_members, fits)
     if isinstance(lanes, bool) or int(lanes) != lanes or lanes < 1:
         raise InputError(f"lanes must be a positive integer, got {lanes}")
     lanes = int(lanes)
     if chunk_size is None:
-        per_member = estimate_member_bytes(model, trainer, data, dtype)
-        chunk_size = max(1, min(n_members, int(memory_budget // per_member)))
+        chunk_size = min(n_members, fits)
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size}")
     chunk_size = min(int(chunk_size), n_members)
