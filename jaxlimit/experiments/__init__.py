@@ -7,7 +7,7 @@
 
 from importlib import import_module
 
-_EXPERIMENT_MODULES = ["ensemble", "xavier", "three_layer", "teacher_student", "mean_field"]
+_EXPERIMENT_MODULES = ["xavier", "mean_field", "three_layer", "teacher_student", "ensemble"]
 _SWEEP_MODULES: list[str] = ["sweep_xavier", "sweep_gamma"]
 
 
