@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> Report:
     }
     figures = {}
     if ok.n_members:
-        fig = Figure(figsize=(10, 4))
+        fig = Figure(figsize=(10, 4), layout="constrained")
         ax1, ax2 = fig.subplots(1, 2)
         mean, std = ok.outputs.mean(0), ok.outputs.std(0)
         for j in range(mean.shape[1]):

@@ -369,7 +369,7 @@ def _point_label(j: int, n_train: int) -> str:
 
 
 def _limit_figure(times, h_bar, loss_limit, ok, data) -> Figure:
-    fig = Figure(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     mean, std = ok.outputs.mean(0), ok.outputs.std(0)
     for j in range(h_bar.shape[1]):
@@ -386,7 +386,7 @@ def _limit_figure(times, h_bar, loss_limit, ok, data) -> Figure:
 
 
 def _lln_clt_figure(widths, var, var_se, fit, scaled_final, cov_final, width, n_train) -> Figure:
-    fig = Figure(figsize=(15, 4))
+    fig = Figure(figsize=(15, 4), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
     ax1.errorbar(widths, var, yerr=2 * var_se, fmt="o", label="ensemble")
     ax1.loglog(widths, fit.predict(widths), "k--", label=f"fit: slope {fit.slope:.3f}")
@@ -413,7 +413,7 @@ def _lln_clt_figure(widths, var, var_se, fit, scaled_final, cov_final, width, n_
 def _features_figure(limit, data) -> Figure:
     """The law of the neurons at the saved times: c and the pre-activation at a training point."""
     flow = limit.flow
-    fig = Figure(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     weights = np.asarray(flow.weights)
     x0 = np.asarray(data.x_train[0])
@@ -432,7 +432,7 @@ def _features_figure(limit, data) -> Figure:
 def _side_by_side_figure(widths, rows, ensembles, xavier, times, h_bar) -> Figure:
     runs = xavier["runs"]
     largest = int(widths[-1])
-    fig = Figure(figsize=(12, 9))
+    fig = Figure(figsize=(12, 9), layout="constrained")
     (a1, a2), (a3, a4) = fig.subplots(2, 2)
     j = 0
     for w, style in ((int(widths[0]), ":"), (largest, "-")):

@@ -288,7 +288,7 @@ def _discussion(per_gamma: list[dict]) -> str:
 
 
 def _figure(widths, per_gamma) -> Figure:
-    fig = Figure(figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     for i, r in enumerate(per_gamma):
         color = f"C{i}"

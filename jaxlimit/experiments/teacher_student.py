@@ -134,8 +134,8 @@ def _orthonormal_part(args, key, metrics, verdict, warnings, figures):
     # the second THEORY's symmetry-breaking start.
     plane_starts = np.array([[0.1, 0.1], [1e-3, 0.0], [0.3, 0.1], [0.05, 0.4], [0.8, 0.8]])
     n_plane = len(plane_starts)
-    fig_xy = Figure(figsize=(4.2 * len(args.ks), 4))
-    fig_loss = Figure(figsize=(4.2 * len(args.ks), 3.6))
+    fig_xy = Figure(figsize=(4.2 * len(args.ks), 4), layout="constrained")
+    fig_loss = Figure(figsize=(4.2 * len(args.ks), 3.6), layout="constrained")
     axes_xy = np.atleast_1d(fig_xy.subplots(1, len(args.ks)))
     axes_loss = np.atleast_1d(fig_loss.subplots(1, len(args.ks)))
     saddle_errors, noisy_ok, odd_endings = [], {}, {}
@@ -265,7 +265,7 @@ def _escape_part(args, key, metrics, verdict, figures):
     rel = abs(fit.slope * rate - 1.0)
     verdict["escape_time"] = (f"time near the saddle grows like {fit.slope:.3f} log(1/δ); "
                               f"1/λ = {1 / rate:.3f} (relative difference {rel:.1%})")
-    fig = Figure(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4), layout="constrained")
     ax = fig.subplots()
     ax.plot(np.log(1 / deltas), near, "o", label="measured")
     grid = np.log(1 / deltas)
@@ -282,7 +282,7 @@ def _escape_part(args, key, metrics, verdict, figures):
 # --------------------------------------------------------------------------
 
 def _single_neuron_part(args, key, metrics, verdict, figures):
-    fig = Figure(figsize=(4.2 * len(args.dims), 4))
+    fig = Figure(figsize=(4.2 * len(args.dims), 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(args.dims)))
     table, holds, n_failed = [], True, 0
     for d, ax in zip(args.dims, axes):
@@ -345,7 +345,7 @@ def _sgd_part(args, key, metrics, verdict, warnings, figures):
     flow = relu_gradient_flow(start[None], teacher, gd.times)
     gd_w, flow_w = np.asarray(gd.weights[0]), np.asarray(flow.weights[0])
     loss = jax.vmap(lambda W: relu_population_loss(W, teacher))
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_dev = fig.subplots(1, 2)
     ax_loss.semilogy(flow.times, loss(flow.weights[0]), "k", lw=2, label="population flow")
     deviations, deviations_flow = [], []
