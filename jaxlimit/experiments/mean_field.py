@@ -50,7 +50,7 @@ from jaxlimit.experiments.common import (
     nonnegative_int, positive_int, require, timed,
 )
 from jaxlimit.experiments.xavier import (
-    _with_compare_times, add_verdict_arguments, covariance_error_null, gaussian_limit_verdict,
+    with_compare_times, add_verdict_arguments, covariance_error_null, gaussian_limit_verdict,
 )
 from jaxlimit.limits.mean_field import mean_field_limit, predict_fluctuations
 from jaxlimit.models.base import Model, PyTree
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> Report:
     require(args.ensemble >= n_points + 2,
             f"--ensemble must be at least P + 2 = {n_points + 2} to compare {n_points} outputs, "
             f"got {args.ensemble}")
-    times, compare_idx = _with_compare_times(problem.times, args.compare_times, args.t_max)
+    times, compare_idx = with_compare_times(problem.times, args.compare_times, args.t_max)
     final = len(times) - 1
     full_batch = trainer.method == "fullbatch"
 

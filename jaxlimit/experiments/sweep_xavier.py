@@ -38,7 +38,7 @@ from jaxlimit.experiments.common import (
     timed,
 )
 from jaxlimit.experiments.xavier import (
-    DEFAULTS, _with_compare_times, add_verdict_arguments, bures_null_size, check_problem, coupled_bures,
+    DEFAULTS, with_compare_times, add_verdict_arguments, bures_null_size, check_problem, coupled_bures,
     gaussian_limit_verdict, pathwise_error,
 )
 from jaxlimit.limits.xavier import xavier_limit
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> Report:
     n_points = data.n_train + data.n_probe
     require(args.ensemble >= n_points + 2,
             f"--ensemble must be at least P + 2 = {n_points + 2}, got {args.ensemble}")
-    times, compare_idx = _with_compare_times(problem.times, args.compare_times, args.t_max)
+    times, compare_idx = with_compare_times(problem.times, args.compare_times, args.t_max)
     with timed(timing, "limit"):
         limit = xavier_limit(data, problem.model.activation, alpha=args.alpha, w_std=args.w_std,
                              c_std=args.c_std)

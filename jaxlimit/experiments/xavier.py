@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> Report:
     require(args.ensemble >= n_points + 2,
             f"--ensemble must be at least P + 2 = {n_points + 2} to compare {n_points} outputs, "
             f"got {args.ensemble}")
-    times, compare_idx = _with_compare_times(problem.times, args.compare_times, args.t_max)
+    times, compare_idx = with_compare_times(problem.times, args.compare_times, args.t_max)
 
     with timed(timing, "limit"):
         limit = xavier_limit(data, model.activation, alpha=args.alpha, w_std=args.w_std, c_std=args.c_std)
@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> Report:
                   timing=timing, figures=figures, summary=summary, warnings=warnings)
 
 
-def _with_compare_times(times: np.ndarray, compare, t_max: float) -> tuple[np.ndarray, list[int]]:
+def with_compare_times(times: np.ndarray, compare, t_max: float) -> tuple[np.ndarray, list[int]]:
     """Merge the compared times into the saved grid; return the grid and their indices."""
     if compare is None:
         compare = [0.0, t_max / 2.0, t_max]
