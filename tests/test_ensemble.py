@@ -137,3 +137,21 @@ def test_model_and_data_dimensions_must_agree(problem):
     _, data = problem
     with pytest.raises(jl.InputError, match="dimension"):
         jl.run_ensemble(jl.TwoLayer(8, 3), data, times=[0.5], n_members=2)
+
+
+def test_width_streams_do_not_nest():
+    from jaxlimit.experiments.common import stream_seed
+    from jaxlimit.training.ensemble import member_keys
+
+    def first_member(width, seed):
+        return jl.TwoLayer(width, 4, "mean-field", "tanh").init(member_keys(seed, np.arange(1))[0])
+
+    # One seed for two widths: the narrow network is the first half of the wide one.
+    narrow, wide = first_member(64, 3), first_member(128, 3)
+    np.testing.assert_array_equal(wide.w[:64], narrow.w)
+    # Width streams give unrelated networks, reproducibly.
+    s64, s128 = stream_seed(3, 64), stream_seed(3, 128)
+    assert s64 != s128 and s64 == stream_seed(3, 64) and 0 <= s64 < 2**31
+    assert stream_seed(3) == 3
+    narrow, wide = first_member(64, s64), first_member(128, s128)
+    assert abs(np.corrcoef(np.ravel(wide.w[:64]), np.ravel(narrow.w))[0, 1]) < 0.2

@@ -186,7 +186,10 @@ def test_mean_field_experiment_small(tmp_path):
                            "--out", str(tmp_path)])
     report = module.run(args)
     m = report.metrics
-    assert report.verdict["clt"] in ("consistent", "inconsistent")
+    # At N = 128 the O(N^-1/2) departures of the scaled law are a fraction of the
+    # resolution of 128 members, so the verdict must hold at every compared time.
+    assert report.verdict["clt"] == "consistent"
+    assert len(m["clt_pvalue_by_time"]) == 3 and not m["clt_rejected_at_t0"]
     assert len(m["mean_error_vs_limit"]) == 2 and m["limit_discretisation_error"] < 0.01
     assert -1.4 < m["variance_slope"] < -0.6
     assert m["predicted_cov_rel_error"] < 0.5

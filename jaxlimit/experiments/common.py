@@ -152,11 +152,29 @@ def build_problem(args: argparse.Namespace, *, width: int | None = None,
     return Problem(model, data, trainer, times)
 
 
-def ensemble_options(args: argparse.Namespace) -> dict:
-    """Keyword arguments for ``run_ensemble`` from the ensemble options."""
+def stream_seed(seed: int, *stream: int) -> int:
+    """The seed of one independent stream of an experiment (one width, one arm).
+
+    Ensembles at different widths must not share a seed: ``jax.random`` draws
+    of shape (N, d) are the first rows of the draws of shape (2N, d) from the
+    same key, so member i of width 2N would contain member i of width N, and
+    the per-width estimates that a power-law fit treats as independent would
+    be correlated. With no ``stream`` this is ``seed`` itself.
+    """
+    if not stream:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(1)[0] >> 1)
+
+
+def ensemble_options(args: argparse.Namespace, *stream: int) -> dict:
+    """Keyword arguments for ``run_ensemble`` from the ensemble options.
+
+    ``stream`` (for example the width) selects an independent member stream
+    (:func:`stream_seed`); without it the members use ``--seed`` directly.
+    """
     return {
         "n_members": args.ensemble,
-        "seed": args.seed,
+        "seed": stream_seed(args.seed, *stream),
         "chunk_size": args.chunk_size,
         "memory_budget": int(args.memory_gb * 1e9),
         "progress": not args.no_progress,

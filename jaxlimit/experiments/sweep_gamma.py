@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> Report:
         for width in args.widths:
             model = build_problem(args, width=width, scaling=gamma).model
             with timed(timing, f"ensembles_gamma{gamma:g}"):
-                result = run_ensemble(model, data, trainer, times=times, **ensemble_options(args))
+                result = run_ensemble(model, data, trainer, times=times, **ensemble_options(args, width))
             ok = result.finite()
             if result.n_diverged:
                 warnings.append(f"γ = {gamma:g}, N = {width}: {result.n_diverged} members diverged "

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> Report:
     for width in args.widths:
         model = build_problem(args, width=width).model
         with timed(timing, f"ensemble_N{width}"):
-            result = run_ensemble(model, data, problem.trainer, times=times, **ensemble_options(args))
+            result = run_ensemble(model, data, problem.trainer, times=times, **ensemble_options(args, width))
         ok = result.finite()
         if result.n_diverged:
             warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
