@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> Report:
     if initial_rejected:
         warnings.append(
             f"the CLT comparison rejects already at t = 0 (smallest p-value "
-            f"{_smallest_pvalue(initial[0]):.3g}), where the predicted law is exact: the initial "
+            f"{initial[0].smallest_pvalue:.3g}), where the predicted law is exact: the initial "
             "draw of this ensemble is unusual and the later times inherit it. A false alarm of "
             "this kind happens at most at the verdict's level; rerun with another --seed"
         )
@@ -291,8 +291,8 @@ def run(args: argparse.Namespace) -> Report:
         "clt_width": largest,
         "clt_mean_error_z": [c.mean_error_z for c in comparisons],
         "clt_cov_rel_error": [c.cov_rel_error for c in comparisons],
-        "clt_min_pvalue": min(_smallest_pvalue(c) for c in comparisons),
-        "clt_pvalue_by_time": [_smallest_pvalue(c) for c in comparisons],
+        "clt_min_pvalue": min(c.smallest_pvalue for c in comparisons),
+        "clt_pvalue_by_time": [c.smallest_pvalue for c in comparisons],
         "clt_rejected_at_t0": initial_rejected,
         "clt_mardia_kurtosis_pvalue": [c.mardia_kurtosis_pvalue for c in comparisons],
         "clt_final": last.as_dict(),
@@ -355,12 +355,6 @@ def run(args: argparse.Namespace) -> Report:
         summary.append(xavier["summary"])
     return Report(experiment=NAME, config=config, metrics=metrics, verdict=verdict, timing=timing,
                   figures=figures, summary=summary, warnings=warnings)
-
-
-def _smallest_pvalue(comparison) -> float:
-    """The smallest p-value among the tests that make a comparison's verdict."""
-    return min(comparison.mean_pvalue, comparison.mahalanobis_ks_pvalue,
-               comparison.marginal_ks_pvalue, comparison.energy_pvalue, comparison.support_pvalue)
 
 
 def _xavier_side(args, problem, times) -> dict:

@@ -354,7 +354,7 @@ def solve_particle_flow(
     solver: str = "tsit5",
     rtol: float = 1e-9,
     atol: float = 1e-9,
-    adjoint: diffrax.AbstractAdjoint | None = None,
+    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
 ) -> ParticleFlow:
     """Integrate the particle gradient flow on ``data``'s training set.
 
@@ -401,7 +401,7 @@ def solve_particle_flow(
         args=(particles.weights, x, y), saveat=saveat,
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=_FORWARD_MAX_STEPS,
-        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+        adjoint=adjoint,
     )
     (outputs, loss_t), (c_t, w_t) = sol.ys
     return ParticleFlow(

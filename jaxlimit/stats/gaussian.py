@@ -178,6 +178,12 @@ class GaussianComparison:
     def consistent(self) -> bool:
         return self.verdict == "consistent"
 
+    @property
+    def smallest_pvalue(self) -> float:
+        """The smallest p-value of the tests the verdict combines (support is 1 when r = P)."""
+        return min(self.mean_pvalue, self.mahalanobis_ks_pvalue, self.marginal_ks_pvalue,
+                   self.energy_pvalue, self.support_pvalue)
+
     def as_dict(self) -> dict:
         """All fields as plain Python ints, floats and strings."""
         return dataclasses.asdict(self)
