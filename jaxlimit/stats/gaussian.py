@@ -51,47 +51,96 @@ _NOT_PSD_RTOL = 1e-5
 
 
 class Gaussian(eqx.Module):
-    """The predicted law N(mean, cov) of the outputs at P points.
+    """The predicted law N(mean, cov) of the outputs at P points, optionally
+    batched over leading axes (times, widths).
 
     Attributes:
-        mean: shape (P,).
-        cov: shape (P, P), symmetric positive semi-definite; it may be
+        mean: shape (..., P); a limit's ``predict(times)`` gives (T, P).
+        cov: shape (..., P, P), symmetric positive semi-definite; it may be
             singular (outputs that the limit pins down exactly).
+
+    ``g[i]`` is the law at the i-th batch entry (for example the i-th time);
+    ``g.select(idx)`` the marginal law of some coordinates. Construction
+    refuses NaN, mismatched shapes, an asymmetric covariance and one with
+    clearly negative eigenvalues (more than rounding), so a wrong prediction
+    fails here and never samples garbage.
     """
 
     mean: Array
     cov: Array
 
     def __check_init__(self):
-        p = np.shape(self.mean)
-        if len(p) != 1 or np.shape(self.cov) != (p[0], p[0]):
+        m, c = np.shape(self.mean), np.shape(self.cov)
+        if len(m) < 1 or c != (*m, m[-1]):
             raise InputError(
-                f"a Gaussian needs mean of shape (P,) and cov of shape (P, P), "
-                f"got {np.shape(self.mean)} and {np.shape(self.cov)}"
+                f"a Gaussian needs mean of shape (..., P) and cov of shape (..., P, P), "
+                f"got {m} and {c}"
             )
+        if isinstance(self.mean, jax.core.Tracer) or isinstance(self.cov, jax.core.Tracer):
+            return  # inside a transformation: the values are checked where they are concrete
+        mean = np.asarray(self.mean, np.float64)
+        cov = np.asarray(self.cov, np.float64)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+            raise InputError("a Gaussian's mean and covariance must be finite")
+        if cov.size:
+            scale = np.maximum(np.max(np.abs(cov), axis=(-2, -1)), np.finfo(float).tiny)
+            asym = np.max(np.abs(cov - np.swapaxes(cov, -1, -2)), axis=(-2, -1))
+            if np.any(asym > 1e-6 * scale):
+                raise InputError("a Gaussian's covariance must be symmetric")
+            lam = np.linalg.eigvalsh(0.5 * (cov + np.swapaxes(cov, -1, -2)))
+            if np.any(lam[..., 0] < -_NOT_PSD_RTOL * np.maximum(lam[..., -1], 0.0) - 1e-300):
+                worst = float(np.min(lam[..., 0]))
+                raise InputError(
+                    f"a Gaussian's covariance must be positive semi-definite (smallest eigenvalue {worst:.3g})"
+                )
 
     @property
     def dim(self) -> int:
-        return int(np.shape(self.mean)[0])
+        """P, the number of coordinates."""
+        return int(np.shape(self.mean)[-1])
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The leading axes, e.g. (T,) for a prediction at T times; () for one law."""
+        return tuple(np.shape(self.mean)[:-1])
+
+    def __getitem__(self, index) -> "Gaussian":
+        """The law at one batch entry (or a slice of them): ``g[t]``."""
+        if not self.batch_shape:
+            raise InputError("this Gaussian has no batch axis to index; use select() for coordinates")
+        return Gaussian(self.mean[index], self.cov[index])
+
+    def __len__(self) -> int:
+        if not self.batch_shape:
+            raise InputError("this Gaussian has no batch axis")
+        return self.batch_shape[0]
+
+    @property
+    def std(self) -> Array:
+        """Marginal standard deviations, shape (..., P)."""
+        return jnp.sqrt(jnp.clip(jnp.diagonal(jnp.asarray(self.cov), axis1=-2, axis2=-1), 0.0))
 
     def sample(self, key: Array, n: int) -> Array:
-        """Draw ``n`` independent samples, shape (n, P).
+        """Draw ``n`` independent samples, shape (n, ..., P).
 
         x = μ + V Λ^{1/2} z with C = V Λ Vᵀ from ``eigh`` and negative
         (rounding) eigenvalues clipped to zero, so a singular C is fine.
         """
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise InputError(f"the number of samples must be a positive integer, got {n}")
         mean = jnp.asarray(self.mean)
         cov = jnp.asarray(self.cov)
         dtype = jnp.result_type(mean.dtype, cov.dtype, float)
-        eigenvalues, vectors = jnp.linalg.eigh(0.5 * (cov + cov.T).astype(dtype))
-        root = vectors * jnp.sqrt(jnp.clip(eigenvalues, 0.0))
-        z = jax.random.normal(key, (n, mean.shape[0]), dtype)
-        return mean.astype(dtype) + z @ root.T
+        sym = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)).astype(dtype)
+        eigenvalues, vectors = jnp.linalg.eigh(sym)
+        root = vectors * jnp.sqrt(jnp.clip(eigenvalues, 0.0))[..., None, :]
+        z = jax.random.normal(key, (int(n), *mean.shape), dtype)
+        return mean.astype(dtype) + jnp.einsum("...ij,n...j->n...i", root, z)
 
-    def select(self, indices) -> Gaussian:
+    def select(self, indices) -> "Gaussian":
         """The marginal law of the coordinates ``indices`` (e.g. the probe points)."""
         idx = np.asarray(indices)
-        return Gaussian(self.mean[idx], self.cov[np.ix_(idx, idx)])
+        return Gaussian(self.mean[..., idx], self.cov[..., idx[:, None], idx[None, :]])
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
