@@ -46,6 +46,7 @@ from jaxlimit.stats import (
     gaussian_w2,
     proportion_interval,
 )
+from jaxlimit.streams import stream_key
 from jaxlimit.training import EnsembleResult, Trainer, rms_parameter_change, run_ensemble
 
 __version__ = "0.1.0"
@@ -54,7 +55,7 @@ __all__ = [
     "ACTIVATIONS", "Activation", "Dataset", "EnsembleResult", "InitLaw", "InputError", "Loss",
     "SCALINGS", "Trainer", "TwoLayer", "TwoLayerParams", "digits_problem", "get_activation",
     "get_loss", "huber_loss", "make_dataset", "resolve_gamma", "rms_parameter_change",
-    "run_ensemble", "squared_loss", "synthetic_problem",
+    "run_ensemble", "squared_loss", "stream_key", "synthetic_problem",
     # models and limits
     "ThreeLayer", "ThreeLayerInit", "XavierKernels", "XavierLimit", "MeanFieldLimit",
     "estimate_xavier_kernels", "mean_field_limit", "predict_fluctuations", "relu_population_grad",

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.scipy.special import erf
 
 from jaxlimit.errors import InputError
+from jaxlimit.names import ACTIVATION_NAMES
 
 ArrayFn = Callable[[jax.Array], jax.Array]
 
@@ -73,6 +74,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": Activation("gelu", _gelu, _gelu_derivative),
     "identity": Activation("identity", lambda u: u, jnp.ones_like, odd=True),
 }
+
+
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "names.ACTIVATION_NAMES is out of date"
 
 
 def get_activation(spec: str | ArrayFn | Activation) -> Activation:

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 
 
@@ -71,8 +72,14 @@ def make_dataset(
     Raises:
         InputError: on wrong shapes, non-finite values or duplicate inputs.
     """
-    x = np.asarray(x_train, dtype=np.float64)
-    y = np.asarray(y_train, dtype=np.float64)
+    for label, arr in (("x_train", x_train), ("y_train", y_train), ("x_probe", x_probe)):
+        if arr is not None and np.iscomplexobj(np.asarray(arr)):
+            raise InputError(f"{label} is complex; networks here take real inputs and targets")
+    try:
+        x = np.asarray(x_train, dtype=np.float64)
+        y = np.asarray(y_train, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("x_train and y_train must be arrays of numbers") from None
     if x.ndim != 2:
         raise InputError(f"x_train must have shape (M, d), got shape {x.shape}")
     if x.shape[0] < 1 or x.shape[1] < 1:
@@ -99,13 +106,19 @@ def make_dataset(
     return Dataset(jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(p, dtype), name)
 
 
+def _normal(key: jax.Array, shape: tuple[int, ...]) -> np.ndarray:
+    # Drawn in float32 and widened: the same key gives the same problem with
+    # and without jax_enable_x64 (a float64 draw uses other random bits).
+    return np.asarray(jax.random.normal(key, shape, jnp.float32), dtype=np.float64)
+
+
 def _inputs(key: jax.Array, n: int, d: int, distribution: str) -> np.ndarray:
     if distribution == "sphere":
-        z = np.array(jax.random.normal(key, (n, d)), dtype=np.float64)
+        z = _normal(key, (n, d))
         return z / np.linalg.norm(z, axis=1, keepdims=True)
     if distribution == "gaussian":
         # Scaled so that E‖x‖² = 1, the same size as the sphere.
-        return np.array(jax.random.normal(key, (n, d)), dtype=np.float64) / np.sqrt(d)
+        return _normal(key, (n, d)) / np.sqrt(d)
     raise InputError(f"unknown input distribution {distribution!r}; choose sphere or gaussian")
 
 
@@ -133,32 +146,30 @@ def synthetic_problem(
         dim: d, the input dimension (≥ 1).
         n_probe: Q, the number of probe points (≥ 0).
     """
-    if n_train < 1:
-        raise InputError(f"n_train must be at least 1, got {n_train}")
-    if dim < 1:
-        raise InputError(f"dim must be at least 1, got {dim}")
-    if n_probe < 0:
-        raise InputError(f"n_probe must be non-negative, got {n_probe}")
-    if noise < 0:
-        raise InputError(f"noise must be non-negative, got {noise}")
+    n_train = require_int(n_train, "n_train", high=10**6)
+    dim = require_int(dim, "dim", high=10**6)
+    n_probe = require_int(n_probe, "n_probe", low=0, high=10**6)
+    noise = require_real(noise, "noise", low=0.0, low_open=False)
+    if n_train * dim + n_probe * dim > 10**8:
+        raise InputError(f"n_train × dim and n_probe × dim together must be at most 1e8 values, got "
+                         f"{(n_train + n_probe) * dim}")
     k_x, k_p, k_t, k_n = jax.random.split(key, 4)
     x = _inputs(k_x, n_train, dim, inputs)
     p = _inputs(k_p, n_probe, dim, inputs)
     if target == "smooth":
-        uv = np.array(jax.random.normal(k_t, (2, dim)), dtype=np.float64)
+        uv = _normal(k_t, (2, dim))
         uv /= np.linalg.norm(uv, axis=1, keepdims=True)
         y = np.sin(2.0 * x @ uv[0]) + 0.5 * np.cos(3.0 * x @ uv[1])
     elif target == "teacher":
-        if teacher_width < 1:
-            raise InputError(f"teacher_width must be at least 1, got {teacher_width}")
+        teacher_width = require_int(teacher_width, "teacher_width", high=10**6)
         k_a, k_b = jax.random.split(k_t)
-        a = np.array(jax.random.normal(k_a, (teacher_width,)), dtype=np.float64)
-        b = np.array(jax.random.normal(k_b, (teacher_width, dim)), dtype=np.float64)
+        a = _normal(k_a, (teacher_width,))
+        b = _normal(k_b, (teacher_width, dim))
         y = np.tanh(np.sqrt(dim) * x @ (b.T / np.sqrt(dim))) @ a / np.sqrt(teacher_width)
     else:
         raise InputError(f"unknown target {target!r}; choose smooth or teacher")
     if noise > 0:
-        y = y + noise * np.array(jax.random.normal(k_n, (n_train,)), dtype=np.float64)
+        y = y + noise * _normal(k_n, (n_train,))
     return make_dataset(x, y, p, name=f"{target} target, {inputs} inputs, M={n_train}, d={dim}")
 
 

@@ -116,7 +116,7 @@ def test_engine_sgd_equals_a_hand_written_loop_on_the_same_stream(data):
     xi = ThreeLayerParams(*model.xi)
 
     def body(k, p):
-        j = jax.random.randint(jax.random.fold_in(k_data, k), (1,), 0, data.n_train)
+        j = jax.random.randint(jax.random.fold_in(k_data, k), (1,), 0, data.n_train, dtype=jnp.int32)
         g = model.mean_field_gradient(p, data.x_train[j], data.y_train[j])
         return jax.tree_util.tree_map(lambda w, gi, x: w - model.eps * x * gi, p, g, xi)
 

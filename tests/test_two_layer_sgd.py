@@ -43,7 +43,7 @@ def test_online_sgd_matches_numpy(activation, scaling):
     init_state, step = make_step(model, data, trainer)
     params = model.init(k_init, jnp.float32)
     # The engine's sample stream, reproduced here: index at step k from fold_in(k_data, k).
-    idx = [int(jax.random.randint(jax.random.fold_in(k_data, k), (1,), 0, 5)[0]) for k in range(n_steps)]
+    idx = [int(jax.random.randint(jax.random.fold_in(k_data, k), (1,), 0, 5, dtype=jnp.int32)[0]) for k in range(n_steps)]
     state = init_state(params)
     p = params
     for k in range(n_steps):

@@ -21,6 +21,7 @@ from jaxlimit.data import Dataset, digits_problem, synthetic_problem
 from jaxlimit.errors import InputError
 from jaxlimit.losses import get_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer
+from jaxlimit.streams import stream_key
 from jaxlimit.training.steps import METHODS, Trainer
 
 
@@ -78,6 +79,10 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
     parser.add_argument("--out", default=default_out, help="report directory (default: %(default)s)")
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--checkpoint", default=None, metavar="DIR",
+                        help="save finished work in DIR after every segment; rerunning resumes")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --checkpoint: discard this run's saved work and start over")
 
 
 def add_problem_arguments(parser: argparse.ArgumentParser, *, width: int = 1024,
@@ -138,7 +143,7 @@ def build_problem(args: argparse.Namespace, *, width: int | None = None,
         data = digits_problem(args.points, args.probes, seed=args.seed)
     else:
         data = synthetic_problem(
-            jax.random.key(args.seed + 7919), args.points, args.dim, args.probes,
+            stream_key(args.seed, "data"), args.points, args.dim, args.probes,
             inputs="gaussian" if args.data == "gaussian" else "sphere",
             target="teacher" if args.data == "teacher" else "smooth",
         )
@@ -152,29 +157,22 @@ def build_problem(args: argparse.Namespace, *, width: int | None = None,
     return Problem(model, data, trainer, times)
 
 
-def stream_seed(seed: int, *stream: int) -> int:
-    """The seed of one independent stream of an experiment (one width, one arm).
-
-    Ensembles at different widths must not share a seed: ``jax.random`` draws
-    of shape (N, d) are the first rows of the draws of shape (2N, d) from the
-    same key, so member i of width 2N would contain member i of width N, and
-    the per-width estimates that a power-law fit treats as independent would
-    be correlated. With no ``stream`` this is ``seed`` itself.
-    """
-    if not stream:
-        return int(seed)
-    return int(np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(1)[0] >> 1)
-
-
 def ensemble_options(args: argparse.Namespace, *stream: int) -> dict:
     """Keyword arguments for ``run_ensemble`` from the ensemble options.
 
-    ``stream`` (for example the width) selects an independent member stream
-    (:func:`stream_seed`); without it the members use ``--seed`` directly.
+    ``stream`` (for example the width) selects an independent member stream,
+    ``stream_key(seed, "members", *stream)``. Ensembles at different widths
+    must not share a stream: ``jax.random`` draws of shape (N, d) are the first
+    rows of the draws of shape (2N, d) from the same key, so member i of width
+    2N would contain member i of width N, and the per-width estimates that a
+    power-law fit treats as independent would be correlated. Without
+    ``stream`` the members use ``--seed`` as ``run_ensemble`` does.
     """
     return {
         "n_members": args.ensemble,
-        "seed": stream_seed(args.seed, *stream),
+        "seed": stream_key(args.seed, "members", *stream) if stream else args.seed,
+        "checkpoint_dir": getattr(args, "checkpoint", None),
+        "fresh": getattr(args, "fresh", False),
         "chunk_size": args.chunk_size,
         "memory_budget": int(args.memory_gb * 1e9),
         "progress": not args.no_progress,

@@ -17,27 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxlimit.activations import Activation, get_activation
+from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
-
-SCALINGS: dict[str, float] = {"xavier": 0.5, "mean-field": 1.0}
-
-
-def resolve_gamma(scaling: str | float) -> float:
-    """Map a preset name (``"xavier"``, ``"mean-field"``) or a number to γ ∈ [1/2, 1]."""
-    if isinstance(scaling, str):
-        if scaling in SCALINGS:
-            return SCALINGS[scaling]
-        try:
-            scaling = float(scaling)
-        except ValueError:
-            raise InputError(
-                f"unknown scaling {scaling!r}; use xavier, mean-field or a number in [0.5, 1]"
-            ) from None
-    gamma = float(scaling)
-    if not 0.5 <= gamma <= 1.0:
-        raise InputError(f"gamma must lie in [0.5, 1], got {gamma}")
-    return gamma
-
+from jaxlimit.names import SCALINGS, resolve_gamma  # noqa: F401 - re-exported
 
 class InitLaw(eqx.Module):
     """The i.i.d. law of one neuron (c, w) at initialisation.
@@ -57,10 +39,9 @@ class InitLaw(eqx.Module):
     def __check_init__(self):
         if self.kind not in ("gaussian", "uniform"):
             raise InputError(f"unknown initial law {self.kind!r}; choose gaussian or uniform")
-        if not (self.c_std > 0 and self.w_std > 0):
-            raise InputError(
-                f"initial scales must be positive, got c_std={self.c_std}, w_std={self.w_std}"
-            )
+        require_real(self.c_std, "c_std")
+        require_real(self.w_std, "w_std")
+        require_real(self.c_mean, "c_mean", low=None)
 
     def sample(self, key: jax.Array, width: int, dim: int, dtype) -> "TwoLayerParams":
         # Drawn in float32 whatever ``dtype``: one seed is one network, so a
@@ -103,12 +84,8 @@ class TwoLayer(eqx.Module):
 
     def __init__(self, width: int, dim: int, scaling: str | float = "xavier",
                  activation="tanh", init_law: InitLaw | None = None):
-        if isinstance(width, bool) or int(width) != width or width < 1:
-            raise InputError(f"width must be a positive integer, got {width}")
-        if isinstance(dim, bool) or int(dim) != dim or dim < 1:
-            raise InputError(f"input dimension must be a positive integer, got {dim}")
-        self.width = int(width)
-        self.dim = int(dim)
+        self.width = require_int(width, "width")
+        self.dim = require_int(dim, "dim")
         self.gamma = resolve_gamma(scaling)
         self.activation = get_activation(activation)
         self.init_law = InitLaw() if init_law is None else init_law

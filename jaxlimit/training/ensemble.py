@@ -1,28 +1,38 @@
 """Train thousands of independently initialised networks at once.
 
-The ensemble is a ``jax.vmap`` over members; steps run in a compiled loop
-between saved times; members are processed in chunks sized from a memory
-budget. Member i's randomness (initial weights and SGD sample stream) is a
-function of (seed, i) alone.
+Members are grouped in **blocks** of ``lanes`` consecutive member ids; one
+block is one ``jax.vmap`` of the member program, and a compiled call (a
+**chunk**) maps over several blocks with ``lax.map``. Training runs in
+**segments** between consecutive saved times. Member i's randomness (initial
+weights and sample stream) is a function of (the members' stream key, i)
+alone.
 
 Bitwise reproducibility: XLA may round differently when the same arithmetic
 is vectorised over a different number of members, but a member's numbers do
 not depend on its position inside a vmap of fixed width. So members always
-run in blocks of ``lanes`` and a chunk is a ``lax.map`` over blocks: the same
-seed gives the same bits whatever the chunk size. ``lanes`` defaults to
-min(64, ensemble size, members that fit the memory budget), so it never
-depends on the chunk size; pin it to compare ensembles of different sizes
-bit for bit.
+run in blocks of ``lanes``; the same stream gives the same bits whatever the
+chunk size, and a run with more members repeats the first members exactly.
+``lanes`` defaults to min(64, the ensemble size rounded up to a power of two,
+members that fit the memory budget); pin it to compare ensembles of
+different sizes below 64 bit for bit.
+
+Saved work: with ``checkpoint_dir`` every block's records and training state
+are saved after every segment (see :mod:`jaxlimit.training.checkpoints`), so a
+kill loses at most the chunk-segment in flight (one block per device by
+default); a rerun resumes with any chunk size, and a run with more members or
+later times reuses what was computed. Ctrl-C finishes the chunk-segment in
+flight, saves it and says where it is.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
+import contextlib
 import math
+import signal
+import threading
+from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -31,14 +41,16 @@ import numpy as np
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.models.base import Model, PyTree
+from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
+from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
+from jaxlimit.training.program import MemberProgram, Observable, generic_program
 from jaxlimit.training.results import EnsembleResult
-from jaxlimit.training.steps import Trainer, make_step
-
-Observable = Callable[[PyTree, PyTree, Dataset], jax.Array]
-"""``fn(params, initial_params, data) -> array``, recorded at every saved time."""
+from jaxlimit.training.steps import Trainer
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 DEFAULT_LANES = 64
+MAX_RESULT_BYTES = 8 * 2**30
+"""Outputs, losses and observables of the whole ensemble must fit in this many bytes."""
 
 
 def rms_parameter_change(params: PyTree, initial_params: PyTree, data: Dataset) -> jax.Array:
@@ -53,7 +65,10 @@ def rms_parameter_change(params: PyTree, initial_params: PyTree, data: Dataset) 
 
 def validate_times(times) -> np.ndarray:
     """Sorted, finite, non-negative save times with t = 0 first."""
-    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    try:
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InputError(f"times must be a list of numbers, got {times!r}") from None
     if t.ndim != 1 or t.size == 0:
         raise InputError("times must be a non-empty 1-D list of numbers")
     if not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -65,10 +80,30 @@ def validate_times(times) -> np.ndarray:
     return t
 
 
-def member_keys(seed: int, member_ids: jax.Array) -> jax.Array:
-    """Member i's key: ``fold_in(key(seed), i)``, independent of chunking."""
-    base = jax.random.key(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(member_ids)
+def members_root(seed: int | jax.Array) -> jax.Array:
+    """The members' stream: ``stream_key(seed, "members")`` for an integer seed,
+    or the given key itself (experiments pass one stream per width or arm)."""
+    if isinstance(seed, jax.Array) and jax.dtypes.issubdtype(seed.dtype, jax.dtypes.prng_key):
+        if seed.shape != ():
+            raise InputError(f"seed must be an integer or one PRNG key, got keys of shape {seed.shape}")
+        return seed
+    return stream_key(seed, "members")
+
+
+def member_keys(seed: int | jax.Array, member_ids) -> jax.Array:
+    """Member i's key: ``fold_in(members_root(seed), i)``, independent of chunking."""
+    return _fold_members(members_root(seed), member_ids)
+
+
+def _positive_int(value, name: str, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    if not (math.isfinite(float(value)) and float(value) == int(value) and value >= 1):
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    value = int(value)
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name} must be at most {maximum}, got {value}")
+    return value
 
 
 def estimate_member_bytes(model: Model, trainer: Trainer, data: Dataset, dtype) -> int:
@@ -87,8 +122,39 @@ def estimate_member_bytes(model: Model, trainer: Trainer, data: Dataset, dtype) 
     return jnp.dtype(dtype).itemsize * (6 * n_param + opt + 3 * rows * units)
 
 
-def _fingerprint(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+def run_description(model: Model, data: Dataset, trainer: Trainer, *, root: jax.Array, dtype,
+                    lanes: int, observables: Mapping[str, Observable]) -> dict:
+    """Everything that determines a member's numbers (the checkpoint fingerprint's input)."""
+    return {
+        "model": describe(model),
+        "data": describe({"x_train": data.x_train, "y_train": data.y_train, "x_probe": data.x_probe}),
+        "trainer": describe(trainer),
+        "dtype": jnp.dtype(dtype).name,
+        "members_stream": key_words(root),
+        "lanes": int(lanes),
+        "observables": describe(dict(observables)),
+        "versions": versions(),
+    }
+
+
+@contextlib.contextmanager
+def _deferred_interrupt(enabled: bool):
+    """While active, the first Ctrl-C sets a flag (checked between segments); a second raises."""
+    flag = {"hit": False}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["hit"]:
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_ensemble(
@@ -98,13 +164,14 @@ def run_ensemble(
     *,
     times,
     n_members: int,
-    seed: int = 0,
+    seed: int | jax.Array = 0,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     observables: Mapping[str, Observable] | None = None,
     dtype=jnp.float32,
     divergence_threshold: float = 1e6,
     checkpoint_dir: str | Path | None = None,
+    fresh: bool = False,
     progress: bool = False,
     lanes: int | None = None,
 ) -> EnsembleResult:
@@ -117,49 +184,75 @@ def run_ensemble(
         times: training times to record; t = 0 is always recorded first. Time t
             is reached after ``model.steps_to(t)`` steps (⌊N t⌋ for two layers).
         n_members: E ≥ 1, the ensemble size.
-        seed: the run's seed; member i uses ``fold_in(key(seed), i)``.
-        chunk_size: members per compiled call, rounded up to a multiple of
-            ``lanes``; by default the largest that fits ``memory_budget`` bytes.
+        seed: an integer (the members' stream is ``stream_key(seed, "members")``)
+            or a PRNG key used as the members' stream; member i uses
+            ``fold_in(stream, i)``.
+        chunk_size: members per compiled call, rounded up to whole blocks; by
+            default one block (the least work lost to a kill); at most what
+            fits ``memory_budget`` bytes.
         observables: extra records ``name -> fn(params, params0, data)``.
         dtype: the parameters' floating type (float32 by default; float64
             needs ``jax_enable_x64``).
         divergence_threshold: a member whose output is non-finite or exceeds
             this in absolute value at any saved time is flagged as diverged.
-        checkpoint_dir: if given, every finished chunk is written there and a
-            rerun of the same configuration resumes from the finished chunks.
-        progress: show a progress bar (member-steps) on standard error.
-        lanes: the vmap width; by default min(64, ``n_members``, members that
-            fit ``memory_budget``). Results are bitwise identical for any
-            chunk size at a given ``lanes``; a chunk is padded to a multiple.
+        checkpoint_dir: if given, every block's records and state are saved
+            there after every segment, under the run's fingerprint; a rerun
+            resumes, and a run of anything else computes afresh.
+        fresh: discard what ``checkpoint_dir`` holds for this run first.
+        progress: show a progress bar of finished member-steps on standard error.
+        lanes: the vmap width; see the module docstring.
 
     Returns:
         An :class:`EnsembleResult`; diverged members are flagged, not dropped.
     """
     trainer = Trainer() if trainer is None else trainer
-    if isinstance(n_members, bool) or int(n_members) != n_members or n_members < 1:
-        raise InputError(f"ensemble size must be a positive integer, got {n_members}")
-    n_members = int(n_members)
+    if not isinstance(data, Dataset):
+        raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
+    n_members = _positive_int(n_members, "ensemble size", maximum=2**31 - 1)
     if data.dim != getattr(model, "dim", data.dim):
         raise InputError(f"data has input dimension {data.dim} but the model expects {model.dim}")
+    if jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
+        raise InputError(f"dtype must be float32 or float64, got {dtype}")
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise InputError("float64 ensembles need jax.config.update('jax_enable_x64', True)")
+    if not (isinstance(divergence_threshold, (int, float)) and divergence_threshold > 0):
+        raise InputError(f"divergence_threshold must be a positive number, got {divergence_threshold!r}")
+    if not (isinstance(memory_budget, (int, float)) and math.isfinite(memory_budget)
+            and memory_budget >= 2**20):
+        raise InputError(f"memory_budget must be at least 1 MiB (2**20 bytes), got {memory_budget!r}")
     t = validate_times(times)
     steps = np.array([model.steps_to(float(ti)) for ti in t], dtype=np.int64)
+    if steps[-1] >= 2**31:
+        raise InputError(f"t = {t[-1]:g} needs {steps[-1]} steps, more than 2^31; shorten the horizon")
     observables = dict(observables or {})
+    for name, fn in observables.items():
+        if not (isinstance(name, str) and name and callable(fn)):
+            raise InputError(f"observables must map names to functions, got {name!r}: {fn!r}")
 
-    fits = max(1, int(memory_budget // estimate_member_bytes(model, trainer, data, dtype)))
+    member_bytes = estimate_member_bytes(model, trainer, data, dtype)
+    fits = int(memory_budget // member_bytes)
+    if fits < 1:
+        raise InputError(f"one member needs about {member_bytes / 1e9:.3g} GB, more than the memory "
+                         f"budget of {memory_budget / 1e9:.3g} GB; reduce the width or raise the budget")
     if lanes is None:
-        lanes = min(DEFAULT_LANES, n_members, fits)
-    if isinstance(lanes, bool) or int(lanes) != lanes or lanes < 1:
-        raise InputError(f"lanes must be a positive integer, got {lanes}")
-    lanes = int(lanes)
-    if chunk_size is None:
-        chunk_size = min(n_members, fits)
-    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
-        raise InputError(f"chunk_size must be a positive integer, got {chunk_size}")
-    chunk_size = min(int(chunk_size), n_members)
-    blocks = -(-chunk_size // lanes)
-    padded = blocks * lanes
+        lanes = min(DEFAULT_LANES, 1 << (n_members - 1).bit_length(), fits)
+    lanes = _positive_int(lanes, "lanes")
+    if chunk_size is not None:
+        chunk_size = _positive_int(chunk_size, "chunk_size")
+    chunk_blocks = max(1, min(-(-(chunk_size or lanes) // lanes), fits // lanes or 1))
+    n_blocks = -(-n_members // lanes)
+
+    root = members_root(seed)
+    program = generic_program(model, data, trainer, observables, dtype)
+    point_count = data.n_train + data.n_probe
+    record_shapes = jax.eval_shape(
+        lambda k: program.record(program.init(k), program.init(k)), jax.random.key(0))
+    record_bytes = sum(math.prod(s.shape) * 4 for s in jax.tree_util.tree_leaves(record_shapes))
+    if n_members * len(t) * max(record_bytes, 4 * (point_count + 1)) > MAX_RESULT_BYTES:
+        raise InputError(
+            f"{n_members} members × {len(t)} times × {point_count} points would need more than "
+            f"{MAX_RESULT_BYTES / 2**30:.0f} GiB of results; record fewer times, points or members"
+        )
 
     config = {
         "model": model.describe(),
@@ -168,102 +261,100 @@ def run_ensemble(
         "n_train": data.n_train,
         "n_probe": data.n_probe,
         "n_members": n_members,
-        "seed": int(seed),
+        "members_stream": key_words(root),
         "times": t.tolist(),
         "dtype": jnp.dtype(dtype).name,
-        "divergence_threshold": divergence_threshold,
+        "divergence_threshold": float(divergence_threshold),
         "lanes": lanes,
     }
+    if isinstance(seed, (int, np.integer)):
+        config["seed"] = int(seed)
 
-    data_cast = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
-    init_state, step = make_step(model, data_cast, trainer)
-    x_all = data_cast.x_all
+    store = None
+    if checkpoint_dir is not None:
+        description = run_description(model, data, trainer, root=root, dtype=dtype, lanes=lanes,
+                                      observables=observables)
+        store = BlockStore(checkpoint_dir, description, fresh=fresh)
+        state_bytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(
+            jax.eval_shape(program.init, jax.random.key(0))))
+        store.check_space(estimate_store_bytes(state_bytes, record_bytes * len(t), n_blocks * lanes))
+        config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
 
-    def init_member(key):
-        k_init, k_data = jax.random.split(key)
-        params = model.init(k_init, dtype)
-        return params, init_state(params), k_data
+    engine = _BlockEngine(program, root, lanes)
+    needed = sorted(set(int(s) for s in steps))
+    records = [store.load(b) if store else BlockRecord() for b in range(n_blocks)]
 
-    def advance_member(params, opt_state, data_key, k0, k1):
-        def body(k, carry):
-            return step(*carry, data_key, k)
+    # Blocks that need the same work (same start, same missing steps) share chunks.
+    plans: dict[tuple, list[int]] = defaultdict(list)
+    for b, rec in enumerate(records):
+        missing = tuple(s for s in needed if s not in rec.outputs)
+        if not missing:
+            continue
+        start = rec.state_step if (rec.state is not None and rec.state_step <= missing[0]) else 0
+        plans[(start, missing)].append(b)
 
-        return jax.lax.fori_loop(k0, k1, body, (params, opt_state))
+    def members_in(b: int) -> int:
+        return min(lanes, n_members - b * lanes)
 
-    def record_member(params, params0):
-        out = model.apply(params, x_all)
-        loss = jnp.mean(trainer.loss(out[: data.n_train], data_cast.y_train))
-        extra = {k: fn(params, params0, data_cast) for k, fn in observables.items()}
-        return out, loss, extra
-
-    def by_block(fn):
-        """Apply ``fn`` (vmapped over one block of lanes) to each block in turn."""
-
-        def chunk_fn(*args):
-            split = jax.tree_util.tree_map(lambda a: a.reshape(blocks, lanes, *a.shape[1:]), args)
-            out = jax.lax.map(lambda a: fn(*a), split)
-            return jax.tree_util.tree_map(lambda a: a.reshape(padded, *a.shape[2:]), out)
-
-        return chunk_fn
-
-    init_chunk = jax.jit(by_block(lambda ids: jax.vmap(init_member)(member_keys(seed, ids))))
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def advance_chunk(params, opt_state, data_keys, k0, k1):
-        member = lambda p, s, k: advance_member(p, s, k, k0, k1)
-        return by_block(jax.vmap(member))(params, opt_state, data_keys)
-
-    record_chunk = jax.jit(by_block(jax.vmap(record_member)))
-
-    store = _ChunkStore(checkpoint_dir, config) if checkpoint_dir is not None else None
+    final = needed[-1]
+    total_work = n_members * final
+    remaining = sum(members_in(b) * (missing[-1] - start) for (start, missing), bs in plans.items() for b in bs)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_members * int(steps[-1]), unit="member-step", unit_scale=True,
-                   desc=f"training {n_members} members", leave=False)
+        bar = tqdm(total=total_work, initial=total_work - remaining, unit="member-step", unit_scale=True,
+                   desc=f"training {n_members} members", leave=False, smoothing=0.1)
 
-    pieces = []
-    for start in range(0, n_members, chunk_size):
-        stop = min(start + chunk_size, n_members)
-        cached = store.load(start, stop) if store else None
-        if cached is not None:
-            pieces.append(cached)
-            if bar is not None:
-                bar.update((stop - start) * int(steps[-1]))
-            continue
-        # Pad the last chunk to the common size so it reuses the compiled code.
-        ids = jnp.arange(start, start + padded, dtype=jnp.uint32)
-        ids = jnp.minimum(ids, n_members - 1)
-        params, opt_state, data_keys = init_chunk(ids)
-        params0 = jax.tree_util.tree_map(jnp.copy, params)
-        outs, losses, extras = [], [], []
-        for i in range(len(steps)):
-            if i > 0 and steps[i] > steps[i - 1]:
-                params, opt_state = advance_chunk(
-                    params, opt_state, data_keys, int(steps[i - 1]), int(steps[i])
-                )
-                if bar is not None:
-                    bar.update((stop - start) * int(steps[i] - steps[i - 1]))
-            o, l, e = record_chunk(params, params0)
-            outs.append(np.asarray(o))
-            losses.append(np.asarray(l))
-            extras.append({k: np.asarray(v) for k, v in e.items()})
-        n = stop - start
-        piece = {
-            "outputs": np.stack(outs, axis=1)[:n],
-            "loss": np.stack(losses, axis=1)[:n],
-            "observables": {k: np.stack([e[k] for e in extras], axis=1)[:n] for k in observables},
-        }
-        if store:
-            store.save(start, stop, piece)
-        pieces.append(piece)
+    saved_segments = 0
+    with _deferred_interrupt(store is not None) as interrupt:
+        for (start, missing), blocks in sorted(plans.items()):
+            for i in range(0, len(blocks), chunk_blocks):
+                chunk = blocks[i : i + chunk_blocks]
+                state0 = engine.init(chunk)
+                if start > 0:
+                    state = engine.restore(chunk, [records[b].state for b in chunk], state0)
+                else:  # advance() donates its input, so it must not be state0 itself
+                    state = jax.tree_util.tree_map(jnp.copy, state0)
+                current = start
+                for target in missing:
+                    if target > current:
+                        state = engine.advance(state, chunk, current, target)
+                        if bar is not None:
+                            bar.update(sum(members_in(b) for b in chunk) * (target - current))
+                        current = target
+                    outs, losses, obs = engine.record(state, state0)
+                    leaves = engine.state_leaves(state) if store else None
+                    for j, b in enumerate(chunk):
+                        rec = records[b]
+                        rec.outputs[target], rec.loss[target] = outs[j], losses[j]
+                        rec.observables[target] = {k: v[j] for k, v in obs.items()}
+                        if store is not None and target >= rec.state_step:
+                            rec.state_step, rec.state = target, [leaf[j] for leaf in leaves]
+                        if store is not None:
+                            store.save(b, rec)
+                    saved_segments += 1
+                    if interrupt["hit"]:
+                        if bar is not None:
+                            bar.close()
+                        raise KeyboardInterrupt(
+                            f"interrupted: finished work is saved in {store.dir}; rerun the same "
+                            "command to resume"
+                        )
     if bar is not None:
         bar.close()
 
-    outputs = np.concatenate([p["outputs"] for p in pieces])
-    loss = np.concatenate([p["loss"] for p in pieces])
-    obs = {k: np.concatenate([p["observables"][k] for p in pieces]) for k in observables}
+    index = [needed.index(int(s)) for s in steps]
+
+    def gather(field):
+        per_block = [np.stack([getattr(records[b], field)[needed[i]] for i in index], axis=1)
+                     for b in range(n_blocks)]
+        return np.concatenate(per_block)[:n_members]
+
+    outputs = gather("outputs")
+    loss = gather("loss")
+    obs = {k: np.concatenate([np.stack([records[b].observables[needed[i]][k] for i in index], axis=1)
+                              for b in range(n_blocks)])[:n_members] for k in observables}
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(outputs) | (np.abs(outputs) > divergence_threshold)
     diverged = bad.reshape(n_members, -1).any(axis=1) | ~np.isfinite(loss).all(axis=1)
@@ -273,40 +364,52 @@ def run_ensemble(
     )
 
 
-class _ChunkStore:
-    """Finished chunks on disk, so a long run never loses finished work."""
+class _BlockEngine:
+    """Compiled chunk functions over arrays of shape (blocks, lanes, ...)."""
 
-    def __init__(self, directory, config: dict):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.tag = _fingerprint(config)
-        meta = self.dir / "run.json"
-        if meta.exists():
-            old = json.loads(meta.read_text()).get("fingerprint")
-            if old != self.tag:
-                raise InputError(
-                    f"checkpoint directory {str(self.dir)!r} holds a different run; "
-                    "use another directory or delete it"
-                )
-        else:
-            meta.write_text(json.dumps({"fingerprint": self.tag, "config": config}, indent=1))
+    def __init__(self, program: MemberProgram, root: jax.Array, lanes: int):
+        self.lanes = lanes
+        self.root = root
+        by_block = lambda fn: (lambda *args: jax.lax.map(lambda a: fn(*a), args))  # noqa: E731
+        self._keys = jax.jit(lambda ids: _fold_members(root, ids.reshape(-1)).reshape(ids.shape))
+        self._init = jax.jit(by_block(jax.vmap(program.init)))
+        self._advance = jax.jit(
+            lambda state, keys, k0, k1: by_block(
+                jax.vmap(lambda s, k: program.advance(s, k, k0, k1)))(state, keys),
+            donate_argnums=(0,))
+        self._record = jax.jit(by_block(jax.vmap(program.record)))
 
-    def _path(self, start: int, stop: int) -> Path:
-        return self.dir / f"chunk-{start:09d}-{stop:09d}.npz"
+    def keys(self, blocks: list[int]) -> jax.Array:
+        ids = (np.asarray(blocks, np.uint32)[:, None] * self.lanes
+               + np.arange(self.lanes, dtype=np.uint32)[None, :])
+        return self._keys(jnp.asarray(ids))
 
-    def load(self, start: int, stop: int):
-        path = self._path(start, stop)
-        if not path.exists():
-            return None
-        with np.load(path) as f:
-            return {
-                "outputs": f["outputs"], "loss": f["loss"],
-                "observables": {k[4:]: f[k] for k in f.files if k.startswith("obs:")},
-            }
+    def init(self, blocks: list[int]):
+        return self._init(self.keys(blocks))
 
-    def save(self, start: int, stop: int, piece: dict) -> None:
-        tmp = self._path(start, stop).with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, outputs=piece["outputs"], loss=piece["loss"],
-                     **{f"obs:{k}": v for k, v in piece["observables"].items()})
-        tmp.replace(self._path(start, stop))
+    def advance(self, state, blocks: list[int], k0: int, k1: int):
+        # Int32 step bounds: the same compiled loop, and the same sample stream,
+        # with and without jax_enable_x64.
+        return self._advance(state, self.keys(blocks), np.int32(k0), np.int32(k1))
+
+    def record(self, state, state0):
+        rec = self._record(state, state0)
+        split = lambda a: list(np.asarray(a))  # noqa: E731 - one array per block
+        return split(rec.outputs), split(rec.loss), {k: split(v) for k, v in rec.observables.items()}
+
+    def state_leaves(self, state) -> list[list[np.ndarray]]:
+        """Per leaf, the list over blocks of that block's array."""
+        leaves = jax.tree_util.tree_leaves(state)
+        return [list(np.asarray(leaf)) for leaf in leaves]
+
+    def restore(self, blocks: list[int], saved: list[list[np.ndarray]], like):
+        leaves, treedef = jax.tree_util.tree_flatten(like)
+        stacked = [jnp.asarray(np.stack([s[j] for s in saved]), dtype=leaf.dtype)
+                   for j, leaf in enumerate(leaves)]
+        return jax.tree_util.tree_unflatten(treedef, stacked)
+
+
+__all__ = [
+    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "Observable", "member_keys", "members_root",
+    "rms_parameter_change", "run_ensemble", "validate_times",
+]

@@ -93,5 +93,6 @@ class EnsembleResult(eqx.Module):
                     diverged=f["diverged"], member_ids=f["member_ids"], observables=obs,
                     n_train=int(meta["n_train"]), config=meta["config"],
                 )
-        except (OSError, KeyError, ValueError) as e:
-            raise InputError(f"cannot read ensemble result {str(path)!r}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a corrupt zip raises BadZipFile, EOFError, ...
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise InputError(f"cannot read ensemble result {str(path)!r}: {reason}") from None

@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import optax
 
 from jaxlimit.data import Dataset
+from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.base import Model
+from jaxlimit.names import METHODS
 
-METHODS = ("online", "minibatch", "fullbatch", "optax")
 
 
 class Trainer(eqx.Module):
@@ -57,10 +58,8 @@ class Trainer(eqx.Module):
     def __check_init__(self):
         if self.method not in METHODS:
             raise InputError(f"unknown training method {self.method!r}; choose {', '.join(METHODS)}")
-        if not (self.alpha > 0 and math.isfinite(self.alpha)):
-            raise InputError(f"alpha must be a positive finite number, got {self.alpha}")
-        if self.method == "minibatch" and self.batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        require_real(self.alpha, "alpha")
+        require_int(self.batch_size, "batch_size", low=0 if self.method == "optax" else 1)
         if self.method == "optax" and not isinstance(self.optimizer, optax.GradientTransformation):
             raise InputError("method 'optax' needs an optax.GradientTransformation as optimizer")
         if self.method != "optax" and self.optimizer is not None:
@@ -99,7 +98,7 @@ def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, 
         if full:
             x, y = data.x_train, data.y_train
         else:
-            idx = jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m)
+            idx = jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m, dtype=jnp.int32)
             x, y = data.x_train[idx], data.y_train[idx]
         grads = jax.grad(batch_loss)(params, x, y)
         return jax.tree_util.tree_map(lambda g, s: s * g, grads, lr)

@@ -1,0 +1,259 @@
+"""Typed, immutable experiment configurations that refuse bad input when built.
+
+An experiment's configuration is a frozen dataclass whose fields are made by
+the option factories below (:func:`integer`, :func:`real`, :func:`choice`, …).
+Each factory records the option's help text and its constraints, so
+
+* building the object validates every field (type, range, choices, distinct
+  list entries) and then the experiment's own combinations (``check``), and a
+  failure raises :class:`ConfigError` naming the field, before anything is
+  computed or written;
+* the command line is generated from the same fields (``--width`` for the
+  field ``width``), with one name per concept across all commands.
+
+This module imports nothing heavy (no JAX), so ``jaxlimit --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from jaxlimit.errors import InputError
+
+MAX_SEED = 2**63 - 1
+
+
+class ConfigError(InputError):
+    """A bad value for one option: ``str(err)`` reads ``"<field> <problem>"``."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field} {problem}")
+
+    def for_command_line(self) -> str:
+        return f"--{self.field.replace('_', '-')} {self.problem}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How one option is parsed, checked and documented."""
+
+    kind: str  # "int", "float", "str", "bool", "ints", "floats", "path"
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+    min_len: int = 1
+    max_len: int = 64
+    metavar: str | None = None
+    group: str = "options"
+    report: bool = False  # a report directory: refuse one that holds other files
+
+
+def _field(default, spec: Spec):
+    return dataclasses.field(default=default, metadata={"spec": spec})
+
+
+def integer(default: int | None, help: str, *, low: int = 1, high: int, nullable: bool = False,
+            group: str = "options", metavar: str | None = None):
+    """An integer option in [low, high] (``None`` allowed when ``nullable``)."""
+    return _field(default, Spec("int", help, low, high, nullable=nullable, group=group, metavar=metavar))
+
+
+def real(default: float | None, help: str, *, low: float = 0.0, high: float, low_open: bool = True,
+         nullable: bool = False, group: str = "options", metavar: str | None = None):
+    """A finite real option in (low, high] (or [low, high] with ``low_open=False``)."""
+    return _field(default, Spec("float", help, low, high, low_open, nullable=nullable, group=group,
+                                metavar=metavar))
+
+
+def choice(default: str, help: str, choices: tuple[str, ...], *, group: str = "options"):
+    """One of a fixed set of names."""
+    return _field(default, Spec("str", help, choices=tuple(choices), group=group))
+
+
+def text(default: str | None, help: str, *, nullable: bool = False, group: str = "options",
+         metavar: str | None = None):
+    """A free string (for example an activation name or a γ, checked by ``check``)."""
+    return _field(default, Spec("str", help, nullable=nullable, group=group, metavar=metavar))
+
+
+def flag(help: str, *, group: str = "options"):
+    """A boolean switch, off by default."""
+    return _field(False, Spec("bool", help, group=group))
+
+
+def integers(default: tuple[int, ...] | None, help: str, *, low: int = 1, high: int, min_len: int = 1,
+             max_len: int = 64, nullable: bool = False, group: str = "options"):
+    """A comma-separated list of distinct integers in [low, high], kept in increasing order."""
+    return _field(default, Spec("ints", help, low, high, nullable=nullable, min_len=min_len,
+                                max_len=max_len, group=group, metavar="N,N,..."))
+
+
+def reals(default: tuple[float, ...] | None, help: str, *, low: float = 0.0, high: float,
+          low_open: bool = False, min_len: int = 1, max_len: int = 64, nullable: bool = False,
+          group: str = "options"):
+    """A comma-separated list of distinct finite reals in range, kept in increasing order."""
+    return _field(default, Spec("floats", help, low, high, low_open, nullable=nullable, min_len=min_len,
+                                max_len=max_len, group=group, metavar="X,X,..."))
+
+
+def directory(default: str | None, help: str, *, nullable: bool = False, group: str = "output",
+              report: bool = False):
+    """A directory that the run will write (checked: not a file, writable; with ``report``, not a
+    directory holding files other than an earlier report, which would be replaced)."""
+    return _field(default, Spec("path", help, nullable=nullable, group=group, metavar="DIR", report=report))
+
+
+def _check_number(name: str, spec: Spec, value: Any, what: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(name, f"must be {what}, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        result: float | int = int(value)
+    else:
+        result = float(value)
+        if not math.isfinite(result):
+            raise ConfigError(name, f"must be a finite number, got {value!r}")
+    if spec.kind in ("int", "ints"):
+        if not float(result).is_integer():
+            raise ConfigError(name, f"must be an integer, got {value!r}")
+        result = int(result)
+    if spec.low is not None and (result < spec.low or (spec.low_open and result <= spec.low)):
+        bound = f"> {spec.low:g}" if spec.low_open else f"≥ {spec.low:g}"
+        raise ConfigError(name, f"must be {bound}, got {value!r}")
+    if spec.high is not None and result > spec.high:
+        raise ConfigError(name, f"must be at most {spec.high:g}, got {value!r}")
+    return result
+
+
+def _check_directory(name: str, value: Any, report: bool) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ConfigError(name, f"must name a directory, got {value!r}")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(name, f"{str(value)!r} is a file, not a directory")
+    ancestor = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), None)
+    if ancestor is None or not ancestor.is_dir():
+        raise ConfigError(name, f"{str(value)!r} cannot be created")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(name, f"{str(value)!r} is not writable")
+    if report and path.is_dir() and any(path.iterdir()) and not (path / "report.json").exists():
+        raise ConfigError(name, f"{str(value)!r} holds files that are not a jaxlimit report; "
+                          "choose a new or empty directory")
+    return str(value)
+
+
+def check_value(name: str, spec: Spec, value: Any) -> Any:
+    """The validated (and normalised) value of one option."""
+    if value is None:
+        if spec.nullable:
+            return None
+        raise ConfigError(name, "must be given")
+    if spec.kind in ("int", "float"):
+        return _check_number(name, spec, value, "an integer" if spec.kind == "int" else "a number")
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"must be True or False, got {value!r}")
+        return value
+    if spec.kind == "str":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(name, f"must be a non-empty string, got {value!r}")
+        if spec.choices is not None and value not in spec.choices:
+            raise ConfigError(name, f"must be one of {', '.join(spec.choices)}, got {value!r}")
+        return value
+    if spec.kind == "path":
+        return _check_directory(name, value, spec.report)
+    if spec.kind in ("ints", "floats"):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(name, f"must be a list of numbers, got {value!r}")
+        items = [_check_number(name, spec, v, "a list of integers" if spec.kind == "ints" else
+                               "a list of numbers") for v in value]
+        if not spec.min_len <= len(items) <= spec.max_len:
+            raise ConfigError(name, f"must have {spec.min_len} to {spec.max_len} entries, got {len(items)}")
+        if len(set(items)) != len(items):
+            raise ConfigError(name, f"has a repeated entry: {', '.join(f'{v:g}' for v in value)}")
+        return tuple(sorted(items))
+    raise AssertionError(spec.kind)
+
+
+def require_int(value: Any, name: str, *, low: int = 1, high: int | None = None) -> int:
+    """``value`` as an int in [low, high], or a :class:`ConfigError` naming ``name``."""
+    return check_value(name, Spec("int", "", low, high), value)
+
+
+def require_real(value: Any, name: str, *, low: float | None = 0.0, high: float | None = None,
+                 low_open: bool = True) -> float:
+    """``value`` as a finite float in (low, high] (or [low, high]), or a :class:`ConfigError`."""
+    return check_value(name, Spec("float", "", low, high, low_open), value)
+
+
+def physical_memory_bytes() -> int:
+    """The machine's memory (the budget against which sizes are refused)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+class Config:
+    """Base class of experiment configurations (use with ``@dataclasses.dataclass(frozen=True, kw_only=True)``).
+
+    Subclasses declare fields with the option factories and may override
+    :meth:`check` for combinations and :meth:`estimate_bytes` for the memory
+    the run will need (refused above 80 % of the machine's memory).
+    """
+
+    NAME: ClassVar[str] = ""  # the command, e.g. "xavier" or "sweep xavier"
+    HELP: ClassVar[str] = ""  # one line for ``jaxlimit --help``
+    RUNNER: ClassVar[str] = ""  # the module whose ``run(config) -> Report`` runs it
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            spec = f.metadata.get("spec")
+            if spec is not None:
+                object.__setattr__(self, f.name, check_value(f.name, spec, getattr(self, f.name)))
+        self.check()
+        need = self.estimate_bytes()
+        limit = 0.8 * physical_memory_bytes()
+        if need > limit:
+            raise ConfigError(self.size_option(), f"makes the run need about {need / 2**30:.3g} GiB of memory, "
+                              f"more than 80% of this machine's {physical_memory_bytes() / 2**30:.3g} GiB")
+
+    def check(self) -> None:
+        """Combinations of options; raise :class:`ConfigError` naming a field."""
+
+    def estimate_bytes(self) -> float:
+        """A conservative estimate of the run's peak memory."""
+        return 0.0
+
+    def size_option(self) -> str:
+        """The option named when the memory estimate is too large."""
+        return "ensemble"
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def specs(config_type: type) -> list[tuple[str, Spec, Any]]:
+    """(name, spec, default) of every option of a configuration class, in order."""
+    out = []
+    for f in dataclasses.fields(config_type):
+        spec = f.metadata.get("spec")
+        if spec is not None:
+            out.append((f.name, spec, f.default))
+    return out
+
+
+__all__ = ["Config", "ConfigError", "Spec", "check_value", "choice", "directory", "flag", "integer",
+           "integers", "physical_memory_bytes", "real", "reals", "require_int", "require_real", "specs", "text"]
