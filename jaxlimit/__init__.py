@@ -1,69 +1,59 @@
-"""jaxlimit: finite-width network ensembles against their infinite-width limits."""
+"""jaxlimit: finite-width network ensembles against their infinite-width limits.
 
-from jaxlimit.activations import ACTIVATIONS, Activation, get_activation
-from jaxlimit.data import Dataset, digits_problem, make_dataset, synthetic_problem
-from jaxlimit.errors import InputError
-from jaxlimit.losses import Loss, get_loss, huber_loss, squared_loss
-from jaxlimit.limits import (
-    MeanFieldLimit,
-    XavierKernels,
-    XavierLimit,
-    estimate_xavier_kernels,
-    mean_field_limit,
-    predict_fluctuations,
-    StudentTrajectories,
-    relu_gradient_descent,
-    relu_gradient_flow,
-    relu_kernel,
-    relu_kernel_grad,
-    relu_population_grad,
-    relu_population_loss,
-    relu_reduced_flow,
-    relu_sgd,
-    run_width_coupling,
-    single_neuron_bound,
-    symmetric_saddle_value,
-    teacher_distance,
-    xavier_kernels,
-    xavier_limit,
-)
-from jaxlimit.models import (
-    SCALINGS,
-    InitLaw,
-    ThreeLayer,
-    ThreeLayerInit,
-    TwoLayer,
-    TwoLayerParams,
-    resolve_gamma,
-)
-from jaxlimit.stats import (
-    Gaussian,
-    GaussianComparison,
-    PowerLawFit,
-    bootstrap_ci,
-    compare_gaussian,
-    fit_power_law,
-    gaussian_w2,
-    proportion_interval,
-)
-from jaxlimit.streams import stream_key
-from jaxlimit.training import EnsembleResult, Trainer, rms_parameter_change, run_ensemble
+The public API is loaded on first use (PEP 562), so that ``jaxlimit --help``
+and the option checks do not pay for importing JAX.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = [
-    "ACTIVATIONS", "Activation", "Dataset", "EnsembleResult", "InitLaw", "InputError", "Loss",
-    "SCALINGS", "Trainer", "TwoLayer", "TwoLayerParams", "digits_problem", "get_activation",
-    "get_loss", "huber_loss", "make_dataset", "resolve_gamma", "rms_parameter_change",
-    "run_ensemble", "squared_loss", "stream_key", "synthetic_problem",
-    # models and limits
-    "ThreeLayer", "ThreeLayerInit", "XavierKernels", "XavierLimit", "MeanFieldLimit",
-    "estimate_xavier_kernels", "mean_field_limit", "predict_fluctuations", "relu_population_grad",
-    "relu_population_loss", "run_width_coupling", "xavier_kernels", "xavier_limit",
-    "StudentTrajectories", "relu_gradient_descent", "relu_gradient_flow", "relu_kernel",
-    "relu_kernel_grad", "relu_reduced_flow", "relu_sgd", "single_neuron_bound",
-    "symmetric_saddle_value", "teacher_distance",
-    # statistics
-    "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
-    "fit_power_law", "gaussian_w2", "proportion_interval",
-]
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS: dict[str, str] = {}
+
+
+def _export(module: str, *names: str) -> None:
+    for name in names:
+        _EXPORTS[name] = module
+
+
+_export("jaxlimit.errors", "InputError")
+_export("jaxlimit.config", "ConfigError")
+_export("jaxlimit.activations", "ACTIVATIONS", "Activation", "get_activation")
+_export("jaxlimit.data", "Dataset", "digits_problem", "make_dataset", "synthetic_problem")
+_export("jaxlimit.losses", "Loss", "get_loss", "huber_loss", "squared_loss")
+_export("jaxlimit.names", "SCALINGS", "resolve_gamma")
+_export("jaxlimit.streams", "stream_key")
+_export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer", "TwoLayerParams")
+_export("jaxlimit.training", "EnsembleResult", "Trainer", "rms_parameter_change", "run_ensemble")
+_export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "estimate_xavier_kernels",
+        "mean_field_limit", "predict_fluctuations", "StudentTrajectories", "relu_gradient_descent",
+        "relu_gradient_flow", "relu_kernel", "relu_kernel_grad", "relu_population_grad",
+        "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling",
+        "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
+        "xavier_limit")
+_export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
+        "fit_power_law", "gaussian_w2", "proportion_interval")
+_export("jaxlimit.report", "Report", "write_report")
+_export("jaxlimit.experiments", "run")
+
+_SUBPACKAGES = ("activations", "config", "data", "experiments", "figures", "limits", "losses", "models", "report",
+                "stats", "streams", "training")
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"jaxlimit.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jaxlimit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

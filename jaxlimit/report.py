@@ -1,22 +1,45 @@
-"""Reports: what an experiment hands over, written as JSON, Markdown and PNGs.
+"""Reports: what an experiment hands over, written as JSON, Markdown, figures and data.
 
 An experiment returns a :class:`Report`; :func:`write_report` renders it and
-knows nothing about which paper the numbers came from. Figures are
-``matplotlib.figure.Figure`` objects built without pyplot, so nothing here
-touches global plotting state (they display inline in Jupyter as they are).
+knows nothing about which paper the numbers came from:
+
+* ``report.json``: metrics, verdicts, warnings, timing per stage, the
+  configuration and the ``provenance`` (command line, package versions,
+  device and platform, every random stream drawn, git revision, schema
+  version);
+* ``report.md``: the same for a reader, with the figures inline;
+* ``<figure>.png`` and ``<figure>.pdf`` for every figure;
+* ``<table>.csv``: every per-time and per-width table, tidy (one row per
+  observation), for re-plotting;
+* ``data.npz``: per-member arrays (outputs, losses, limit moments).
+
+The directory is written under a temporary name and renamed into place, so a
+failure (a full disk) leaves neither a partial report nor a damaged old one.
+Figures are ``matplotlib.figure.Figure`` objects built without pyplot; they
+display inline in Jupyter as they are.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
 import json
 import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
+
+from jaxlimit.errors import InputError
+
+SCHEMA_VERSION = 2
+"""Version of the ``report.json`` layout (2: provenance, tables and data files)."""
 
 
 @dataclasses.dataclass
@@ -27,11 +50,14 @@ class Report:
         experiment: its name, e.g. ``"xavier"``.
         config: the resolved configuration (JSON-serialisable).
         metrics: named numbers (and small lists of numbers).
-        verdict: named verdict strings, e.g. ``{"gaussian_limit": "consistent"}``.
+        verdict: named verdicts, each ``"consistent"`` or ``"inconsistent"``.
         timing: seconds spent per stage.
-        figures: file stem → figure; written as ``<stem>.png``.
+        figures: file stem → figure; written as ``<stem>.png`` and ``<stem>.pdf``.
+        tables: file stem → columns (name → list of equal length); ``<stem>.csv``.
+        arrays: name → array, written together to ``data.npz``.
         summary: Markdown lines for the top of ``report.md``.
         warnings: things a reader must not miss (singular kernel, divergence).
+        provenance: filled by :func:`jaxlimit.experiments.run`.
     """
 
     experiment: str
@@ -39,26 +65,38 @@ class Report:
     metrics: dict
     verdict: dict = dataclasses.field(default_factory=dict)
     timing: dict = dataclasses.field(default_factory=dict)
-    figures: dict[str, Figure] = dataclasses.field(default_factory=dict)
+    figures: dict = dataclasses.field(default_factory=dict)
+    tables: dict = dataclasses.field(default_factory=dict)
+    arrays: dict = dataclasses.field(default_factory=dict)
     summary: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    provenance: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict:
-        """The ``report.json`` content: figures by file name, NaN as null."""
+        """The ``report.json`` content: figures and tables by file name, NaN as null."""
         return to_jsonable({
+            "schema_version": SCHEMA_VERSION,
             "experiment": self.experiment,
-            "config": self.config,
-            "metrics": self.metrics,
             "verdict": self.verdict,
-            "timing": self.timing,
+            "metrics": self.metrics,
             "warnings": self.warnings,
-            "figures": [f"{name}.png" for name in self.figures],
+            "timing": self.timing,
+            "config": self.config,
+            "provenance": self.provenance,
+            "figures": [f"{name}.{ext}" for name in self.figures for ext in ("png", "pdf")],
+            "tables": [f"{name}.csv" for name in self.tables],
+            "data": ["data.npz"] if self.arrays else [],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
+
+    def _repr_markdown_(self) -> str:  # Jupyter shows the report as its Markdown
+        return to_markdown(self, figures=False)
 
 
 def to_jsonable(value: Any) -> Any:
     """Convert numpy/JAX scalars and arrays to plain JSON; non-finite floats to None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -67,6 +105,8 @@ def to_jsonable(value: Any) -> Any:
         return value
     if isinstance(value, (int, np.integer)):
         return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
     if hasattr(value, "shape") and getattr(value, "shape", None) != ():
         return to_jsonable(np.asarray(value).tolist())
     try:
@@ -88,7 +128,7 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def to_markdown(report: Report) -> str:
+def to_markdown(report: Report, *, figures: bool = True) -> str:
     data = report.to_json()
     lines = [f"# jaxlimit report: {report.experiment}", ""]
     lines += report.summary + ([""] if report.summary else [])
@@ -98,20 +138,129 @@ def to_markdown(report: Report) -> str:
         lines += ["## Verdict", ""] + [f"- **{k}**: {v}" for k, v in data["verdict"].items()] + [""]
     lines += ["## Metrics", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| `{k}` | {_format(v)} |" for k, v in data["metrics"].items()]
-    lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in data["figures"]]
+    if figures and report.figures:
+        lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in report.figures]
+    if report.tables or report.arrays:
+        lines += ["", "## Data", ""] + [f"- `{t}`" for t in data["tables"] + data["data"]]
     lines += ["", "## Configuration", "", "```json", json.dumps(data["config"], indent=2), "```"]
     if data["timing"]:
         lines += ["", "## Timing (seconds)", ""]
         lines += [f"- {k}: {_format(v)}" for k, v in data["timing"].items()]
+    prov = data.get("provenance") or {}
+    if prov:
+        versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items())
+        lines += ["", "## Provenance", "", f"- command: `{' '.join(prov.get('command_line') or ['(library)'])}`",
+                  f"- versions: {versions}", f"- device: {prov.get('device', 'n/a')}",
+                  f"- git revision: {prov.get('git_revision') or 'n/a'}"]
     return "\n".join(lines) + "\n"
 
 
+def _write_table(path: Path, columns: dict) -> None:
+    names = list(columns)
+    n = len(next(iter(columns.values()))) if columns else 0
+    if any(len(v) != n for v in columns.values()):
+        raise ValueError(f"table {path.name}: columns of unequal length")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        for i in range(n):
+            writer.writerow([_csv_cell(columns[c][i]) for c in names])
+
+
+def _csv_cell(value: Any) -> Any:
+    value = to_jsonable(value)
+    return "" if value is None else value
+
+
+def check_output_dir(out: str | Path) -> Path:
+    """Refuse an output directory that would overwrite something that is not a report."""
+    path = Path(out)
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"output {str(out)!r} is a file, not a directory")
+        entries = [p for p in path.iterdir()]
+        if entries and not (path / "report.json").exists():
+            raise InputError(f"output directory {str(out)!r} holds files that are not a jaxlimit report; "
+                             "choose a new or empty directory")
+    return path
+
+
 def write_report(report: Report, out_dir: str | Path) -> Path:
-    """Write ``report.json``, ``report.md`` and one PNG per figure into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, fig in report.figures.items():
-        fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
-    (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    (out / "report.md").write_text(to_markdown(report))
+    """Write the report files (see the module docstring) into ``out_dir``, atomically."""
+    out = check_output_dir(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, fig in report.figures.items():
+            fig.savefig(tmp / f"{name}.png", dpi=130)
+            fig.savefig(tmp / f"{name}.pdf")
+        for name, columns in report.tables.items():
+            _write_table(tmp / f"{name}.csv", columns)
+        if report.arrays:
+            with open(tmp / "data.npz", "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in report.arrays.items()})
+        (tmp / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        (tmp / "report.md").write_text(to_markdown(report))
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise InputError(f"cannot write the report to {str(out_dir)!r}: {reason}") from None
+    shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+# Provenance ------------------------------------------------------------------------
+
+_PACKAGES = ("jaxlimit", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "scipy", "matplotlib")
+
+
+def _git_revision() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    if not (here / ".git").exists():
+        return None
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("-dirty" if dirty else "")
+
+
+def provenance(*, streams: list, command_line: list[str] | None = None) -> dict:
+    """Where a report came from: enough to tell two reports apart months later."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jax
+
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    devices = jax.devices()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "command_line": command_line,
+        "versions": versions,
+        "device": f"{len(devices)} × {devices[0].device_kind} ({jax.default_backend()})",
+        "platform": {"system": platform.platform(), "python": sys.version.split()[0],
+                     "machine": platform.machine(), "cpu_count": os.cpu_count(),
+                     "x64": bool(jax.config.jax_enable_x64)},
+        "random_streams": streams,
+        "git_revision": _git_revision(),
+    }
+
+
+__all__ = ["Report", "SCHEMA_VERSION", "check_output_dir", "provenance", "to_jsonable", "to_markdown",
+           "write_report"]

@@ -11,19 +11,32 @@ import scipy.linalg
 from jaxlimit.cli import main
 from jaxlimit.data import make_dataset, synthetic_problem
 from jaxlimit.errors import InputError
-from jaxlimit.experiments.xavier import (
-    coupled_moments, gaussian_limit_verdict, pathwise_error,
-)
-from jaxlimit.limits.xavier import XavierLimit, initial_kurtosis_excess, xavier_limit
-from jaxlimit.models.two_layer import TwoLayer
+from jaxlimit.limits.xavier import XavierLimit, initial_kurtosis_excess
+from jaxlimit.limits.xavier import xavier_limit as _xavier_limit
+from jaxlimit.losses import huber_loss
+from jaxlimit.models.two_layer import InitLaw, TwoLayer
 from jaxlimit.stats import Gaussian, fit_power_law
+from jaxlimit.stats.coupling import coupled_moments, pathwise_error
+from jaxlimit.stats.verdict import verdict_over_times
+from jaxlimit.streams import stream_key
 from jaxlimit.training import Trainer, run_ensemble
 
 TIMES = np.linspace(0.0, 3.0, 7)
 
 
 def _problem(n_train=4, dim=8, n_probe=2, seed=0):
-    return synthetic_problem(jax.random.key(seed + 7919), n_train, dim, n_probe)
+    return synthetic_problem(stream_key(seed, "data"), n_train, dim, n_probe)
+
+
+def xavier_limit(data, activation="tanh", alpha=1.0, w_std=1.0, c_std=1.0):
+    """The limit of γ = 1/2 networks with this activation (the width does not enter)."""
+    model = TwoLayer(64, data.dim, "xavier", activation, InitLaw(c_std=c_std, w_std=w_std))
+    return _xavier_limit(model, data, Trainer(alpha=alpha))
+
+
+def gaussian_limit_verdict(outputs, mean, cov, indices, *, level=0.05, seed=0):
+    v = verdict_over_times(outputs, Gaussian(np.asarray(mean), np.asarray(cov)), indices, level=level, seed=seed)
+    return v.verdict, v.comparisons
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -66,7 +79,7 @@ def test_limit_loss_is_the_expected_squared_error_and_reaches_zero(data, tanh_li
     # Long enough for the kernel bound to promise a 10^7-fold drop.
     times = np.array([0.0, 2.0, np.log(1e7) / cond.loss_decay_rate])
     mean, cov = limit.moments_closed_form(times)
-    loss = np.asarray(limit.train_loss(mean, cov))
+    loss = np.asarray(limit.train_loss(Gaussian(mean, cov)))
     h = np.asarray(Gaussian(mean[1], cov[1]).sample(jax.random.key(0), 200_000))
     mc = 0.5 * np.mean((np.asarray(data.y_train) - h[:, : data.n_train]) ** 2)
     assert abs(loss[1] - mc) < 0.01 * mc
@@ -84,7 +97,7 @@ def test_antipodal_inputs_make_an_odd_kernel_singular():
     cond = limit.conditioning()
     assert cond.singular and cond.loss_decay_rate == 0.0 and cond.condition_number > 1e10
     mean, cov = limit.moments_closed_form([0.0, 200.0])
-    assert float(limit.train_loss(mean, cov)[-1]) > 0.3  # ½·mean: (1 − h)² + (1 + h)² ≥ 2 at the pair
+    assert float(limit.train_loss(Gaussian(mean, cov))[-1]) > 0.3  # ½·mean: (1 − h)² + (1 + h)² ≥ 2 at the pair
     # ReLU is not odd: the same inputs give an invertible kernel.
     assert not xavier_limit(data, "relu").conditioning().singular
 
@@ -246,15 +259,12 @@ def test_sweep_command_fits_slopes(tmp_path):
     assert (out / "rates.png").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--loss", "huber"], "squared loss"),
-    (["--init", "uniform"], "Gaussian initial weights"),
-    (["--compare-times", "0,5"], "compare-times"),
-    (["--ensemble", "4"], "at least P + 2"),
-])
-def test_xavier_command_rejects_what_the_limit_does_not_cover(tmp_path, capsys, argv, message):
-    code = main(["xavier", "--width", "8", "--ensemble", "16", "--t-max", "0.5", "--no-progress",
-                 "--out", str(tmp_path / "r"), *argv])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
+def test_the_limit_refuses_networks_it_does_not_describe(data):
+    with pytest.raises(InputError, match="γ = 1/2"):
+        _xavier_limit(TwoLayer(16, data.dim, "mean-field"), data)
+    with pytest.raises(InputError, match="Gaussian"):
+        _xavier_limit(TwoLayer(16, data.dim, "xavier", "tanh", InitLaw("uniform")), data)
+    with pytest.raises(InputError, match="squared loss"):
+        _xavier_limit(TwoLayer(16, data.dim), data, Trainer(loss=huber_loss()))
+    with pytest.raises(InputError, match="dimension"):
+        _xavier_limit(TwoLayer(16, data.dim + 1), data)

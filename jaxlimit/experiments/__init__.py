@@ -1,20 +1,45 @@
-"""One module per experiment: options → ensemble → limit → comparison → Report.
+"""The experiments: one package each, ``config.py`` (options, light), ``experiment.py``
+(config → ensemble → limit → comparison → Report) and ``figures.py``.
 
-``EXPERIMENTS`` lists the top-level commands and ``SWEEPS`` the targets of
-``jaxlimit sweep``. Each module has ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> Report``.
+``COMMANDS`` and ``SWEEPS`` map command names to configuration classes (the
+command line is generated from them); :func:`run` runs any configuration and
+adds the report's provenance. Experiments never import one another.
 """
 
-from importlib import import_module
+from __future__ import annotations
 
-_EXPERIMENT_MODULES = ["xavier", "mean_field", "three_layer", "teacher_student", "ensemble"]
-_SWEEP_MODULES: list[str] = ["sweep_xavier", "sweep_gamma"]
+import importlib
+import time
+
+from jaxlimit.config import Config
+from jaxlimit.experiments.ensemble.config import EnsembleConfig
+from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
+from jaxlimit.experiments.xavier.config import XavierConfig
+
+COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (XavierConfig, EnsembleConfig)}
+SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig,)}
 
 
-def _load(names):
-    mods = [import_module(f"jaxlimit.experiments.{n}") for n in names]
-    return {m.NAME: m for m in mods}
+def run(config: Config, *, command_line: list[str] | None = None):
+    """Run an experiment configuration and return its :class:`~jaxlimit.report.Report`.
+
+    The report's ``provenance`` records ``command_line`` (None from the
+    library), the package versions, device, platform, git revision and every
+    random stream the run drew.
+    """
+    from jaxlimit.report import provenance, to_jsonable
+    from jaxlimit.streams import recording_streams
+
+    if not isinstance(config, Config):
+        raise TypeError(f"expected an experiment configuration, got {type(config).__name__}")
+    module = importlib.import_module(config.RUNNER)
+    start = time.perf_counter()
+    with recording_streams() as streams:
+        report = module.run(config)
+    report.timing["total"] = time.perf_counter() - start
+    report.config = {"command": config.NAME, **to_jsonable(config.as_dict()), **report.config}
+    report.provenance = provenance(streams=streams, command_line=command_line)
+    return report
 
 
-EXPERIMENTS = _load(_EXPERIMENT_MODULES)
-SWEEPS = _load(_SWEEP_MODULES)
+__all__ = ["COMMANDS", "SWEEPS", "run"]

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -42,7 +41,11 @@ import numpy as np
 from jaxlimit.activations import Activation, get_activation
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
+from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.limits.kernels import estimate_xavier_kernels
+from jaxlimit.models.two_layer import TwoLayer
+from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.training.steps import Trainer
 
 SINGULAR_RTOL = 1e-10
 """A_MM counts as singular when λ_min ≤ SINGULAR_RTOL · λ_max (or λ_min is
@@ -130,9 +133,19 @@ class XavierLimit(eqx.Module):
         f_t = jnp.einsum("ik,tk,jk->tij", vec, phi, vec)  # (T, M, M)
         return jnp.einsum("pm,tmn->tpn", self.ntk[:, :m], f_t)
 
+    def predict(self, times) -> Gaussian:
+        """The law of the outputs at ``times``: mean (T, P) and cov (T, P, P), by the closed form."""
+        mean, cov = self.moments_closed_form(times)
+        return Gaussian(mean, cov)
+
+    def predict_ode(self, times) -> Gaussian:
+        """The same law by integrating the moment ODEs with diffrax (the cross-check)."""
+        mean, cov = self.moments(times)
+        return Gaussian(mean, cov)
+
     def moments_closed_form(self, times) -> tuple[jax.Array, jax.Array]:
         """(mean (T, P), cov (T, P, P)) at ``times`` from one eigendecomposition."""
-        t = _times(times)
+        t = check_times(times)
         r = self._response(t)
         m = self.n_train
         mean = r @ self.y_train
@@ -144,18 +157,18 @@ class XavierLimit(eqx.Module):
     def pathwise_closed_form(self, h0, times) -> jax.Array:
         """The limit path h_t = h_0 + R_t (Y − S h_0) for each row of ``h0`` (E, P) → (E, T, P)."""
         h0 = self._check_h0(h0)
-        r = self._response(_times(times))
+        r = self._response(check_times(times))
         resid = self.y_train[None, :] - h0[:, : self.n_train]  # (E, M)
         return h0[:, None, :] + jnp.einsum("tpm,em->etp", r, resid)
 
     # diffrax ---------------------------------------------------------------
 
-    def moments(self, times, *, rtol: float = 1e-10, atol: float = 1e-12) -> tuple[jax.Array, jax.Array]:
+    def moments(self, times, *, rtol: float | None = None, atol: float | None = None) -> tuple[jax.Array, jax.Array]:
         """(mean (T, P), cov (T, P, P)) by integrating the moment ODEs with diffrax.
 
         dμ/dt = β K (Y − S μ), dC/dt = −β (K S C + C Sᵀ Kᵀ), μ_0 = 0, C_0 = Σ.
         """
-        t = _times(times)
+        t = check_times(times)
         m = self.n_train
         k = self.ntk[:, :m]
         y = self.y_train
@@ -167,10 +180,10 @@ class XavierLimit(eqx.Module):
             return beta * (k @ (y - mu[:m])), -beta * (kc + kc.T)
 
         mu0 = jnp.zeros(self.n_points, self.nngp.dtype)
-        mean, cov = _solve(field, (mu0, self.nngp), t, rtol, atol)
+        mean, cov = solve_ode(field, (mu0, self.nngp), t, rtol=rtol, atol=atol, steps_option="--t-max or --alpha")
         return mean, cov
 
-    def pathwise(self, h0, times, *, rtol: float = 1e-10, atol: float = 1e-12) -> jax.Array:
+    def pathwise(self, h0, times, *, rtol: float | None = None, atol: float | None = None) -> jax.Array:
         """Integrate dh/dt = β K (Y − S h) with diffrax from each row of ``h0``.
 
         Args:
@@ -183,7 +196,7 @@ class XavierLimit(eqx.Module):
             Limit paths of shape (E, T, P).
         """
         h0 = self._check_h0(h0)
-        t = _times(times)
+        t = check_times(times)
         m = self.n_train
         k = self.ntk[:, :m]
         y = self.y_train
@@ -192,20 +205,21 @@ class XavierLimit(eqx.Module):
         def field(_, h, __):
             return beta * (y[None, :] - h[:, :m]) @ k.T
 
-        path = _solve(field, h0, t, rtol, atol)  # (T, E, P)
+        path = solve_ode(field, h0, t, rtol=rtol, atol=atol, steps_option="--t-max or --alpha")  # (T, E, P)
         return jnp.swapaxes(path, 0, 1)
 
     # Summaries ---------------------------------------------------------------
 
-    def train_loss(self, mean: jax.Array, cov: jax.Array) -> jax.Array:
+    def train_loss(self, prediction: Gaussian) -> jax.Array:
         """Expected training loss ½ mean_j E[(y_j − h_j)²] = ½ mean_j ((y_j − μ_j)² + C_jj).
 
         Args:
-            mean: (T, P) and cov: (T, P, P) from :meth:`moments`.
+            prediction: the law over T times from :meth:`predict`.
 
         Returns:
             Shape (T,).
         """
+        mean, cov = jnp.asarray(prediction.mean), jnp.asarray(prediction.cov)
         m = self.n_train
         bias2 = (self.y_train[None, :] - mean[:, :m]) ** 2
         var = jnp.diagonal(cov, axis1=1, axis2=2)[:, :m]
@@ -221,6 +235,22 @@ class XavierLimit(eqx.Module):
         rate = 0.0 if singular else 2.0 * self.alpha * lo / m
         return KernelConditioning(lo, hi, cond, bool(singular), rate)
 
+    def warnings(self) -> list[str]:
+        """What a reader of a comparison with this limit must know (singular or badly
+        conditioned A, inexact kernels)."""
+        cond = self.conditioning()
+        out = []
+        if cond.singular:
+            out.append(f"the training kernel A is singular (λ_min = {cond.min_eigenvalue:.3g}, λ_max = "
+                       f"{cond.max_eigenvalue:.3g}): the limit's training loss need not go to zero "
+                       "(with no bias and an odd activation, antipodal inputs x and −x do this)")
+        elif cond.condition_number > 1e6:
+            out.append(f"the training kernel A is badly conditioned (condition number {cond.condition_number:.3g}): "
+                       f"the loss converges at rate ≥ {cond.loss_decay_rate:.3g} only")
+        if self.kernel_error > 1e-6:
+            out.append(f"the kernels were computed by {self.kernel_method} with error up to {self.kernel_error:.2g}")
+        return out
+
     def _check_h0(self, h0) -> jax.Array:
         h0 = jnp.asarray(h0, self.nngp.dtype)
         if h0.ndim != 2 or h0.shape[1] != self.n_points:
@@ -228,25 +258,36 @@ class XavierLimit(eqx.Module):
         return h0
 
 
-def xavier_limit(
-    data: Dataset,
-    activation: str | Activation = "tanh",
-    *,
-    alpha: float = 1.0,
-    w_std: float = 1.0,
-    c_std: float = 1.0,
-) -> XavierLimit:
-    """The Xavier limit of SGD with base rate ``alpha`` on ``data``.
+def xavier_limit(model: TwoLayer, data: Dataset, trainer: Trainer | None = None) -> XavierLimit:
+    """The Xavier limit of ``model`` trained by ``trainer`` on ``data``.
 
-    Kernels are evaluated on the training inputs followed by the probe inputs
-    (``data.x_all``), for c ~ N(0, c_std²) and w ~ N(0, w_std² I).
+    The limit describes a two-layer network with γ = 1/2, a centred Gaussian
+    initial law (c ~ N(0, c_std²), w ~ N(0, w_std² I)), and SGD or gradient
+    descent on the squared loss with base rate α; anything else is refused.
+    Kernels are evaluated on the training inputs followed by the probe inputs.
     """
+    trainer = Trainer() if trainer is None else trainer
+    if not isinstance(model, TwoLayer):
+        raise InputError(f"the Xavier limit describes two-layer networks, got {type(model).__name__}")
+    if model.gamma != 0.5:
+        raise InputError(f"the Xavier limit describes γ = 1/2 (scaling 'xavier'), got γ = {model.gamma:g}; "
+                         "use the mean-field limit for γ = 1")
+    law = model.init_law
+    if law.kind != "gaussian" or law.c_mean != 0.0:
+        raise InputError("the Xavier limit's kernels assume centred Gaussian initial weights "
+                         f"(got a {law.kind} law with c_mean = {law.c_mean:g})")
+    if trainer.loss.name != "squared":
+        raise InputError(f"the Xavier limit is derived for the squared loss, got {trainer.loss.name!r}")
+    if trainer.method == "optax":
+        raise InputError("the Xavier limit describes plain SGD or gradient descent, not an optax optimizer")
+    if data.dim != model.dim:
+        raise InputError(f"data has input dimension {data.dim} but the model expects {model.dim}")
     x = data.x_all
-    k = estimate_xavier_kernels(x, x, activation, w_std, c_std)
+    k = estimate_xavier_kernels(x, x, model.activation, law.w_std, law.c_std)
     # Symmetrise: the kernels are symmetric, rounding and quadrature need not be.
     nngp = 0.5 * (k.nngp + k.nngp.T)
     ntk = 0.5 * (k.ntk + k.ntk.T)
-    return XavierLimit(nngp, ntk, jnp.asarray(data.y_train, nngp.dtype), float(alpha),
+    return XavierLimit(nngp, ntk, jnp.asarray(data.y_train, nngp.dtype), float(trainer.alpha),
                        k.max_error, k.method)
 
 
@@ -296,29 +337,6 @@ def initial_kurtosis_excess(
     r = int(np.sum(keep))
     q = np.sum((phi @ vec[:, keep]) ** 2 / lam[keep], axis=1)  # φᵀ Σ_φ^+ φ per draw
     return float(3.0 * np.mean(q**2) - r * r - 2 * r), r
-
-
-def _times(times) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise InputError("times must be a non-empty 1-D list of finite non-negative numbers")
-    if np.any(np.diff(t) < 0):
-        raise InputError("times must be non-decreasing")
-    return t
-
-
-def _solve(field, y0, t: np.ndarray, rtol: float, atol: float):
-    """Integrate dy/dt = field(t, y, None) from 0 and save at ``t`` (T, ...)."""
-    t1 = float(t[-1])
-    if t1 == 0.0:
-        return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (len(t), *a.shape)), y0)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=t1, dt0=None, y0=y0,
-        saveat=diffrax.SaveAt(ts=jnp.asarray(t)),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=1_000_000,
-    )
-    return sol.ys
 
 
 __all__ = ["KernelConditioning", "SINGULAR_RTOL", "XavierLimit", "initial_kurtosis_excess", "xavier_limit"]

@@ -1,0 +1,221 @@
+"""The options experiments share: one name, one meaning, one check per concept.
+
+Every configuration declares its fields with these factories (passing its
+own default), so ``--width`` means the hidden width N, ``--ensemble`` the
+number of independent networks E, ``--alpha`` the base step α, and so on, in
+every command. Light module: no JAX.
+"""
+
+from __future__ import annotations
+
+from jaxlimit.config import (
+    MAX_SEED, ConfigError, choice, directory, flag, integer, integers, real, reals, text,
+)
+from jaxlimit.names import ACTIVATION_NAMES, resolve_gamma
+from jaxlimit.errors import InputError
+
+MAX_WIDTH = 2**22
+MAX_ENSEMBLE = 10**7
+MAX_POINTS = 10**5
+DATA_KINDS = ("sphere", "gaussian", "teacher", "digits")
+DIGITS_DIM = 64
+DIGITS_IMAGES = 360
+"""Distinct images of digits 0 and 1 in scikit-learn's set (checked by the tests)."""
+
+# Problem ---------------------------------------------------------------------------
+
+
+def data(default: str = "sphere"):
+    return choice(default, "inputs on the sphere or Gaussian with a smooth target, a teacher network's "
+                  "target, or scikit-learn's digits 0 vs 1 (shipped with scikit-learn)", DATA_KINDS,
+                  group="problem")
+
+
+def points(default: int):
+    return integer(default, "training points M", high=MAX_POINTS, group="problem")
+
+
+def probes(default: int):
+    return integer(default, "probe points Q, recorded but never trained on", low=0, high=MAX_POINTS,
+                   group="problem")
+
+
+def dim(default_synthetic: int = 4):
+    """The field defaults to None: the configuration's ``DEFAULT_DIM`` for synthetic data, 64 for digits."""
+    return integer(None, f"input dimension d of synthetic data (default: {default_synthetic}; digits have "
+                   f"{DIGITS_DIM} pixels)", high=MAX_POINTS, nullable=True, group="problem")
+
+
+# Model -----------------------------------------------------------------------------
+
+
+def width(default: int):
+    return integer(default, "hidden width N", high=MAX_WIDTH, group="model")
+
+
+def widths(default: tuple[int, ...]):
+    return integers(default, "hidden widths N, comma-separated", high=MAX_WIDTH, min_len=2, group="model")
+
+
+def scaling(default: str = "xavier"):
+    return text(default, "normalisation N^-γ: xavier (γ = 1/2), mean-field (γ = 1) or a number in [0.5, 1]",
+                group="model")
+
+
+def activation(default: str = "tanh"):
+    return choice(default, "activation σ", ACTIVATION_NAMES, group="model")
+
+
+def init(default: str = "gaussian"):
+    return choice(default, "initial law of (c, w): Gaussian, or uniform with the same variances",
+                  ("gaussian", "uniform"), group="model")
+
+
+def c_std(default: float = 1.0):
+    return real(default, "standard deviation of the output weights c at initialisation", high=1e3,
+                group="model")
+
+
+def w_std(default: float = 1.0):
+    return real(default, "standard deviation of the input weights w at initialisation", high=1e3,
+                group="model")
+
+
+# Training --------------------------------------------------------------------------
+
+
+def alpha(default: float = 1.0):
+    return real(default, "base learning rate α (multiplied by the width scaling)", high=1e6, group="training")
+
+
+def method(default: str = "online", choices=("online", "minibatch", "fullbatch")):
+    return choice(default, "online SGD (the papers'), minibatch SGD or full-batch gradient descent",
+                  tuple(choices), group="training")
+
+
+def batch_size(default: int = 4):
+    return integer(default, "samples per minibatch step", high=MAX_POINTS, group="training")
+
+
+def loss(default: str = "squared", choices=("squared", "huber")):
+    return choice(default, "training loss", tuple(choices), group="training")
+
+
+def t_max(default: float):
+    return real(default, "training time reached (steps = ⌊N t⌋ for two layers)", high=1e4, group="training")
+
+
+def n_times(default: int = 20):
+    return integer(default, "saved times after t = 0, evenly spaced up to --t-max", high=10_000,
+                   group="training")
+
+
+# Ensemble --------------------------------------------------------------------------
+
+
+def ensemble(default: int, help: str = "number of independent networks E"):
+    return integer(default, help, high=MAX_ENSEMBLE, group="ensemble")
+
+
+def chunk_size():
+    return integer(None, "members per compiled call (default: one block of lanes)", high=MAX_ENSEMBLE,
+                   nullable=True, group="ensemble")
+
+
+def memory_gb(default: float = 2.0):
+    return real(default, "memory budget of one compiled call, in GB", low=0.01, high=4096, low_open=False,
+                group="ensemble")
+
+
+# Verdict ---------------------------------------------------------------------------
+
+
+def level(default: float = 0.05):
+    return real(default, "false-alarm rate of the whole verdict", high=0.5, group="verdict")
+
+
+def compare_times():
+    return reals(None, "times where the verdict is taken, Bonferroni-corrected over them "
+                 "(default: 0, t_max/2 and t_max)", high=1e4, max_len=16, nullable=True, group="verdict")
+
+
+# Output and randomness ---------------------------------------------------------------
+
+
+def seed(default: int = 0):
+    return integer(default, "the run's seed: every random stream (members, data, tests) derives from it",
+                   low=0, high=MAX_SEED, group="output")
+
+
+def data_seed():
+    return integer(None, "seed of the data alone, so another --seed can keep the problem fixed "
+                   "(default: --seed)", low=0, high=MAX_SEED, nullable=True, group="output")
+
+
+def out(default: str):
+    return directory(default, "report directory (written only when the run succeeds)", report=True)
+
+
+def checkpoint():
+    return directory(None, "save finished work here after every segment; rerunning resumes", nullable=True)
+
+
+def fresh():
+    return flag("with --checkpoint: discard this run's saved work and start over", group="output")
+
+
+def no_progress():
+    return flag("hide the progress bar", group="output")
+
+
+# Checks shared by the two-layer experiments --------------------------------------------
+
+
+def check_two_layer(config) -> None:
+    """Scaling, data/dimension and batch combinations of a two-layer problem."""
+    try:
+        resolve_gamma(getattr(config, "scaling", "xavier"))
+    except InputError as e:
+        raise ConfigError("scaling", str(e).replace("unknown scaling", "is unknown:", 1)) from None
+    if config.data == "digits":
+        if config.dim is not None and config.dim != DIGITS_DIM:
+            raise ConfigError("dim", f"does not apply to --data digits (images have {DIGITS_DIM} pixels), "
+                              f"got {config.dim}")
+        if config.points + config.probes > DIGITS_IMAGES:
+            raise ConfigError("points", f"plus --probes must be at most the {DIGITS_IMAGES} distinct images of "
+                              f"digits 0 and 1, got {config.points} + {config.probes}")
+    method_ = getattr(config, "method", "online")
+    if method_ == "minibatch" and config.batch_size > config.points:
+        raise ConfigError("batch_size", f"must be at most --points = {config.points}, got {config.batch_size}")
+    if getattr(config, "compare_times", None) is not None and max(config.compare_times) > config.t_max:
+        raise ConfigError("compare_times", f"must lie in [0, t_max = {config.t_max:g}], "
+                          f"got {', '.join(f'{t:g}' for t in config.compare_times)}")
+
+
+def check_steps(config, width_: int, t: float | None = None) -> None:
+    """⌊N t⌋ steps must fit the engine's 32-bit step counter."""
+    t = config.t_max if t is None else t
+    if width_ * t >= 2**31:
+        raise ConfigError("t_max", f"needs ⌊N t⌋ = {width_ * t:.3g} steps at width {width_}, more than 2^31; "
+                          "shorten the horizon")
+
+
+def input_dim(config) -> int:
+    """d: 64 for digits, else --dim (default 4)."""
+    if config.data == "digits":
+        return DIGITS_DIM
+    return getattr(config, "DEFAULT_DIM", 4) if config.dim is None else config.dim
+
+
+def two_layer_bytes(config, width_: int, members: int, n_saved: int) -> float:
+    """Peak memory of a two-layer run: results, one compiled call, data and kernels."""
+    d = input_dim(config)
+    p = config.points + config.probes
+    results = 4.0 * members * (n_saved + 1) * (p + 2)
+    member = 4.0 * (6 * width_ * (d + 1) + 3 * max(config.points, p) * width_)
+    budget = min(config.memory_gb * 1e9, max(member, 1.0) * members)
+    kernels = 8.0 * (p * p * 8 + p * d)
+    return results + budget + kernels
+
+
+__all__ = [name for name in dir() if not name.startswith("_")]
