@@ -19,9 +19,7 @@ import jaxlimit as jl
 from jaxlimit import cli
 
 
-def _trap(*args, **kwargs):
-    raise AssertionError("a bad option reached the computation")
-
+from tests.helpers.refusal import _trap, assert_refused
 
 CLI_CASES = [
     # (argv, fragment of the one-line error)
@@ -89,18 +87,7 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("argv,fragment", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
 def test_command_line_refuses_in_one_line(argv, fragment, capsys, tmp_path, monkeypatch):
-    import jaxlimit.experiments as experiments
-
-    monkeypatch.setattr(experiments, "run", _trap)
-    out = tmp_path / "out"
-    full = argv if argv[0] == "nonsense" or "--out" in argv else argv + ["--out", str(out)]
-    code = cli.main(full)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert fragment in err, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == []
+    assert_refused(argv, fragment, capsys, tmp_path, monkeypatch)
 
 
 def test_output_that_is_a_file_or_foreign_directory_is_refused(tmp_path, capsys, monkeypatch):
