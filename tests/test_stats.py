@@ -110,7 +110,7 @@ def test_null_calibration():
     n_sets = 200
     rng = np.random.default_rng(2024)
     results = [
-        compare_gaussian(_draw(prediction, 400, rng), prediction, seed=s, n_permutations=100) for s in range(n_sets)
+        compare_gaussian(_draw(prediction, 400, rng), prediction, seed=s) for s in range(n_sets)
     ]
     false_alarms = np.mean([r.verdict == "inconsistent" for r in results])
     # Bonferroni over 4 positively dependent tests: the true rate is just
@@ -129,6 +129,46 @@ def test_null_calibration():
     assert 0.01 < np.median([r.cov_rel_error for r in results]) < 0.2
 
 
+def test_each_component_test_rejects_at_its_nominal_rate_at_the_verdicts_threshold():
+    """Every test the verdict combines, under the null, at the threshold the verdict
+    uses it at (level 0.05 over 3 times and 4 tests: 0.05/12): rejection counts
+    within binomial error of nominal (exact tests) or below it (conservative ones),
+    p-values uniform for the exact ones, and each test able to reach the threshold."""
+    from jaxlimit.stats.gaussian import component_pvalues
+
+    prediction = _prediction(3)
+    level = 0.05 / 3
+    threshold = level / 4
+    rng = np.random.default_rng(31)
+    reps = 2000
+    cheap = [component_pvalues(_draw(prediction, 300, rng), prediction, level=level, energy=False)
+             for _ in range(reps)]
+    expected = reps * threshold  # 8.3; binomial sd 2.9
+    for name in ("mean_pvalue", "mahalanobis_ks_pvalue"):
+        pvalues = np.array([c[name] for c in cheap])
+        count = int(np.sum(pvalues < threshold))
+        assert 1 <= count <= expected + 3.5 * np.sqrt(expected), (name, count)
+        assert abs(np.mean(pvalues < 0.05) - 0.05) < 3.5 * np.sqrt(0.05 * 0.95 / reps), name
+        assert sps.kstest(pvalues, "uniform").pvalue > 1e-3, name
+        assert pvalues.min() < threshold  # continuous: it reaches the threshold
+    marginal = np.array([c["marginal_ks_pvalue"] for c in cheap])  # Holm: conservative
+    assert np.sum(marginal < threshold) <= expected + 3.5 * np.sqrt(expected)
+    assert 0.3 * 0.05 < np.mean(marginal < 0.05) <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / reps)
+    # The permutation test is expensive: fewer, smaller replications at the same threshold.
+    energy = np.array([component_pvalues(_draw(prediction, 60, rng), prediction, level=level, seed=s,
+                                         max_energy_samples=60)["energy_pvalue"] for s in range(300)])
+    assert np.mean(energy < 0.05) <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / 300)
+    assert np.mean(energy < 0.2) > 0.1  # not stuck at 1
+    result = compare_gaussian(_draw(prediction, 300, rng), prediction, level=level)
+    assert result.smallest_attainable_energy_pvalue < result.threshold == pytest.approx(threshold)
+    shifted = _draw(prediction, 300, rng) + 3 * np.sqrt(np.diag(prediction.cov))
+    far = compare_gaussian(shifted, prediction, level=level)
+    for name in ("mean_pvalue", "mahalanobis_ks_pvalue", "marginal_ks_pvalue", "energy_pvalue"):
+        assert getattr(far, name) < threshold, name  # each test can reject on its own
+    with pytest.raises(InputError, match="cannot reach"):
+        compare_gaussian(shifted, prediction, level=level, n_permutations=200)
+
+
 # ---------------------------------------------------------------- power
 
 
@@ -136,6 +176,13 @@ def _uniform_marginals(prediction: Gaussian, n: int, rng) -> np.ndarray:
     """The right mean and covariance, but uniform (not Gaussian) components."""
     factor = np.linalg.cholesky(np.asarray(prediction.cov))
     u = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), (n, prediction.dim))
+    return np.asarray(prediction.mean) + u @ factor.T
+
+
+def _skewed(prediction: Gaussian, n: int, rng) -> np.ndarray:
+    """The right mean and covariance, skewed components (centred, scaled exponentials)."""
+    factor = np.linalg.cholesky(np.asarray(prediction.cov))
+    u = rng.exponential(1.0, (n, prediction.dim)) - 1.0
     return np.asarray(prediction.mean) + u @ factor.T
 
 
@@ -147,7 +194,7 @@ def _student_t(prediction: Gaussian, n: int, rng, dof: float = 5.0) -> np.ndarra
 
 @pytest.mark.parametrize(
     "alternative",
-    ["mean shift 0.15 sd", "covariance x1.3", "uniform marginals", "student t"],
+    ["mean shift 0.15 sd", "covariance x1.3", "uniform marginals", "student t", "skewed"],
 )
 def test_power_against_wrong_predictions(alternative):
     prediction = _prediction(0)
@@ -162,6 +209,8 @@ def test_power_against_wrong_predictions(alternative):
             x = _draw(Gaussian(prediction.mean, 1.3 * prediction.cov), 2000, rng)
         elif alternative == "uniform marginals":
             x = _uniform_marginals(prediction, 2000, rng)
+        elif alternative == "skewed":
+            x = _skewed(prediction, 2000, rng)
         else:
             x = _student_t(prediction, 2000, rng)
         rejections.append(compare_gaussian(x, prediction, seed=seed).verdict == "inconsistent")
@@ -195,7 +244,7 @@ def test_singular_prediction_null_calibrated_on_its_support():
     prediction = _singular_prediction()
     n_sets = 100
     draws = np.asarray(prediction.sample(jax.random.key(0), n_sets * 400)).reshape(n_sets, 400, P)
-    results = [compare_gaussian(draws[s], prediction, seed=s, n_permutations=100) for s in range(n_sets)]
+    results = [compare_gaussian(draws[s], prediction, seed=s) for s in range(n_sets)]
     assert all(r.effective_dim == 3 and r.n_tests == 5 for r in results)
     # Expected rate ≤ 0.05; SE ≈ 0.022 at 100 sets.
     assert np.mean([r.verdict == "inconsistent" for r in results]) <= 0.12

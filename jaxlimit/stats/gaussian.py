@@ -192,7 +192,9 @@ class GaussianComparison:
         marginal_ks_pvalue: per-coordinate KS against N(μ_j, C_jj) over the
             coordinates with C_jj > τ, Holm-adjusted; the smallest Holm-adjusted
             p-value is min(1, k · min_j p_j).
-        energy_pvalue: permutation test of the energy distance.
+        energy_pvalue: permutation test of the energy distance, with B
+            permutations chosen so that 1/(B + 1) is a twentieth of the
+            per-test threshold (``energy_permutations``).
         support_pvalue: the off-support test of the module docstring; 1.0
             when no direction was dropped (r = P).
         mardia_*_pvalue: normality diagnostics, not part of the verdict.
@@ -222,6 +224,17 @@ class GaussianComparison:
     support_pvalue: float
     n_tests: int
     whitening_threshold: float
+    energy_permutations: int
+
+    @property
+    def threshold(self) -> float:
+        """The per-test rejection threshold, level / n_tests."""
+        return self.level / self.n_tests
+
+    @property
+    def smallest_attainable_energy_pvalue(self) -> float:
+        """1 / (B + 1): below :attr:`threshold` by construction, so the test can reject."""
+        return 1.0 / (self.energy_permutations + 1)
 
     @property
     def consistent(self) -> bool:
@@ -319,33 +332,8 @@ def _mardia_pvalues(z: np.ndarray) -> tuple[float, float]:
     return skew_p, kurt_p
 
 
-def compare_gaussian(
-    samples,
-    prediction: Gaussian,
-    *,
-    seed: int = 0,
-    level: float = 0.05,
-    max_energy_samples: int = 1000,
-    n_permutations: int = 200,
-    rtol: float = COVARIANCE_RTOL,
-) -> GaussianComparison:
-    """Compare i.i.d. samples (E, P) with the predicted law N(μ, C).
-
-    See :class:`GaussianComparison` for every number returned and the module
-    docstring for how a singular C is whitened. ``seed`` fixes the energy
-    test's subsample, reference draws and permutations; everything else is
-    deterministic. Raises :class:`InputError` on non-finite samples (drop
-    diverged members first), E < P + 2, mismatched shapes, or a prediction
-    that is not symmetric positive semi-definite or has no variance above the
-    samples' floating-point resolution.
-    """
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must lie in (0, 1), got {level}")
-    if max_energy_samples < 2 or n_permutations < 1:
-        raise InputError("max_energy_samples must be ≥ 2 and n_permutations ≥ 1")
-    x, mu, cov, eps = _checked_inputs(samples, prediction)
-    n, p = x.shape
-
+def _whiten(x: np.ndarray, mu: np.ndarray, cov: np.ndarray, eps: float, rtol: float):
+    """Eigen-directions kept, whitened samples z, the deviations, projections and threshold τ."""
     eigenvalues, vectors = np.linalg.eigh(cov)
     largest = float(eigenvalues[-1])
     if largest <= 0.0 or eigenvalues[0] < -_NOT_PSD_RTOL * largest:
@@ -356,49 +344,99 @@ def compare_gaussian(
     resolution = _ROUNDING_HEADROOM * eps * max(float(np.max(np.abs(x))), float(np.max(np.abs(mu))))
     threshold = max(rtol * largest, resolution**2)
     kept = eigenvalues > threshold
-    r = int(np.sum(kept))
-    if r == 0:
+    if not kept.any():
         raise InputError(
             f"the predicted variances (at most {largest:.3g}) are below the samples' floating-point resolution"
         )
     deviations = x - mu
     projected = deviations @ vectors[:, kept]
     z = projected / np.sqrt(eigenvalues[kept])
+    return z, deviations, projected, vectors[:, kept], threshold
 
-    # The mean: E |z̄|² ~ χ²_r exactly.
+
+def permutations_for(threshold: float) -> int:
+    """The permutation count B whose smallest attainable p-value, 1/(B + 1), is a
+    twentieth of the threshold the test is used at, so the test can reject."""
+    return int(math.ceil(20.0 / threshold)) - 1
+
+
+def component_pvalues(samples, prediction: Gaussian, *, seed: int = 0, level: float = 0.05,
+                      energy: bool = True, max_energy_samples: int = 500, n_permutations: int | None = None,
+                      rtol: float = COVARIANCE_RTOL) -> dict[str, float]:
+    """The p-value of each test the verdict combines (see :class:`GaussianComparison`).
+
+    ``energy=False`` skips the permutation test (the others are cheap), for
+    calibration studies. The permutation count defaults to
+    :func:`permutations_for` the per-test threshold level / n_tests.
+    """
+    x, mu, cov, eps = _checked_inputs(samples, prediction)
+    z, deviations, projected, vectors, threshold = _whiten(x, mu, cov, eps, rtol)
+    n, p = x.shape
+    r = z.shape[1]
     z_bar = z.mean(axis=0)
-    mean_pvalue = float(sps.chi2.sf(n * float(z_bar @ z_bar), r))
+    out = {"mean_pvalue": float(sps.chi2.sf(n * float(z_bar @ z_bar), r)),
+           "mahalanobis_ks_pvalue": float(sps.kstest(np.sum(z**2, axis=1), sps.chi2(r).cdf).pvalue)}
+    variances = np.diag(cov)
+    tested = np.flatnonzero(variances > threshold)
+    marginal = [sps.kstest(deviations[:, j] / math.sqrt(variances[j]), sps.norm.cdf).pvalue for j in tested]
+    out["marginal_ks_pvalue"] = float(min(1.0, len(tested) * min(marginal))) if len(tested) else 1.0
+    if r < p:
+        residual = deviations - projected @ vectors.T
+        out["support_pvalue"] = float(sps.chi2.sf(float(np.sum(residual**2)) / threshold, n * (p - r)))
+    if energy:
+        n_tests = 4 + (r < p)
+        b = permutations_for(level / n_tests) if n_permutations is None else int(n_permutations)
+        _, out["energy_pvalue"] = _energy_test(z, np.random.default_rng(seed), max_energy_samples, b)
+    return out
+
+
+def compare_gaussian(
+    samples,
+    prediction: Gaussian,
+    *,
+    seed: int = 0,
+    level: float = 0.05,
+    max_energy_samples: int = 500,
+    n_permutations: int | None = None,
+    rtol: float = COVARIANCE_RTOL,
+) -> GaussianComparison:
+    """Compare i.i.d. samples (E, P) with the predicted law N(μ, C).
+
+    See :class:`GaussianComparison` for every number returned and the module
+    docstring for how a singular C is whitened. ``seed`` fixes the energy
+    test's subsample, reference draws and permutations; everything else is
+    deterministic. The verdict rejects when the smallest p-value is below
+    level / n_tests; the permutation count defaults to
+    :func:`permutations_for` that threshold, so the energy test can reject
+    (a count too small to reach the threshold is refused). Raises
+    :class:`InputError` on non-finite samples (drop diverged members first),
+    E < P + 2, mismatched shapes, or a prediction that is not symmetric
+    positive semi-definite or has no variance above the samples'
+    floating-point resolution.
+    """
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must lie in (0, 1), got {level}")
+    if max_energy_samples < 2:
+        raise InputError(f"max_energy_samples must be at least 2, got {max_energy_samples}")
+    x, mu, cov, eps = _checked_inputs(samples, prediction)
+    n, p = x.shape
+    z, deviations, projected, vectors, threshold = _whiten(x, mu, cov, eps, rtol)
+    r = z.shape[1]
+    n_tests = 4 + (r < p)
+    if n_permutations is not None and 1.0 / (n_permutations + 1) >= level / n_tests:
+        raise InputError(f"n_permutations = {n_permutations} cannot reach the per-test threshold "
+                         f"{level / n_tests:.3g}; use at least {permutations_for(level / n_tests)} or None")
+    b = permutations_for(level / n_tests) if n_permutations is None else int(n_permutations)
+    pvalues = component_pvalues(samples, prediction, seed=seed, level=level, energy=False, rtol=rtol)
+    energy, pvalues["energy_pvalue"] = _energy_test(z, np.random.default_rng(seed), max_energy_samples, b)
+
+    z_bar = z.mean(axis=0)
     sample_mean = x.mean(axis=0)
     mean_gap = np.abs(sample_mean - mu)
     mean_error_z = float(np.max(mean_gap / np.sqrt(np.maximum(np.diag(cov), threshold) / n)))
-
-    # Squared Mahalanobis distances: i.i.d. χ²_r.
-    mahalanobis_ks_pvalue = float(sps.kstest(np.sum(z**2, axis=1), sps.chi2(r).cdf).pvalue)
-
-    # Marginals, wherever the predicted variance is resolvable.
-    variances = np.diag(cov)
-    tested = np.flatnonzero(variances > threshold)
-    marginal_p = [sps.kstest(deviations[:, j] / math.sqrt(variances[j]), sps.norm.cdf).pvalue for j in tested]
-    marginal_ks_pvalue = float(min(1.0, len(tested) * min(marginal_p))) if len(tested) else 1.0
-
-    rng = np.random.default_rng(seed)
-    energy, energy_pvalue = _energy_test(z, rng, max_energy_samples, n_permutations)
-
-    # Off the kept directions the prediction allows a variance ≤ τ per direction.
-    if r < p:
-        residual = deviations - projected @ vectors[:, kept].T
-        support_pvalue = float(sps.chi2.sf(float(np.sum(residual**2)) / threshold, n * (p - r)))
-    else:
-        support_pvalue = 1.0
-
     skew_p, kurt_p = _mardia_pvalues(z)
-
     sample_cov = np.cov(x, rowvar=False, ddof=1).reshape(p, p)
-    pvalues = [mean_pvalue, mahalanobis_ks_pvalue, marginal_ks_pvalue, energy_pvalue]
-    if r < p:
-        pvalues.append(support_pvalue)
-    n_tests = len(pvalues)
-    verdict = "inconsistent" if min(pvalues) < level / n_tests else "consistent"
+    verdict = "inconsistent" if min(pvalues.values()) < level / n_tests else "consistent"
 
     return GaussianComparison(
         n_samples=int(n),
@@ -406,19 +444,20 @@ def compare_gaussian(
         effective_dim=r,
         mean_error=float(np.max(mean_gap)),
         mean_error_z=mean_error_z,
-        mean_pvalue=mean_pvalue,
+        mean_pvalue=pvalues["mean_pvalue"],
         cov_rel_error=float(np.linalg.norm(sample_cov - cov) / np.linalg.norm(cov)),
         bures_w2=gaussian_w2(sample_mean, sample_cov, mu, cov),
-        mahalanobis_ks_pvalue=mahalanobis_ks_pvalue,
-        marginal_ks_pvalue=marginal_ks_pvalue,
-        energy_pvalue=energy_pvalue,
+        mahalanobis_ks_pvalue=pvalues["mahalanobis_ks_pvalue"],
+        marginal_ks_pvalue=pvalues["marginal_ks_pvalue"],
+        energy_pvalue=pvalues["energy_pvalue"],
         mardia_skewness_pvalue=skew_p,
         mardia_kurtosis_pvalue=kurt_p,
         verdict=verdict,
         level=float(level),
         mean_mahalanobis=float(np.linalg.norm(z_bar)),
         energy_distance=energy,
-        support_pvalue=support_pvalue,
+        support_pvalue=pvalues.get("support_pvalue", 1.0),
         n_tests=n_tests,
         whitening_threshold=float(threshold),
+        energy_permutations=b,
     )
