@@ -1,86 +1,301 @@
-"""Throughput of the ensemble engine: neuron-steps per second and peak memory.
+"""Throughput of the ensemble engine against a naive JAX loop, a compiled reference kernel and PyTorch.
 
-Default problem (issue 2): 4 096 members, width 1 024, d = 8, tanh, Xavier
-scaling, online SGD for 2 048 steps (t = 2). One neuron-step is one hidden
-unit of one member advanced by one SGD step. The first (compiling) run is
-timed separately from a second, warm run.
+The default problem (issue 14): E = 4 096 members, width N = 1 024, d = 8, M = 16
+training points, tanh, Xavier scaling, online SGD for 2 048 steps (t = 2). One
+neuron-step is one hidden unit of one member advanced by one SGD step.
 
-    python benchmarks/ensemble_throughput.py [--members 4096 --width 1024 ...]
+Contenders, each in its own process (so each gets the XLA flags it is meant
+to run with), interleaved, best of ``--repeats``:
+
+* ``jaxlimit``: ``run_ensemble`` at its defaults, as the command line runs it
+  (one single-threaded CPU device per core, the hand-derived program); its
+  whole call (compilation included) and its warm call;
+* ``naive``: ``jit(vmap(lax.scan))`` of the ``jax.grad`` SGD step over all
+  members at once, XLA's default threading;
+* ``reference``: the same SGD as a plain C loop (``benchmarks/reference``),
+  compiled here with ``cc -O3 -march=native -ffast-math -fopenmp``, one member
+  at a time per thread; it states what fraction of this machine the engine
+  reaches;
+* ``torch``: the same SGD batched over members in PyTorch, when installed.
+
+    python benchmarks/ensemble_throughput.py              # default problem, then scaling tables
+    python benchmarks/ensemble_throughput.py --quick      # small sizes, to check that it runs
+    python benchmarks/ensemble_throughput.py --no-tables  # the default problem only
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import platform
-import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-
-import jaxlimit as jl
+HERE = Path(__file__).resolve().parent
 
 
-def peak_memory_bytes() -> dict:
-    """Host peak resident memory, and the accelerator's peak where it reports one."""
-    out = {"host_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
-    stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
-    if stats and "peak_bytes_in_use" in stats:
-        out["device_peak_bytes"] = stats["peak_bytes_in_use"]
-    return out
+# Contenders, each run as ``python ensemble_throughput.py --worker NAME ...`` -------------
+
+
+def _problem(args):
+    import jax
+
+    import jaxlimit as jl
+
+    data = jl.synthetic_problem(jax.random.key(0), args.points, args.dim, 0)
+    return data, jl.TwoLayer(args.width, args.dim, "xavier", "tanh")
+
+
+def worker_jaxlimit(args) -> dict:
+    from jaxlimit.devices import enable_compilation_cache, use_cpu_cores
+
+    if args.devices != "default":
+        use_cpu_cores(None if args.devices == "cores" else int(args.devices))
+    import jax
+
+    import jaxlimit as jl
+
+    if args.cache:
+        enable_compilation_cache(args.cache)
+    data, model = _problem(args)
+    t_max = args.steps / args.width
+    kw = dict(times=[t_max], n_members=args.members, seed=0)
+    if args.lanes:
+        kw["lanes"] = args.lanes
+    if args.program:
+        kw["program"] = args.program
+    start = time.perf_counter()
+    result = jl.run_ensemble(model, data, jl.Trainer(), **kw)
+    whole = time.perf_counter() - start
+    start = time.perf_counter()
+    jl.run_ensemble(model, data, jl.Trainer(), **kw)
+    warm = time.perf_counter() - start
+    return {"whole_call_s": whole, "warm_s": warm, "devices": len(jax.devices()),
+            "program": result.config["program"], "lanes": result.config["lanes"]}
+
+
+def worker_naive(args) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlimit.streams import member_keys, stream_key
+
+    data, model = _problem(args)
+    x, y = data.x_train.astype(jnp.float32), data.y_train.astype(jnp.float32)
+    lr = model.learning_rates()
+    m = data.n_train
+
+    def loss(p, xk, yk):
+        return 0.5 * (yk - model.apply(p, xk[None])[0]) ** 2
+
+    def member(key):
+        k_init, k_data = jax.random.split(key)
+        p = model.init(k_init, jnp.float32)
+
+        def step(p, k):
+            j = jax.random.randint(jax.random.fold_in(k_data, k), (), 0, m, dtype=jnp.int32)
+            g = jax.grad(loss)(p, x[j], y[j])
+            return jax.tree_util.tree_map(lambda w, gi, s: w - s * gi, p, g, lr), None
+
+        p, _ = jax.lax.scan(step, p, jnp.arange(args.steps))
+        return model.apply(p, x)
+
+    run = jax.jit(jax.vmap(member))
+    keys = member_keys(stream_key(0, "members"), jnp.arange(args.members))
+    start = time.perf_counter()
+    run(keys).block_until_ready()
+    whole = time.perf_counter() - start
+    start = time.perf_counter()
+    run(keys).block_until_ready()
+    return {"whole_call_s": whole, "warm_s": time.perf_counter() - start}
+
+
+def _build_reference(build_dir: Path) -> Path | None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    lib = build_dir / "libsgd_two_layer.so"
+    cmd = [cc, "-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC",
+           str(HERE / "reference" / "sgd_two_layer.c"), "-o", str(lib), "-lm"]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        return None
+    return lib
+
+
+def worker_reference(args) -> dict:
+    import numpy as np
+
+    lib_path = _build_reference(Path(args.build_dir))
+    if lib_path is None:
+        return {"skipped": "no C compiler with OpenMP"}
+    if args.width > 8192:
+        return {"skipped": "the reference kernel's buffers hold widths up to 8192"}
+    lib = ctypes.CDLL(str(lib_path))
+    data, _ = _problem(args)
+    x = np.ascontiguousarray(np.asarray(data.x_train, np.float32))
+    y = np.ascontiguousarray(np.asarray(data.y_train, np.float32))
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((args.members, args.width)).astype(np.float32)
+    wt = rng.standard_normal((args.members, args.dim, args.width)).astype(np.float32)
+    out = np.zeros(args.members, np.float32)
+    f = lib.sgd_ensemble
+    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_float,
+                  ctypes.c_float] + [ctypes.c_void_p] * 5
+
+    def call():
+        f(args.members, args.width, args.dim, args.points, args.steps, 0.5, 1.0, x.ctypes.data, y.ctypes.data,
+          c.ctypes.data, wt.ctypes.data, out.ctypes.data)
+
+    start = time.perf_counter()
+    call()
+    return {"whole_call_s": time.perf_counter() - start, "warm_s": time.perf_counter() - start,
+            "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))}
+
+
+def worker_torch(args) -> dict:
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "PyTorch is not installed"}
+    torch.manual_seed(0)
+    e, n, d, m = args.members, args.width, args.dim, args.points
+    x = torch.randn(m, d) / d**0.5
+    y = torch.randn(m)
+    c = torch.randn(e, n)
+    w = torch.randn(e, n, d)
+    s, rate = n**-0.5, 1.0 / n * n**-0.5
+    idx = torch.randint(0, m, (args.steps, e))
+    start = time.perf_counter()
+    with torch.no_grad():
+        for k in range(args.steps):
+            xk = x[idx[k]]  # (E, d)
+            u = torch.einsum("end,ed->en", w, xk)
+            a = torch.tanh(u)
+            g = rate * (y[idx[k]] - s * (a * c).sum(1))  # (E,)
+            coef = g[:, None] * c * (1 - a * a)
+            c += g[:, None] * a
+            w += coef[:, :, None] * xk[:, None, :]
+    t = time.perf_counter() - start
+    return {"whole_call_s": t, "warm_s": t, "threads": torch.get_num_threads()}
+
+
+WORKERS = {"jaxlimit": worker_jaxlimit, "naive": worker_naive, "reference": worker_reference,
+           "torch": worker_torch}
+
+
+# The driver ------------------------------------------------------------------------------
+
+
+def measure(contender: str, problem: dict, extra: list[str] | None = None, build_dir: str = "") -> dict:
+    cmd = [sys.executable, __file__, "--worker", contender, "--build-dir", build_dir]
+    for key, value in problem.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    cmd += extra or []
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"skipped": f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else '?'}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(problem: dict, contenders: list[str], repeats: int, build_dir: str) -> dict:
+    """Best-of-``repeats`` warm times, contenders interleaved within each repeat."""
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name in contenders:
+            r = measure(name, problem, build_dir=build_dir)
+            if "skipped" in r:
+                best.setdefault(name, r)
+                continue
+            if name not in best or "skipped" in best[name] or r["warm_s"] < best[name]["warm_s"]:
+                best[name] = r
+    work = problem["members"] * problem["width"] * problem["steps"]
+    base = best.get("naive", {}).get("warm_s")
+    ref = best.get("reference", {}).get("warm_s")
+    for r in best.values():
+        if "warm_s" in r:
+            r["neuron_steps_per_s"] = work / r["warm_s"]
+            r["vs_naive"] = base / r["warm_s"] if base else None
+            r["fraction_of_reference"] = ref / r["warm_s"] if ref else None
+    return best
+
+
+def _row(name: str, r: dict) -> str:
+    if "skipped" in r:
+        return f"| {name} | skipped: {r['skipped']} | | | |"
+    frac = r.get("fraction_of_reference")
+    return (f"| {name} | {r['warm_s']:.2f} s | {r['neuron_steps_per_s']:.3g} | {r['vs_naive']:.2f}× | "
+            f"{'' if frac is None else f'{100 * frac:.0f} %'} |")
+
+
+def print_table(title: str, best: dict) -> None:
+    print(f"\n{title}\n")
+    print("| engine | warm run | neuron-steps/s | vs naive | of reference |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, r in best.items():
+        print(_row(name, r))
+    j = best.get("jaxlimit", {})
+    if "whole_call_s" in j:
+        print(f"\njaxlimit whole call (compilation included): {j['whole_call_s']:.2f} s on {j['devices']} "
+              f"device(s), program {j['program']}, lanes {j['lanes']}")
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    p.add_argument("--build-dir", default="", help=argparse.SUPPRESS)
     p.add_argument("--members", type=int, default=4096)
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--dim", type=int, default=8)
-    p.add_argument("--steps", type=int, default=2048)
     p.add_argument("--points", type=int, default=16)
-    p.add_argument("--lanes", type=int, default=jl.training.DEFAULT_LANES)
-    p.add_argument("--chunk-size", type=int, default=None)
-    p.add_argument("--method", default="online")
-    p.add_argument("--repeats", type=int, default=1, help="warm runs after the first")
-    p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--steps", type=int, default=2048)
+    p.add_argument("--lanes", type=int, default=0, help="jaxlimit's vmap width (0: its default)")
+    p.add_argument("--program", default="", help="jaxlimit's member program ('' : auto)")
+    p.add_argument("--devices", default="cores", help="jaxlimit's CPU devices: cores, default, or a number")
+    p.add_argument("--cache", default="", help="jaxlimit's compilation cache directory ('' : none)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
+    p.add_argument("--no-tables", action="store_true", help="only the default problem")
+    p.add_argument("--json", default=None, help="also write every figure to this file")
     args = p.parse_args(argv)
 
-    data = jl.synthetic_problem(jax.random.key(0), args.points, args.dim, 0)
-    model = jl.TwoLayer(args.width, args.dim, "xavier", "tanh")
-    trainer = jl.Trainer(alpha=1.0, method=args.method, batch_size=4)
-    t_max = args.steps / args.width
-    kw = dict(times=[t_max / 2, t_max], n_members=args.members, seed=0,
-              chunk_size=args.chunk_size, lanes=args.lanes, dtype=jnp.float32)
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return {}
 
-    start = time.perf_counter()
-    result = jl.run_ensemble(model, data, trainer, **kw)
-    first = time.perf_counter() - start
-    warm = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        jl.run_ensemble(model, data, trainer, **kw)
-        warm.append(time.perf_counter() - start)
-    best = min(warm) if warm else first
-    neuron_steps = args.members * args.width * int(result.steps[-1])
-    figures = {
-        "device": str(jax.devices()[0].device_kind),
-        "platform": jax.default_backend(),
-        "cpu": platform.processor() or platform.machine(),
-        "members": args.members, "width": args.width, "dim": args.dim, "steps": int(result.steps[-1]),
-        "method": args.method, "lanes": args.lanes, "chunk_size": args.chunk_size,
-        "first_run_seconds": round(first, 3),
-        "warm_run_seconds": round(best, 3),
-        "neuron_steps_per_second": neuron_steps / best,
-        "member_steps_per_second": args.members * int(result.steps[-1]) / best,
-        "diverged": result.n_diverged,
-        **peak_memory_bytes(),
-    }
-    for k, v in figures.items():
-        print(f"{k:28s} {v:.4g}" if isinstance(v, float) else f"{k:28s} {v}")
+    build = tempfile.mkdtemp(prefix="jaxlimit-ref-")
+    base = {"members": args.members, "width": args.width, "dim": args.dim, "points": args.points,
+            "steps": args.steps}
+    if args.quick:
+        base = {"members": 256, "width": 256, "dim": 8, "points": 16, "steps": 256}
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}")
+    figures = {"default": compare(base, list(WORKERS), args.repeats, build)}
+    print_table(f"Default problem {base}", figures["default"])
+    if not args.no_tables:
+        steps = 64 if args.quick else 512
+        tables = {
+            "members": [dict(base, members=e, steps=steps) for e in ((256, 1024) if args.quick else
+                                                                     (256, 1024, 4096, 16384))],
+            "width": [dict(base, members=256 if args.quick else 1024, width=n, steps=steps)
+                      for n in ((128, 512) if args.quick else (128, 512, 2048, 8192))],
+            "dim": [dict(base, members=256 if args.quick else 1024, dim=d, points=32, steps=steps)
+                    for d in ((8, 64) if args.quick else (8, 64, 784))],
+        }
+        for axis, problems in tables.items():
+            figures[axis] = []
+            for prob in problems:
+                best = compare(prob, ["jaxlimit", "naive", "reference"], 1 if args.quick else 2, build)
+                figures[axis].append({"problem": prob, "results": best})
+                print_table(f"Scaling in {axis}: {prob}", best)
+    shutil.rmtree(build, ignore_errors=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=2)
+        Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures
 
 

@@ -36,9 +36,10 @@ _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "es
 _export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
         "fit_power_law", "gaussian_w2", "proportion_interval")
 _export("jaxlimit.report", "Report", "write_report")
+_export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")
 _export("jaxlimit.experiments", "run")
 
-_SUBPACKAGES = ("activations", "config", "data", "experiments", "figures", "limits", "losses", "models", "report",
+_SUBPACKAGES = ("activations", "config", "data", "devices", "experiments", "figures", "limits", "losses", "models", "report",
                 "stats", "streams", "training")
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

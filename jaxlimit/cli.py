@@ -62,7 +62,7 @@ _TYPES = {"int": _parse_int, "float": _parse_float, "str": str, "path": str,
 
 
 def _default_text(spec: Spec, default) -> str:
-    if default is None:
+    if default is None or spec.kind == "bool":
         return ""
     if isinstance(default, tuple):
         return f" (default: {','.join(f'{v:g}' for v in default)})"
@@ -167,16 +167,28 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     os.environ.setdefault("JAX_ENABLE_X64", "1")
+    from jaxlimit.devices import enable_compilation_cache, use_cpu_cores
+
+    try:
+        use_cpu_cores()
+    except InputError:  # JAX already running (main called from Python): keep its devices
+        pass
     import jax
 
     # Limits are solved in float64; ensembles pass float32 explicitly, and
     # every random stream is the same with and without x64.
     jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
     from jaxlimit.experiments import run
     from jaxlimit.report import write_report
 
     try:
+        if config.distributed or config.coordinator is not None:
+            _start_processes(config)
         report = run(config, command_line=["jaxlimit", *argv])
+        if jax.process_index() != 0:
+            print(f"{report.experiment}: process {jax.process_index()} of {jax.process_count()} done")
+            return 0
         out = write_report(report, config.out)
     except InputError as e:
         print(f"jaxlimit: error: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -189,6 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
+
+
+def _start_processes(config) -> None:
+    import jax
+
+    try:
+        if config.coordinator is not None:
+            jax.distributed.initialize(coordinator_address=config.coordinator,
+                                       num_processes=config.num_processes, process_id=config.process_id)
+        else:
+            jax.distributed.initialize()
+    except (RuntimeError, ValueError) as e:
+        raise InputError(f"cannot start the processes: {str(e).splitlines()[0]}") from None
 
 
 if __name__ == "__main__":

@@ -202,23 +202,49 @@ def physical_memory_bytes() -> int:
         return 16 * 2**30
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
-    """Base class of experiment configurations (use with ``@dataclasses.dataclass(frozen=True, kw_only=True)``).
+    """Base class of experiment configurations (subclass with ``@dataclasses.dataclass(frozen=True, kw_only=True)``).
 
     Subclasses declare fields with the option factories and may override
     :meth:`check` for combinations and :meth:`estimate_bytes` for the memory
-    the run will need (refused above 80 % of the machine's memory).
+    the run will need (refused above 80 % of the machine's memory). Every
+    configuration has the options of a run over several processes
+    (``jax.distributed``): ``--distributed`` alone takes the cluster from the
+    environment (SLURM, Open MPI), or ``--coordinator``, ``--num-processes`` and
+    ``--process-id`` name it (for example on one machine, on the loopback address).
     """
 
     NAME: ClassVar[str] = ""  # the command, e.g. "xavier" or "sweep xavier"
     HELP: ClassVar[str] = ""  # one line for ``jaxlimit --help``
     RUNNER: ClassVar[str] = ""  # the module whose ``run(config) -> Report`` runs it
 
+    distributed: bool = flag("run over several processes with jax.distributed (cluster from the environment, "
+                             "or --coordinator, --num-processes, --process-id); process 0 writes the report",
+                             group="processes")
+    coordinator: str | None = text(None, "address host:port of process 0 (implies --distributed)", nullable=True,
+                                   group="processes", metavar="HOST:PORT")
+    num_processes: int | None = integer(None, "number of processes (with --coordinator)", low=1, high=65536,
+                                        nullable=True, group="processes")
+    process_id: int | None = integer(None, "this process's index, 0 … num_processes − 1 (with --coordinator)",
+                                     low=0, high=65535, nullable=True, group="processes")
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             spec = f.metadata.get("spec")
             if spec is not None:
                 object.__setattr__(self, f.name, check_value(f.name, spec, getattr(self, f.name)))
+        manual = (self.coordinator, self.num_processes, self.process_id)
+        if any(v is not None for v in manual):
+            if any(v is None for v in manual):
+                missing = [n for n, v in zip(("coordinator", "num_processes", "process_id"), manual) if v is None]
+                raise ConfigError(missing[0], "must be given together with --coordinator, --num-processes and "
+                                  "--process-id")
+            if self.process_id >= self.num_processes:
+                raise ConfigError("process_id", f"must be below --num-processes = {self.num_processes}, "
+                                  f"got {self.process_id}")
+            if ":" not in self.coordinator:
+                raise ConfigError("coordinator", f"must be host:port, got {self.coordinator!r}")
         self.check()
         need = self.estimate_bytes()
         limit = 0.8 * physical_memory_bytes()

@@ -1,6 +1,6 @@
 """Per-sample losses ℓ(prediction, target), vectorised over samples.
 
-The squared loss is ½(y − ŷ)², the form whose SGD is written in THEORY §1.
+The squared loss is ½(y − ŷ)², the form whose SGD is written in docs/xavier.md#model-and-scaling.
 The Huber loss is quadratic within ``delta`` of the target and linear beyond,
 as in Pham & Nguyen's three-layer example.
 """
@@ -18,10 +18,15 @@ from jaxlimit.errors import InputError
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-    """A per-sample loss ℓ(ŷ, y) applied elementwise."""
+    """A per-sample loss ℓ(ŷ, y) applied elementwise.
+
+    ``residual``, when known, is ψ with ∂ℓ/∂ŷ = −ψ(y − ŷ) (the hand-derived
+    training programs use it); None for a loss given only as a function.
+    """
 
     name: str
     fn: Callable[[jax.Array, jax.Array], jax.Array]
+    residual: Callable[[jax.Array], jax.Array] | None = None
 
     def __call__(self, prediction: jax.Array, target: jax.Array) -> jax.Array:
         return self.fn(prediction, target)
@@ -29,7 +34,7 @@ class Loss:
 
 def squared_loss() -> Loss:
     """ℓ(ŷ, y) = ½ (y − ŷ)²."""
-    return Loss("squared", lambda p, y: 0.5 * (y - p) ** 2)
+    return Loss("squared", lambda p, y: 0.5 * (y - p) ** 2, lambda r: r)
 
 
 def huber_loss(delta: float = 1.0) -> Loss:
@@ -41,7 +46,7 @@ def huber_loss(delta: float = 1.0) -> Loss:
         r = jnp.abs(y - p)
         return jnp.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta))
 
-    return Loss(f"huber({delta:g})", fn)
+    return Loss(f"huber({delta:g})", fn, lambda r: jnp.clip(r, -delta, delta))
 
 
 def get_loss(name: str | Loss, delta: float = 1.0) -> Loss:

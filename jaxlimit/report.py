@@ -254,6 +254,7 @@ def provenance(*, streams: list, command_line: list[str] | None = None) -> dict:
         "command_line": command_line,
         "versions": versions,
         "device": f"{len(devices)} × {devices[0].device_kind} ({jax.default_backend()})",
+        "processes": jax.process_count(),
         "platform": {"system": platform.platform(), "python": sys.version.split()[0],
                      "machine": platform.machine(), "cpu_count": os.cpu_count(),
                      "x64": bool(jax.config.jax_enable_x64)},

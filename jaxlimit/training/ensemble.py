@@ -12,9 +12,9 @@ is vectorised over a different number of members, but a member's numbers do
 not depend on its position inside a vmap of fixed width. So members always
 run in blocks of ``lanes``; the same stream gives the same bits whatever the
 chunk size, and a run with more members repeats the first members exactly.
-``lanes`` defaults to min(64, the ensemble size rounded up to a power of two,
-members that fit the memory budget); pin it to compare ensembles of
-different sizes below 64 bit for bit.
+``lanes`` defaults to min(64 on a CPU or 1024 on an accelerator, the ensemble
+size rounded up to a power of two, members that fit the memory budget); pin
+it to compare ensembles of different sizes below that bit for bit.
 
 Saved work: with ``checkpoint_dir`` every block's records and training state
 are saved after every segment (see :mod:`jaxlimit.training.checkpoints`), so a
@@ -43,12 +43,15 @@ from jaxlimit.errors import InputError
 from jaxlimit.models.base import Model, PyTree
 from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
 from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
+from jaxlimit.training.fast import REPRESENTATIONS, fast_program_kind, two_layer_program
 from jaxlimit.training.program import MemberProgram, Observable, generic_program
 from jaxlimit.training.results import EnsembleResult
 from jaxlimit.training.steps import Trainer
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-DEFAULT_LANES = 64
+DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
+"""The default vmap width by backend: a CPU keeps one block's weights in cache;
+an accelerator needs wide blocks to fill its cores."""
 MAX_RESULT_BYTES = 8 * 2**30
 """Outputs, losses and observables of the whole ensemble must fit in this many bytes."""
 
@@ -137,6 +140,25 @@ def run_description(model: Model, data: Dataset, trainer: Trainer, *, root: jax.
     }
 
 
+PROGRAMS = ("auto", "generic", *REPRESENTATIONS)
+
+
+def choose_program(program: str, model: Model, data: Dataset, trainer: Trainer,
+                   observables: Mapping[str, Observable]) -> str:
+    """The member program ``run_ensemble`` uses: the requested one, or for "auto" the fastest that applies."""
+    if program not in PROGRAMS:
+        raise InputError(f"unknown program {program!r}; choose {', '.join(PROGRAMS)}")
+    fast = fast_program_kind(model, data, trainer, observables)
+    if program == "auto":
+        return fast or "generic"
+    if program != "generic" and fast is None:
+        raise InputError(f"the {program!r} program covers two-layer networks trained by SGD or gradient "
+                         "descent on the squared or Huber loss; use program='generic'")
+    if program == "pre-activations" and observables:
+        raise InputError("the 'pre-activations' program keeps no weights, so it cannot record observables")
+    return program
+
+
 @contextlib.contextmanager
 def _deferred_interrupt(enabled: bool):
     """While active, the first Ctrl-C sets a flag (checked between segments); a second raises."""
@@ -174,6 +196,8 @@ def run_ensemble(
     fresh: bool = False,
     progress: bool = False,
     lanes: int | None = None,
+    program: str = "auto",
+    devices=None,
 ) -> EnsembleResult:
     """Train ``n_members`` independent networks and record them at ``times``.
 
@@ -187,9 +211,9 @@ def run_ensemble(
         seed: an integer (the members' stream is ``stream_key(seed, "members")``)
             or a PRNG key used as the members' stream; member i uses
             ``fold_in(stream, i)``.
-        chunk_size: members per compiled call, rounded up to whole blocks; by
-            default one block (the least work lost to a kill); at most what
-            fits ``memory_budget`` bytes.
+        chunk_size: members per compiled call, rounded up to whole blocks on
+            every device; by default one block per device (the least work lost
+            to a kill); at most what fits ``memory_budget`` bytes.
         observables: extra records ``name -> fn(params, params0, data)``.
         dtype: the parameters' floating type (float32 by default; float64
             needs ``jax_enable_x64``).
@@ -201,6 +225,15 @@ def run_ensemble(
         fresh: discard what ``checkpoint_dir`` holds for this run first.
         progress: show a progress bar of finished member-steps on standard error.
         lanes: the vmap width; see the module docstring.
+        program: how one member is trained: ``"generic"`` (``jax.grad``, any
+            model), a hand-derived representation for the two-layer family
+            (``"weights"`` or ``"pre-activations"``, :mod:`~jaxlimit.training.fast`),
+            or ``"auto"``: the fastest that applies. They agree to float
+            rounding, not bit for bit, so the choice is part of a checkpoint's
+            fingerprint.
+        devices: the local devices to shard members over (all of
+            ``jax.local_devices()`` by default); results are bitwise the same
+            for any number of them.
 
     Returns:
         An :class:`EnsembleResult`; diverged members are flagged, not dropped.
@@ -235,15 +268,17 @@ def run_ensemble(
         raise InputError(f"one member needs about {member_bytes / 1e9:.3g} GB, more than the memory "
                          f"budget of {memory_budget / 1e9:.3g} GB; reduce the width or raise the budget")
     if lanes is None:
-        lanes = min(DEFAULT_LANES, 1 << (n_members - 1).bit_length(), fits)
+        widest = DEFAULT_LANES.get(jax.default_backend(), DEFAULT_LANES["cpu"])
+        lanes = min(widest, 1 << (n_members - 1).bit_length(), fits)
     lanes = _positive_int(lanes, "lanes")
     if chunk_size is not None:
         chunk_size = _positive_int(chunk_size, "chunk_size")
-    chunk_blocks = max(1, min(-(-(chunk_size or lanes) // lanes), fits // lanes or 1))
     n_blocks = -(-n_members // lanes)
 
     root = members_root(seed)
-    program = generic_program(model, data, trainer, observables, dtype)
+    kind = choose_program(program, model, data, trainer, observables)
+    program = (generic_program(model, data, trainer, observables, dtype) if kind == "generic"
+               else two_layer_program(model, data, trainer, observables, dtype, kind))
     point_count = data.n_train + data.n_probe
     record_shapes = jax.eval_shape(
         lambda k: program.record(program.init(k), program.init(k)), jax.random.key(0))
@@ -266,6 +301,7 @@ def run_ensemble(
         "dtype": jnp.dtype(dtype).name,
         "divergence_threshold": float(divergence_threshold),
         "lanes": lanes,
+        "program": kind,
     }
     if isinstance(seed, (int, np.integer)):
         config["seed"] = int(seed)
@@ -273,20 +309,37 @@ def run_ensemble(
     store = None
     if checkpoint_dir is not None:
         description = run_description(model, data, trainer, root=root, dtype=dtype, lanes=lanes,
-                                      observables=observables)
+                                      observables=observables) | {"program": kind}
+        if fresh and jax.process_count() > 1:  # one process clears, then all open the store
+            from jax.experimental import multihost_utils
+
+            if jax.process_index() == 0:
+                BlockStore(checkpoint_dir, description, fresh=True)
+            multihost_utils.sync_global_devices("jaxlimit-fresh-checkpoint")
+            fresh = False
         store = BlockStore(checkpoint_dir, description, fresh=fresh)
         state_bytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(
             jax.eval_shape(program.init, jax.random.key(0))))
         store.check_space(estimate_store_bytes(state_bytes, record_bytes * len(t), n_blocks * lanes))
         config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
 
-    engine = _BlockEngine(program, root, lanes)
+    devices = jax.local_devices() if devices is None else list(devices)
+    if not devices:
+        raise InputError("devices must name at least one device")
+    # Default: one block per device per call (the least work lost to a kill).
+    per_device = -(-(chunk_size or lanes * len(devices)) // (lanes * len(devices)))
+    chunk_blocks = len(devices) * max(1, min(per_device, max(1, fits // lanes // len(devices))))
+    engine = _BlockEngine(program, root, lanes, devices)
     needed = sorted(set(int(s) for s in steps))
     records = [store.load(b) if store else BlockRecord() for b in range(n_blocks)]
 
-    # Blocks that need the same work (same start, same missing steps) share chunks.
+    # Blocks that need the same work (same start, same missing steps) share chunks;
+    # with several processes (jax.distributed), process p trains blocks b ≡ p mod count.
+    n_proc, rank = jax.process_count(), jax.process_index()
     plans: dict[tuple, list[int]] = defaultdict(list)
     for b, rec in enumerate(records):
+        if b % n_proc != rank:
+            continue
         missing = tuple(s for s in needed if s not in rec.outputs)
         if not missing:
             continue
@@ -297,10 +350,10 @@ def run_ensemble(
         return min(lanes, n_members - b * lanes)
 
     final = needed[-1]
-    total_work = n_members * final
+    total_work = sum(members_in(b) for b in range(rank, n_blocks, n_proc)) * final
     remaining = sum(members_in(b) * (missing[-1] - start) for (start, missing), bs in plans.items() for b in bs)
     bar = None
-    if progress:
+    if progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total_work, initial=total_work - remaining, unit="member-step", unit_scale=True,
@@ -309,8 +362,7 @@ def run_ensemble(
     saved_segments = 0
     with _deferred_interrupt(store is not None) as interrupt:
         for (start, missing), blocks in sorted(plans.items()):
-            for i in range(0, len(blocks), chunk_blocks):
-                chunk = blocks[i : i + chunk_blocks]
+            for chunk in chunks_of(blocks, chunk_blocks, len(devices)):
                 state0 = engine.init(chunk)
                 if start > 0:
                     state = engine.restore(chunk, [records[b].state for b in chunk], state0)
@@ -323,7 +375,7 @@ def run_ensemble(
                         if bar is not None:
                             bar.update(sum(members_in(b) for b in chunk) * (target - current))
                         current = target
-                    outs, losses, obs = engine.record(state, state0)
+                    outs, losses, obs = engine.record(state, state0, chunk)
                     leaves = engine.state_leaves(state) if store else None
                     for j, b in enumerate(chunk):
                         rec = records[b]
@@ -343,6 +395,8 @@ def run_ensemble(
                         )
     if bar is not None:
         bar.close()
+    if n_proc > 1:
+        _gather_blocks(records, needed, record_shapes, lanes, n_proc)
 
     index = [needed.index(int(s)) for s in steps]
 
@@ -364,49 +418,133 @@ def run_ensemble(
     )
 
 
+def _gather_blocks(records: list[BlockRecord], needed: list[int], shapes, lanes: int, n_proc: int) -> None:
+    """Give every process every block's records (process p trained blocks b ≡ p mod n_proc).
+
+    ``shapes`` is one member's record (``jax.eval_shape`` of the program's
+    record); blocks of other processes are zeros here until the all-gather.
+    """
+    from jax.experimental import multihost_utils
+
+    rank = jax.process_index()
+    fields = [("outputs", None, shapes.outputs), ("loss", None, shapes.loss)]
+    fields += [("observables", k, v) for k, v in shapes.observables.items()]
+    for field, name, shape in fields:
+        blank = np.zeros((lanes, *shape.shape), shape.dtype)
+
+        def value(rec, s):
+            return getattr(rec, field)[s] if name is None else rec.observables[s][name]
+
+        local = np.stack([np.stack([value(r, s) if b % n_proc == rank else blank for s in needed])
+                          for b, r in enumerate(records)])
+        every = np.asarray(multihost_utils.process_allgather(local))  # (n_proc, blocks, steps, lanes, ...)
+        for b, rec in enumerate(records):
+            for i, s in enumerate(needed):
+                if name is None:
+                    getattr(rec, field)[s] = every[b % n_proc, b, i]
+                else:
+                    rec.observables.setdefault(s, {})[name] = every[b % n_proc, b, i]
+
+
 class _BlockEngine:
-    """Compiled chunk functions over arrays of shape (blocks, lanes, ...)."""
+    """Compiled chunk functions over arrays of shape (blocks, lanes, ...), sharded over devices.
 
-    def __init__(self, program: MemberProgram, root: jax.Array, lanes: int):
+    A chunk's blocks are split evenly over a mesh of local devices
+    (``jax.shard_map`` over the block axis); each device maps over its own
+    blocks with ``lax.map``, one ``vmap`` of ``lanes`` members at a time, so a
+    member's numbers never depend on the device count.
+    """
+
+    def __init__(self, program: MemberProgram, root: jax.Array, lanes: int, devices):
         self.lanes = lanes
+        self.devices = list(devices)
+        self.program = program
         self.root = root
-        by_block = lambda fn: (lambda *args: jax.lax.map(lambda a: fn(*a), args))  # noqa: E731
-        self._keys = jax.jit(lambda ids: _fold_members(root, ids.reshape(-1)).reshape(ids.shape))
-        self._init = jax.jit(by_block(jax.vmap(program.init)))
-        self._advance = jax.jit(
-            lambda state, keys, k0, k1: by_block(
-                jax.vmap(lambda s, k: program.advance(s, k, k0, k1)))(state, keys),
-            donate_argnums=(0,))
-        self._record = jax.jit(by_block(jax.vmap(program.record)))
+        self._compiled: dict[int, tuple] = {}
 
-    def keys(self, blocks: list[int]) -> jax.Array:
-        ids = (np.asarray(blocks, np.uint32)[:, None] * self.lanes
-               + np.arange(self.lanes, dtype=np.uint32)[None, :])
-        return self._keys(jnp.asarray(ids))
+    def _functions(self, n_devices: int):
+        if n_devices not in self._compiled:
+            program, root, lanes = self.program, self.root, self.lanes
+            mesh = jax.sharding.Mesh(np.asarray(self.devices[:n_devices]), ("blocks",))
+            spec, rep = jax.sharding.PartitionSpec("blocks"), jax.sharding.PartitionSpec()
+
+            def per_block(fn):
+                return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+
+            def keys_of(ids):
+                return _fold_members(root, ids.reshape(-1)).reshape(ids.shape)
+
+            def init(ids):
+                return per_block(jax.vmap(program.init))(keys_of(ids))
+
+            def advance(state, ids, k0, k1):
+                step = jax.vmap(lambda s, k: program.advance(s, k, k0, k1))
+                return per_block(step)(state, keys_of(ids))
+
+            def record(state, state0):
+                return per_block(jax.vmap(program.record))(state, state0)
+
+            shard = lambda fn, n_in: jax.shard_map(  # noqa: E731
+                fn, mesh=mesh, in_specs=n_in, out_specs=spec, check_vma=False)
+            self._compiled[n_devices] = (
+                jax.jit(shard(init, (spec,))),
+                jax.jit(shard(advance, (spec, spec, rep, rep)), donate_argnums=(0,)),
+                jax.jit(shard(record, (spec, spec))),
+            )
+        return self._compiled[n_devices]
+
+    def devices_for(self, n_blocks: int) -> int:
+        """Devices used for a chunk of ``n_blocks`` (they must divide it evenly)."""
+        n = min(len(self.devices), n_blocks)
+        while n_blocks % n:
+            n -= 1
+        return n
+
+    def ids(self, blocks: list[int]) -> np.ndarray:
+        return (np.asarray(blocks, np.uint32)[:, None] * self.lanes
+                + np.arange(self.lanes, dtype=np.uint32)[None, :])
 
     def init(self, blocks: list[int]):
-        return self._init(self.keys(blocks))
+        return self._functions(self.devices_for(len(blocks)))[0](self.ids(blocks))
 
     def advance(self, state, blocks: list[int], k0: int, k1: int):
         # Int32 step bounds: the same compiled loop, and the same sample stream,
         # with and without jax_enable_x64.
-        return self._advance(state, self.keys(blocks), np.int32(k0), np.int32(k1))
+        fn = self._functions(self.devices_for(len(blocks)))[1]
+        return fn(state, self.ids(blocks), np.int32(k0), np.int32(k1))
 
-    def record(self, state, state0):
-        rec = self._record(state, state0)
+    def record(self, state, state0, blocks: list[int]):
+        rec = self._functions(self.devices_for(len(blocks)))[2](state, state0)
         split = lambda a: list(np.asarray(a))  # noqa: E731 - one array per block
         return split(rec.outputs), split(rec.loss), {k: split(v) for k, v in rec.observables.items()}
 
     def state_leaves(self, state) -> list[list[np.ndarray]]:
         """Per leaf, the list over blocks of that block's array."""
-        leaves = jax.tree_util.tree_leaves(state)
-        return [list(np.asarray(leaf)) for leaf in leaves]
+        return [list(np.asarray(leaf)) for leaf in jax.tree_util.tree_leaves(state)]
 
     def restore(self, blocks: list[int], saved: list[list[np.ndarray]], like):
         leaves, treedef = jax.tree_util.tree_flatten(like)
-        stacked = [jnp.asarray(np.stack([s[j] for s in saved]), dtype=leaf.dtype)
+        stacked = [jax.device_put(np.stack([s[j] for s in saved]).astype(leaf.dtype), leaf.sharding)
                    for j, leaf in enumerate(leaves)]
         return jax.tree_util.tree_unflatten(treedef, stacked)
+
+
+def chunks_of(blocks: list[int], per_chunk: int, n_devices: int) -> list[list[int]]:
+    """Split blocks into chunks of ``per_chunk`` blocks (a multiple of the device
+    count), then the rest into a chunk that all devices share evenly and a last
+    one on fewer devices: no padded work."""
+    out = []
+    i = 0
+    while len(blocks) - i >= per_chunk:
+        out.append(blocks[i : i + per_chunk])
+        i += per_chunk
+    rest = blocks[i:]
+    even = len(rest) - len(rest) % n_devices
+    if even:
+        out.append(rest[:even])
+    if len(rest) > even:
+        out.append(rest[even:])
+    return out
 
 
 __all__ = [

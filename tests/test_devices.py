@@ -1,0 +1,130 @@
+"""The engine on several devices and several processes: the same bits as one.
+
+Also the hand-derived two-layer programs against the generic ``jax.grad`` one.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxlimit as jl
+
+ROOT = Path(__file__).parent.parent
+
+DEVICE_SCRIPT = r"""
+import os, sys
+n = int(sys.argv[1])
+if n > 1:
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n}"
+import jax, numpy as np
+import jaxlimit as jl
+assert len(jax.devices()) == n
+data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
+out = {}
+for program in ("generic", "weights"):
+    for method in ("online", "fullbatch"):
+        r = jl.run_ensemble(jl.TwoLayer(64, 4), data, jl.Trainer(method=method), times=[0.5, 1.0],
+                            n_members=70, seed=3, lanes=8, program=program,
+                            observables={"move": jl.rms_parameter_change})
+        out[f"{program}-{method}"] = r.outputs
+        out[f"{program}-{method}-move"] = r.observables["move"]
+np.savez(sys.argv[2], **out)
+"""
+
+
+def _run_devices(n, path):
+    subprocess.run([sys.executable, "-c", DEVICE_SCRIPT, str(n), str(path)], check=True, cwd=ROOT,
+                   capture_output=True)
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_one_three_and_four_devices_give_identical_bits(tmp_path):
+    # 70 members in blocks of 8: 9 blocks, so 4 devices run a chunk of 4, 4 and then 1 block
+    # alone, and 3 devices three chunks of 3: every way of splitting is exercised.
+    one = _run_devices(1, tmp_path / "one.npz")
+    for n in (3, 4):
+        many = _run_devices(n, tmp_path / f"d{n}.npz")
+        for key in one:
+            np.testing.assert_array_equal(many[key], one[key], err_msg=f"{n} devices, {key}")
+    assert np.unique(one["generic-online"][:, -1, 0]).size == 70
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "jaxlimit", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+COMMON = ["ensemble", "--width", "32", "--ensemble", "150", "--t-max", "0.5", "--n-times", "2",
+          "--no-progress", "--seed", "2"]
+
+
+def test_two_processes_give_the_single_process_report(tmp_path):
+    single = _cli(COMMON + ["--out", str(tmp_path / "single")])
+    assert single.wait(timeout=300) == 0, single.stderr.read()
+    port = _free_port()
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    procs = [_cli(COMMON + ["--out", str(tmp_path / "multi"), "--coordinator", f"127.0.0.1:{port}",
+                            "--num-processes", "2", "--process-id", str(i),
+                            "--checkpoint", str(tmp_path / "ckpt")], env=env) for i in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    with np.load(tmp_path / "single" / "data.npz") as a, np.load(tmp_path / "multi" / "data.npz") as b:
+        np.testing.assert_array_equal(a["outputs"], b["outputs"])
+        np.testing.assert_array_equal(a["loss"], b["loss"])
+    # 150 members in blocks of 64: process 0 trained blocks 0 and 2, process 1 block 1.
+    assert len(sorted((tmp_path / "ckpt").glob("*/block-*.npz"))) == 3
+    report = json.loads((tmp_path / "multi" / "report.json").read_text())
+    assert report["provenance"]["processes"] == 2
+
+
+@pytest.mark.parametrize("method", ["online", "minibatch", "fullbatch"])
+@pytest.mark.parametrize("activation,loss", [("tanh", "squared"), ("relu", "huber")])
+def test_hand_derived_programs_agree_with_autodiff(method, activation, loss):
+    for dim in (4, 20):  # d < P: weights; d > P: the pre-activation representation pays
+        data = jl.synthetic_problem(jax.random.key(0), 6, dim, 2)
+        model = jl.TwoLayer(96, dim, 0.75, activation)
+        trainer = jl.Trainer(alpha=1.5, method=method, batch_size=3, loss=jl.get_loss(loss, delta=0.3))
+        kw = dict(times=[0.5, 2.0], n_members=12, seed=1, dtype=jnp.float64, lanes=4)
+        generic = jl.run_ensemble(model, data, trainer, program="generic", **kw)
+        assert generic.config["program"] == "generic"
+        for program in ("weights", "pre-activations"):
+            fast = jl.run_ensemble(model, data, trainer, program=program, **kw)
+            np.testing.assert_allclose(fast.outputs, generic.outputs, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(fast.loss, generic.loss, rtol=1e-12)
+        auto = jl.run_ensemble(model, data, trainer, **kw)
+        assert auto.config["program"] == ("pre-activations" if dim > 8 else "weights")
+        # float32 to float32 rounding.
+        f32 = jl.run_ensemble(model, data, trainer, **{**kw, "dtype": jnp.float32})
+        np.testing.assert_allclose(f32.outputs, generic.outputs, rtol=0, atol=5e-5)
+    # The comparison has teeth: one more step is far outside these tolerances.
+    longer = jl.run_ensemble(model, data, trainer, program="weights", **{**kw, "times": [0.5, 2.0 + 1 / 96]})
+    assert np.max(np.abs(longer.outputs[:, -1] - generic.outputs[:, -1])) > 1e-6
+
+
+def test_fast_program_refusals():
+    data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
+    import optax
+
+    with pytest.raises(jl.InputError, match="program"):
+        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2, program="turbo")
+    with pytest.raises(jl.InputError, match="generic"):
+        jl.run_ensemble(jl.TwoLayer(8, 4), data, jl.Trainer(method="optax", optimizer=optax.sgd(0.1)),
+                        times=[0.5], n_members=2, program="weights")
+    with pytest.raises(jl.InputError, match="observables"):
+        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2, program="pre-activations",
+                        observables={"move": jl.rms_parameter_change})
