@@ -8,11 +8,13 @@ as in Pham & Nguyen's three-layer example.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
+from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 
 
@@ -32,15 +34,18 @@ class Loss:
         return self.fn(prediction, target)
 
 
+_SQUARED = Loss("squared", lambda p, y: 0.5 * (y - p) ** 2, lambda r: r)
+
+
 def squared_loss() -> Loss:
-    """ℓ(ŷ, y) = ½ (y − ŷ)²."""
-    return Loss("squared", lambda p, y: 0.5 * (y - p) ** 2, lambda r: r)
+    """ℓ(ŷ, y) = ½ (y − ŷ)² (one object, so that compiled training code is reused)."""
+    return _SQUARED
 
 
+@functools.lru_cache(maxsize=64)
 def huber_loss(delta: float = 1.0) -> Loss:
-    """ℓ(ŷ, y) = ½ r² for |r| ≤ δ, else δ(|r| − δ/2), with r = y − ŷ."""
-    if not delta > 0:
-        raise InputError(f"huber delta must be positive, got {delta}")
+    """ℓ(ŷ, y) = ½ r² for |r| ≤ δ, else δ(|r| − δ/2), with r = y − ŷ (one object per δ)."""
+    delta = require_real(delta, "delta")
 
     def fn(p, y):
         r = jnp.abs(y - p)

@@ -277,11 +277,15 @@ def run_ensemble(
 
     root = members_root(seed)
     kind = choose_program(program, model, data, trainer, observables)
-    program = (generic_program(model, data, trainer, observables, dtype) if kind == "generic"
-               else two_layer_program(model, data, trainer, observables, dtype, kind))
+    data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
+    engine_key = _engine_key(kind, model, trainer, observables, dtype, lanes)
+    program = None if engine_key in _ENGINES else (
+        generic_program(model, trainer, observables, dtype) if kind == "generic"
+        else two_layer_program(model, trainer, observables, dtype, kind))
+    program = program or _ENGINES[engine_key].program
     point_count = data.n_train + data.n_probe
     record_shapes = jax.eval_shape(
-        lambda k: program.record(program.init(k), program.init(k)), jax.random.key(0))
+        lambda k: program.record(program.init(k, data), program.init(k, data), data), jax.random.key(0))
     record_bytes = sum(math.prod(s.shape) * 4 for s in jax.tree_util.tree_leaves(record_shapes))
     if n_members * len(t) * max(record_bytes, 4 * (point_count + 1)) > MAX_RESULT_BYTES:
         raise InputError(
@@ -319,7 +323,7 @@ def run_ensemble(
             fresh = False
         store = BlockStore(checkpoint_dir, description, fresh=fresh)
         state_bytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(
-            jax.eval_shape(program.init, jax.random.key(0))))
+            jax.eval_shape(lambda k: program.init(k, data), jax.random.key(0))))
         store.check_space(estimate_store_bytes(state_bytes, record_bytes * len(t), n_blocks * lanes))
         config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
 
@@ -329,7 +333,7 @@ def run_ensemble(
     # Default: one block per device per call (the least work lost to a kill).
     per_device = -(-(chunk_size or lanes * len(devices)) // (lanes * len(devices)))
     chunk_blocks = len(devices) * max(1, min(per_device, max(1, fits // lanes // len(devices))))
-    engine = _BlockEngine(program, root, lanes, devices)
+    engine = _cached_engine(engine_key, program, lanes, devices).bind(root, data)
     needed = sorted(set(int(s) for s in steps))
     records = [store.load(b) if store else BlockRecord() for b in range(n_blocks)]
 
@@ -455,41 +459,46 @@ class _BlockEngine:
     member's numbers never depend on the device count.
     """
 
-    def __init__(self, program: MemberProgram, root: jax.Array, lanes: int, devices):
+    def __init__(self, program: MemberProgram, lanes: int, devices):
         self.lanes = lanes
         self.devices = list(devices)
         self.program = program
-        self.root = root
+        self.root = self.data = None
         self._compiled: dict[int, tuple] = {}
+
+    def bind(self, root: jax.Array, data: Dataset) -> "_BlockEngine":
+        """The members' stream and the data of the run about to use the compiled functions."""
+        self.root, self.data = root, data
+        return self
 
     def _functions(self, n_devices: int):
         if n_devices not in self._compiled:
-            program, root, lanes = self.program, self.root, self.lanes
+            program = self.program
             mesh = jax.sharding.Mesh(np.asarray(self.devices[:n_devices]), ("blocks",))
             spec, rep = jax.sharding.PartitionSpec("blocks"), jax.sharding.PartitionSpec()
 
             def per_block(fn):
                 return lambda *args: jax.lax.map(lambda a: fn(*a), args)
 
-            def keys_of(ids):
+            def keys_of(root, ids):
                 return _fold_members(root, ids.reshape(-1)).reshape(ids.shape)
 
-            def init(ids):
-                return per_block(jax.vmap(program.init))(keys_of(ids))
+            def init(ids, root, data):
+                return per_block(jax.vmap(lambda k: program.init(k, data)))(keys_of(root, ids))
 
-            def advance(state, ids, k0, k1):
-                step = jax.vmap(lambda s, k: program.advance(s, k, k0, k1))
-                return per_block(step)(state, keys_of(ids))
+            def advance(state, ids, k0, k1, root, data):
+                step = jax.vmap(lambda s, k: program.advance(s, k, k0, k1, data))
+                return per_block(step)(state, keys_of(root, ids))
 
-            def record(state, state0):
-                return per_block(jax.vmap(program.record))(state, state0)
+            def record(state, state0, data):
+                return per_block(jax.vmap(lambda s, s0: program.record(s, s0, data)))(state, state0)
 
             shard = lambda fn, n_in: jax.shard_map(  # noqa: E731
                 fn, mesh=mesh, in_specs=n_in, out_specs=spec, check_vma=False)
             self._compiled[n_devices] = (
-                jax.jit(shard(init, (spec,))),
-                jax.jit(shard(advance, (spec, spec, rep, rep)), donate_argnums=(0,)),
-                jax.jit(shard(record, (spec, spec))),
+                jax.jit(shard(init, (spec, rep, rep))),
+                jax.jit(shard(advance, (spec, spec, rep, rep, rep, rep)), donate_argnums=(0,)),
+                jax.jit(shard(record, (spec, spec, rep))),
             )
         return self._compiled[n_devices]
 
@@ -505,16 +514,16 @@ class _BlockEngine:
                 + np.arange(self.lanes, dtype=np.uint32)[None, :])
 
     def init(self, blocks: list[int]):
-        return self._functions(self.devices_for(len(blocks)))[0](self.ids(blocks))
+        return self._functions(self.devices_for(len(blocks)))[0](self.ids(blocks), self.root, self.data)
 
     def advance(self, state, blocks: list[int], k0: int, k1: int):
         # Int32 step bounds: the same compiled loop, and the same sample stream,
         # with and without jax_enable_x64.
         fn = self._functions(self.devices_for(len(blocks)))[1]
-        return fn(state, self.ids(blocks), np.int32(k0), np.int32(k1))
+        return fn(state, self.ids(blocks), np.int32(k0), np.int32(k1), self.root, self.data)
 
     def record(self, state, state0, blocks: list[int]):
-        rec = self._functions(self.devices_for(len(blocks)))[2](state, state0)
+        rec = self._functions(self.devices_for(len(blocks)))[2](state, state0, self.data)
         split = lambda a: list(np.asarray(a))  # noqa: E731 - one array per block
         return split(rec.outputs), split(rec.loss), {k: split(v) for k, v in rec.observables.items()}
 
@@ -527,6 +536,33 @@ class _BlockEngine:
         stacked = [jax.device_put(np.stack([s[j] for s in saved]).astype(leaf.dtype), leaf.sharding)
                    for j, leaf in enumerate(leaves)]
         return jax.tree_util.tree_unflatten(treedef, stacked)
+
+
+_ENGINES: dict = {}
+_MAX_ENGINES = 16
+
+
+def _engine_key(kind, model, trainer, observables, dtype, lanes):
+    """What the compiled functions depend on besides shapes (None: do not cache)."""
+    key = (kind, model, trainer, tuple(sorted(observables.items())), jnp.dtype(dtype).name, int(lanes))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _cached_engine(key, program: MemberProgram, lanes: int, devices) -> "_BlockEngine":
+    """The compiled engine of an earlier run with the same model, trainer and observables:
+    compiled code is reused across calls (jit caches it by shape)."""
+    if key is None:
+        return _BlockEngine(program, lanes, devices)
+    cached = _ENGINES.get(key)
+    if cached is None or cached.devices != list(devices):
+        if len(_ENGINES) >= _MAX_ENGINES:
+            _ENGINES.pop(next(iter(_ENGINES)))
+        cached = _ENGINES[key] = _BlockEngine(program, lanes, devices)
+    return cached
 
 
 def chunks_of(blocks: list[int], per_chunk: int, n_devices: int) -> list[list[int]]:

@@ -53,61 +53,57 @@ def fast_program_kind(model, data: Dataset, trainer: Trainer, observables: Mappi
     return "weights"
 
 
-def two_layer_program(model: TwoLayer, data: Dataset, trainer: Trainer, observables: Mapping[str, Observable],
-                      dtype, kind: str) -> MemberProgram:
+def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[str, Observable], dtype,
+                      kind: str) -> MemberProgram:
     """The hand-derived program of the given ``kind`` (see :func:`fast_program_kind`)."""
-    data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
-    m = data.n_train
-    rows = trainer.rows_per_step(m)
-    full = trainer.method == "fullbatch" or (trainer.method == "optax" and trainer.batch_size == 0)
+    full = trainer.method == "fullbatch"
     s = model.width ** (-model.gamma)
-    rate = trainer.alpha * model.width ** (-(2.0 - 2.0 * model.gamma)) * s / rows
     sigma, dsigma = model.activation.fn, model.activation.derivative
     clip = trainer.loss.residual
-    x_train, y_train, x_all = data.x_train, data.y_train, data.x_all
-    gram = x_all @ x_train.T  # (P, M)
 
-    def batch(data_key, k):
+    def batch(data_key, k, m):
         if full:
             return jnp.arange(m, dtype=jnp.int32)
+        rows = trainer.rows_per_step(m)
         return jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m, dtype=jnp.int32)
 
     def coefficients(c, u, y):
         """σ(U), σ′(U) and g_k for pre-activations U (|B|, N) at targets y (|B|,)."""
         a = sigma(u)
+        rate = trainer.alpha * model.width ** (-(2.0 - 2.0 * model.gamma)) * s / u.shape[0]
         g = rate * clip(y - s * (a @ c))
         return a, dsigma(u), g
 
     if kind == "weights":
-        def init(key):
+        def init(key, data):
             p = model.init(jax.random.split(key)[0], dtype)
             return p.c, p.w.T
 
-        def step(k, state, data_key):
+        def step(k, state, data_key, data, gram):
             c, wt = state
-            idx = batch(data_key, k)
-            xb = x_train[idx]
-            a, da, g = coefficients(c, xb @ wt, y_train[idx])
+            idx = batch(data_key, k, data.n_train)
+            xb = data.x_train[idx]
+            a, da, g = coefficients(c, xb @ wt, data.y_train[idx])
             return c + g @ a, wt + xb.T @ (g[:, None] * da * c[None, :])
 
-        def outputs(state):
+        def outputs(state, data):
             c, wt = state
-            return s * (sigma(x_all @ wt) @ c)
+            return s * (sigma(data.x_all @ wt) @ c)
 
         def params(state):
             return TwoLayerParams(state[0], state[1].T)
     elif kind == "pre-activations":
-        def init(key):
+        def init(key, data):
             p = model.init(jax.random.split(key)[0], dtype)
-            return p.c, x_all @ p.w.T
+            return p.c, data.x_all @ p.w.T
 
-        def step(k, state, data_key):
+        def step(k, state, data_key, data, gram):
             c, z = state
-            idx = batch(data_key, k)
-            a, da, g = coefficients(c, z[idx], y_train[idx])
+            idx = batch(data_key, k, data.n_train)
+            a, da, g = coefficients(c, z[idx], data.y_train[idx])
             return c + g @ a, z + gram[:, idx] @ (g[:, None] * da * c[None, :])
 
-        def outputs(state):
+        def outputs(state, data):
             c, z = state
             return s * (sigma(z) @ c)
 
@@ -115,13 +111,14 @@ def two_layer_program(model: TwoLayer, data: Dataset, trainer: Trainer, observab
     else:
         raise ValueError(f"unknown representation {kind!r}")
 
-    def advance(state, key, k0, k1):
+    def advance(state, key, k0, k1, data):
         data_key = _data_key(key)
-        return jax.lax.fori_loop(k0, k1, lambda k, st: step(k, st, data_key), state)
+        gram = data.x_all @ data.x_train.T if kind == "pre-activations" else None  # (P, M)
+        return jax.lax.fori_loop(k0, k1, lambda k, st: step(k, st, data_key, data, gram), state)
 
-    def record(state, state0):
-        out = outputs(state)
-        loss = jnp.mean(trainer.loss(out[:m], y_train))
+    def record(state, state0, data):
+        out = outputs(state, data)
+        loss = jnp.mean(trainer.loss(out[: data.n_train], data.y_train))
         extra = {}
         if observables:
             p, p0 = params(state), params(state0)

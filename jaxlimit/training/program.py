@@ -3,12 +3,16 @@
 A :class:`MemberProgram` says how one network starts, advances and is
 recorded, with no notion of ensembles, blocks or devices:
 
-* ``init(key) -> state``: draw the initial parameters and optimiser state;
-* ``advance(state, key, k0, k1) -> state``: training steps k0 … k1 − 1, where
-  step k uses the sample stream ``fold_in(data_key, k)`` (so any split of the
-  steps into segments gives the same numbers);
-* ``record(state, state0) -> Record``: outputs on the training then probe
-  points, the training loss and the observables.
+* ``init(key, data) -> state``: draw the initial parameters and optimiser state;
+* ``advance(state, key, k0, k1, data) -> state``: training steps k0 … k1 − 1,
+  where step k uses the sample stream ``fold_in(data_key, k)`` (so any split
+  of the steps into segments gives the same numbers);
+* ``record(state, state0, data) -> Record``: outputs on the training then
+  probe points, the training loss and the observables.
+
+The data are an argument, not a constant of the program, so that compiled
+code is reused by every run of the same model and trainer, whatever the data
+values (:class:`~jaxlimit.training.ensemble.run_ensemble` caches it).
 
 :func:`generic_program` works for any model through ``jax.grad``; faster
 hand-derived programs for particular models implement the same three
@@ -39,37 +43,34 @@ class Record(NamedTuple):
 
 
 class MemberProgram(NamedTuple):
-    init: Callable[[jax.Array], Any]
-    advance: Callable[[Any, jax.Array, Any, Any], Any]
-    record: Callable[[Any, Any], Record]
+    init: Callable[[jax.Array, Dataset], Any]
+    advance: Callable[[Any, jax.Array, Any, Any, Dataset], Any]
+    record: Callable[[Any, Any, Dataset], Record]
 
 
 def _data_key(key: jax.Array) -> jax.Array:
     return jax.random.split(key)[1]
 
 
-def generic_program(model: Model, data: Dataset, trainer: Trainer,
-                    observables: Mapping[str, Observable], dtype) -> MemberProgram:
+def generic_program(model: Model, trainer: Trainer, observables: Mapping[str, Observable], dtype) -> MemberProgram:
     """The program for any model: ``jax.grad`` of the batch loss, scaled per leaf.
 
     The member key is split in two: the first half draws the initial
-    parameters, the second is the root of the sample stream.
+    parameters, the second is the root of the sample stream. ``data`` must
+    already hold ``dtype`` arrays.
     """
-    data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
-    init_state, step = make_step(model, data, trainer)
-    x_all = data.x_all
-
-    def init(key):
+    def init(key, data):
         params = model.init(jax.random.split(key)[0], dtype)
-        return params, init_state(params)
+        return params, trainer.init_state(params)
 
-    def advance(state, key, k0, k1):
+    def advance(state, key, k0, k1, data):
+        _, step = make_step(model, data, trainer)
         data_key = _data_key(key)
         return jax.lax.fori_loop(k0, k1, lambda k, s: step(*s, data_key, k), state)
 
-    def record(state, state0):
+    def record(state, state0, data):
         params, params0 = state[0], state0[0]
-        out = model.apply(params, x_all)
+        out = model.apply(params, data.x_all)
         loss = jnp.mean(trainer.loss(out[: data.n_train], data.y_train))
         return Record(out, loss, {k: fn(params, params0, data) for k, fn in observables.items()})
 

@@ -65,6 +65,10 @@ class Trainer(eqx.Module):
         if self.method != "optax" and self.optimizer is not None:
             raise InputError("an optax optimizer is only used with method='optax'")
 
+    def init_state(self, params):
+        """The optimiser state of fresh parameters (empty for the built-in methods)."""
+        return self.optimizer.init(params) if self.method == "optax" else ()
+
     def rows_per_step(self, n_train: int) -> int:
         if self.method == "online":
             return 1
@@ -111,7 +115,7 @@ def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, 
             updates, opt_state = opt.update(g, opt_state, params)
             return optax.apply_updates(params, updates), opt_state
 
-        return opt.init, step
+        return trainer.init_state, step
 
     alpha = trainer.alpha
 
@@ -119,4 +123,4 @@ def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, 
         g = scaled_grad(params, data_key, k)
         return jax.tree_util.tree_map(lambda p, gi: p - alpha * gi, params, g), opt_state
 
-    return (lambda params: ()), step
+    return trainer.init_state, step
