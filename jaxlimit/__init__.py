@@ -28,7 +28,8 @@ _export("jaxlimit.streams", "stream_key")
 _export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer", "TwoLayerParams")
 _export("jaxlimit.training", "EnsembleResult", "Trainer", "rms_parameter_change", "run_ensemble")
 _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "estimate_xavier_kernels",
-        "mean_field_limit", "predict_fluctuations", "StudentTrajectories", "relu_gradient_descent",
+        "mean_field_limit", "predict_fluctuations", "PopulationFlowLimit", "StudentTrajectories",
+        "population_flow_limit", "relu_gradient_descent",
         "relu_gradient_flow", "relu_kernel", "relu_kernel_grad", "relu_population_grad",
         "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",

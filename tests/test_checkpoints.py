@@ -323,3 +323,32 @@ print(json.dumps([float(v) for v in np.mean(r.outputs[:, -1], axis=0)]))
 """
     lib = subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, capture_output=True, text=True)
     np.testing.assert_array_equal(json.loads(lib.stdout), report["metrics"]["output_mean_final"])
+
+
+def test_result_store_computes_once_and_recomputes_what_changed(tmp_path):
+    import jax
+
+    from jaxlimit.training.checkpoints import ResultStore, cached
+
+    calls = []
+
+    def compute(x):
+        def inner():
+            calls.append(x)
+            return {"y": np.arange(3) * x}
+        return inner
+
+    store = ResultStore(tmp_path, {"experiment": "test"})
+    inputs = {"part": "a", "key": jax.random.key(1), "x": np.ones(2)}
+    first = cached(store, inputs, compute(2))
+    again = cached(ResultStore(tmp_path, {"experiment": "test"}), inputs, compute(5))
+    np.testing.assert_array_equal(first["y"], again["y"])
+    assert calls == [2]
+    cached(store, {**inputs, "x": np.zeros(2)}, compute(3))  # other inputs: computed
+    assert calls == [2, 3] and len(list(tmp_path.glob("*/result-*.npz"))) == 2
+    for path in tmp_path.glob("*/result-*.npz"):
+        path.write_bytes(b"damaged")
+    assert cached(store, inputs, compute(7))["y"][1] == 7  # a damaged file is recomputed, not trusted
+    cached(ResultStore(tmp_path, {"experiment": "test"}, fresh=True), inputs, compute(4))
+    assert calls[-1] == 4
+    assert cached(None, inputs, compute(6))["y"][1] == 6

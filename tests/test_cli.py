@@ -39,8 +39,9 @@ def test_one_name_per_concept_across_commands():
             helps.setdefault(name, set()).add(spec.help)
     for name in ("ensemble", "alpha", "seed", "t_max", "points", "width"):
         assert name in helps
-    # No alternative spellings of the ensemble size or the step.
-    for alias in ("members", "inits", "noisy_runs", "eps", "step"):
+    # No alternative spellings of the ensemble size or the step: arms' sizes are "<arm>_ensemble", and
+    # the time step of a discretised flow is "step" (teacher-student, three-layer), never "lr" or "eta".
+    for alias in ("members", "inits", "noisy_runs", "sgd_runs", "runs", "eps", "lr", "eta", "learning_rate"):
         assert alias not in helps
 
 

@@ -410,3 +410,41 @@ def test_bootstrap_interval_for_a_variance():
     assert bootstrap_ci(values, lambda v: np.var(v, ddof=1), seed=0) == (lo, hi)
     with pytest.raises(InputError):
         bootstrap_ci(np.array([1.0, np.inf, 2.0]), np.mean, seed=0)
+
+
+def test_proportion_summary_and_bound_check():
+    from jaxlimit.stats import proportion
+    from jaxlimit.stats.verdict import combine, probability_at_least
+
+    p = proportion(2000, 2000)
+    assert p.p == 1.0 and 0 < p.se < 1e-3 and p.ci[0] > 0.998  # SE never zero at p̂ = 1
+    # Agresti–Coull SE: coverage of p̂ ± 2 SE close to nominal in the middle.
+    assert proportion(50, 100).se == pytest.approx(0.5 / np.sqrt(100 + 1.96**2), rel=1e-3)
+    assert probability_at_least(2000, 2000, 0.45).verdict == "consistent"
+    assert probability_at_least(10, 100, 0.45).verdict == "inconsistent"
+    small = probability_at_least(3, 5, 0.45)
+    assert small.verdict == "not resolved at this size" and small.margin == pytest.approx(0.15)
+    assert set(small.as_dict()) >= {"p", "se", "ci", "bound", "margin", "margin_se", "verdict"}
+    with pytest.raises(InputError, match="bound"):
+        probability_at_least(1, 2, 1.5)
+    assert combine(["consistent", "not resolved at this size"]) == "not resolved at this size"
+    assert combine(["consistent", "inconsistent", "not resolved at this size"]) == "inconsistent"
+    assert combine(["consistent", "consistent"]) == "consistent"
+
+
+def test_slope_agreement_and_rms_with_se():
+    from jaxlimit.stats.coupling import rms_with_se
+    from jaxlimit.stats.verdict import slope_agreement
+
+    n = np.array([16.0, 128.0, 1024.0, 4096.0])
+    y = 0.4 * n**-0.5 * (1 + 0.01 * np.array([1, -1, 1, -1]))
+    fit = fit_power_law(n, y)
+    assert slope_agreement(fit, -0.5) == "consistent" and slope_agreement(fit, -0.6) == "inconsistent"
+    assert slope_agreement(fit, -0.6, tolerance=0.2) == "consistent"
+    assert slope_agreement(fit_power_law(n[:2], y[:2]), -0.5) == "not resolved at this size"
+    rng = np.random.default_rng(0)
+    sq = rng.chisquare(3, size=4000)
+    rms, se = rms_with_se(sq)
+    assert abs(rms - np.sqrt(3.0)) < 3 * se and se == pytest.approx(np.sqrt(6 / 4000) / (2 * np.sqrt(3)), rel=0.1)
+    with pytest.raises(InputError):
+        rms_with_se([1.0])

@@ -1,7 +1,9 @@
-"""Tian's ReLU teacher–student (THEORY §5): closed forms, dynamics, saddle, K = 1 bound."""
+"""Tian's ReLU teacher–student (docs/teacher-student.md): closed forms, dynamics, saddle, K = 1 bound,
+the limit object, the command's refusals and its report."""
 
-import argparse
+import csv
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -10,12 +12,14 @@ import pytest
 
 from jaxlimit.errors import InputError
 from jaxlimit.limits.teacher_student import (
-    relu_gradient_descent, relu_gradient_flow, relu_kernel, relu_kernel_grad,
-    relu_population_grad, relu_population_loss, relu_reduced_flow, relu_reduced_velocity,
-    relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
-    single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value,
-    symmetric_weights, teacher_distance, time_within, uniform_ball,
+    classify_ending, population_flow_limit, relu_gradient_descent, relu_gradient_flow, relu_kernel,
+    relu_kernel_grad, relu_population_grad, relu_population_hessian, relu_population_loss, relu_reduced_flow,
+    relu_reduced_velocity, relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
+    single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value, symmetric_weights,
+    teacher_distance, time_within, uniform_ball,
 )
+from jaxlimit.stats.gaussian import Gaussian
+from tests.helpers.refusal import assert_refused
 from jaxlimit.models.relu_committee import (
     relu_committee, relu_committee_monte_carlo, relu_committee_sample_grad,
     relu_committee_sample_loss,
@@ -157,19 +161,59 @@ def test_zero_row_is_a_fixed_point_of_flow_descent_and_sgd():
     assert float(loss_fn(flow.final[0], teacher)) < float(loss_fn(W0[0], teacher))
 
 
-def test_input_errors():
+def test_input_errors_inside_jit_check_shapes():
     with pytest.raises(InputError, match="input dimension"):
         loss_fn(jnp.ones((2, 3)), jnp.ones((2, 4)))
-    with pytest.raises(InputError, match="matrices"):
+    with pytest.raises(InputError, match="matrix"):
         grad_fn(jnp.ones(3), jnp.ones((2, 3)))
-    with pytest.raises(InputError, match="batch"):
-        relu_gradient_flow(jnp.ones((2, 3)), jnp.eye(3), [0.0, 1.0])
-    with pytest.raises(InputError, match="increasing"):
-        relu_gradient_flow(jnp.ones((1, 2, 3)), jnp.ones((2, 3)), [1.0, 0.0])
-    with pytest.raises(InputError, match="multiple"):
-        relu_gradient_descent(jnp.ones((1, 2, 3)), jnp.ones((2, 3)), 0.1, 10, 3)
-    with pytest.raises(InputError, match="K ≥ 2"):
-        relu_reduced_flow(jnp.ones((1, 2)), 1, [0.0, 1.0])
+
+
+NAN_ROW = np.array([[np.nan, 1.0], [0.5, 0.2]])
+GOOD = np.array([[0.3, 0.1], [0.2, 0.4]])
+
+LIBRARY_CASES = [
+    # The issue: a NaN row used to pass as a zero row (zero gradient, finite loss).
+    (lambda: relu_population_grad(NAN_ROW, np.eye(2)), "W has a non-finite entry at index (0, 0)"),
+    (lambda: relu_population_loss(NAN_ROW, np.eye(2)), "W has a non-finite entry"),
+    (lambda: relu_population_grad(GOOD, np.array([[1.0, np.inf], [0.0, 1.0]])), "W_star has a non-finite entry"),
+    (lambda: relu_population_loss(GOOD, np.eye(3)), "W and W_star must share the input dimension"),
+    (lambda: relu_population_grad(GOOD[0], np.eye(2)), "W must be a (units, dim) matrix"),
+    (lambda: relu_population_grad(np.zeros((0, 2)), np.eye(2)), "W must not be empty"),
+    (lambda: relu_population_grad(GOOD.astype(complex), np.eye(2)), "W must hold real numbers"),
+    (lambda: relu_population_hessian(NAN_ROW, np.eye(2)), "W has a non-finite entry"),
+    (lambda: relu_kernel(np.array([np.nan, 1.0]), np.ones(2)), "u has a non-finite entry"),
+    (lambda: relu_kernel_grad(np.ones(2), np.ones(3)), "u and v must have one shape"),
+    (lambda: relu_gradient_flow(NAN_ROW[None], np.eye(2), [0.0, 1.0]), "W0 has a non-finite entry"),
+    (lambda: relu_gradient_flow(GOOD, np.eye(2), [0.0, 1.0]), "W0 must be a (batch, units, dim) array"),
+    (lambda: relu_gradient_flow(GOOD[None], np.eye(2), [1.0, 0.0]), "times must be non-decreasing"),
+    (lambda: relu_gradient_flow(GOOD[None], np.eye(2), [0.0, np.nan]), "times must be finite"),
+    (lambda: relu_gradient_flow(GOOD[None], np.eye(2), [0.0]), "times must be an increasing"),
+    (lambda: relu_gradient_descent(GOOD[None], np.eye(2), 0.1, 10, 3), "multiple"),
+    (lambda: relu_gradient_descent(GOOD[None], np.eye(2), float("nan"), 10, 5), "step must be a finite number"),
+    (lambda: relu_gradient_descent(GOOD[None], np.eye(2), -0.1, 10, 5), "step must be > 0"),
+    (lambda: relu_sgd(jax.random.key(0), GOOD[None], np.eye(2), 0.1, 10, 0, 5), "n_samples must be ≥ 1"),
+    (lambda: relu_sgd(jax.random.key(0), GOOD[None], np.eye(2), 0.1, 10, 2.5, 5), "n_samples must be an integer"),
+    (lambda: relu_reduced_flow(jnp.ones((1, 2)), 1, [0.0, 1.0]), "K ≥ 2"),
+    (lambda: relu_reduced_flow(jnp.array([[np.nan, 0.1]]), 2, [0.0, 1.0]), "xy0 has a non-finite entry"),
+    (lambda: teacher_distance(NAN_ROW, np.eye(2)), "W has a non-finite entry"),
+    (lambda: teacher_distance(GOOD, np.eye(3)), "W must have shape"),
+    (lambda: classify_ending(GOOD, np.eye(2), newton_tolerance=0.0), "newton_tolerance must be > 0"),
+    (lambda: population_flow_limit(np.eye(2), NAN_ROW), "start has a non-finite entry"),
+    (lambda: population_flow_limit(np.full((2, 2), np.inf), GOOD), "W_star has a non-finite entry"),
+    (lambda: population_flow_limit(np.eye(3), GOOD), "start and W_star must share the input dimension"),
+    (lambda: population_flow_limit(np.eye(2), GOOD, step=0.0), "step must be > 0"),
+    (lambda: population_flow_limit(np.eye(2), GOOD, step=float("inf")), "step must be a finite number"),
+    (lambda: population_flow_limit(np.eye(2), 3 * np.eye(2), step=1e3), "unstable for gradient descent"),
+    (lambda: population_flow_limit(np.eye(2), GOOD).predict([0.0, -1.0]), "times must be finite and non-negative"),
+]
+
+
+@pytest.mark.parametrize("call,fragment", LIBRARY_CASES, ids=[f"lib{i}" for i in range(len(LIBRARY_CASES))])
+def test_library_refuses_with_input_error_naming_the_argument(call, fragment):
+    with pytest.raises(InputError) as info:
+        call()
+    message = str(info.value)
+    assert fragment in message and len(message.splitlines()) == 1, message
 
 
 def test_teacher_distance_takes_the_best_permutation():
@@ -196,7 +240,7 @@ def test_saddle_values_quoted_in_theory():
 @pytest.mark.parametrize("K", [2, 5, 10])
 def test_symmetric_start_converges_to_the_saddle_value(K):
     s = symmetric_saddle_value(K)
-    times = jnp.array([0.0, 100.0, 300.0])
+    times = jnp.array([0.0, 750.0, 1500.0])  # the spurious-minimum test's times: one compile for K = 10
     reduced = relu_reduced_flow(jnp.array([[0.1, 0.1]]), K, times)
     assert bool(reduced.finite[0])
     np.testing.assert_allclose(reduced.final[0], [s, s], atol=1e-5)
@@ -235,14 +279,15 @@ def test_symmetric_start_plus_tiny_noise_reaches_the_teacher(K):
 
 
 def test_spurious_local_minimum_for_ten_units():
-    # THEORY says the noisy symmetric start reaches W* up to a permutation; for
+    # The naive reading (docs/teacher-student.md#where-careful-simulation-disagrees-with-a-naive-reading):
+    # the noisy symmetric start reaches W* up to a permutation; for
     # K = 10 some runs end instead at a spurious local minimum (zero gradient,
     # positive-definite Hessian, loss > 0), as Safran & Shamir (2018) found.
     K = 10
     s = symmetric_saddle_value(K)
     noise = 1e-6 * jax.random.normal(jax.random.key(0), (8, K, K))
     run = relu_gradient_flow(symmetric_weights(s, s, K)[None] + noise[2:3], jnp.eye(K),
-                             jnp.array([0.0, 750.0, 1500.0]))  # the saddle test's shapes: one compile
+                             jnp.array([0.0, 750.0, 1500.0]))  # the saddle test's times and shapes: one compile
     W = run.final[0]
     assert teacher_distance(W, np.eye(K)) > 1.0
     assert float(jnp.linalg.norm(grad_fn(W, jnp.eye(K)))) < 1e-7
@@ -347,27 +392,162 @@ def test_sgd_runs_do_not_depend_on_the_batch_they_are_in():
 
 
 # --------------------------------------------------------------------------
-# The experiment
+# The limit object
 # --------------------------------------------------------------------------
 
-def test_teacher_student_experiment_writes_a_report(tmp_path):
-    from jaxlimit.experiments import EXPERIMENTS
+def test_flow_limit_predicts_the_flow_with_zero_covariance_and_gradient_descent_approaches_it():
+    teacher = jnp.eye(2)
+    start = jnp.array([[0.2, -0.8], [0.5, 0.25]])
+    limit = population_flow_limit(teacher, start, step=0.05)
+    times = np.linspace(0.0, 5.0, 6)
+    prediction = limit.predict(times)
+    assert isinstance(prediction, Gaussian) and prediction.mean.shape == (6, 4) and prediction.cov.shape == (6, 4, 4)
+    assert not np.any(np.asarray(prediction.cov))  # deterministic: covariance exactly zero
+    batch = relu_gradient_flow(start[None], teacher, times, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(prediction.mean, np.asarray(batch.weights[0]).reshape(6, 4), atol=1e-8)
+    np.testing.assert_allclose(prediction.mean[0], start.ravel())
+    assert float(limit.loss(times)[-1]) < float(limit.loss(times)[0])
+    # Gradient descent sits O(η) from the limit's mean: halving η halves the gap.
+    gaps = []
+    for step, n_steps in [(0.1, 50), (0.05, 100)]:
+        gd = relu_gradient_descent(start[None], teacher, step, n_steps, n_steps // 5)
+        mean = np.asarray(limit.predict(gd.times).mean)
+        gaps.append(float(np.max(np.abs(np.asarray(gd.weights[0]).reshape(len(gd.times), -1) - mean))))
+    assert gaps[0] / gaps[1] == pytest.approx(2.0, rel=0.1)
+
+
+def test_classify_ending_finds_the_saddle_and_the_teacher():
+    s = symmetric_saddle_value(2)
+    at_saddle = classify_ending(symmetric_weights(s, s, 2), jnp.eye(2))
+    assert at_saddle.kind == "other_stationary" and at_saddle.min_eigenvalue < 0 and at_saddle.newton_step < 1e-8
+    at_teacher = classify_ending(jnp.eye(2), jnp.eye(2))
+    assert at_teacher.kind == "local_minimum" and at_teacher.loss < 1e-12
+    assert classify_ending(0.3 * jnp.eye(2), jnp.eye(2)).kind == "still_moving"
+
+
+# --------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------
+
+CLI_CASES = [
+    (["teacher-student", "--ks", "2,nan"], "expected an integer"),
+    (["teacher-student", "--ks", "1,2"], "--ks must be ≥ 2"),
+    (["teacher-student", "--ks", "2,2,5"], "--ks has a repeated entry"),
+    (["teacher-student", "--ks", "1000"], "--ks must be at most 64"),
+    (["teacher-student", "--noise", "nan"], "--noise must be a finite number"),
+    (["teacher-student", "--noise", "inf"], "--noise must be a finite number"),
+    (["teacher-student", "--noise", "0"], "--noise must be ≥ 1e-13"),
+    (["teacher-student", "--noise", "1"], "--noise must be at most 0.5"),
+    (["teacher-student", "--ensemble", "0"], "--ensemble must be ≥ 1"),
+    (["teacher-student", "--ensemble", "2.5"], "expected an integer"),
+    (["teacher-student", "--ensemble", "1e9"], "--ensemble must be at most"),
+    (["teacher-student", "--ensemble", "5000000", "--ks", "64"], "--ensemble makes the run need"),
+    (["teacher-student", "--t-max", "-1"], "--t-max must be > 0"),
+    (["teacher-student", "--escape-k", "1"], "--escape-k must be ≥ 2"),
+    (["teacher-student", "--escape-deltas", "1e-2,1e-4"], "--escape-deltas must have 3 to"),
+    (["teacher-student", "--escape-deltas", "1e-2,1e-4,1e-4"], "--escape-deltas has a repeated entry"),
+    (["teacher-student", "--escape-deltas", "0.5,1e-4,1e-6"], "--escape-deltas must be at most 0.05"),
+    (["teacher-student", "--escape-deltas", "0,1e-4,1e-6"], "--escape-deltas must be ≥ 1e-13"),
+    (["teacher-student", "--epsilons", "0"], "--epsilons must be > 0"),
+    (["teacher-student", "--epsilons", "1.5"], "--epsilons must be at most 1"),
+    (["teacher-student", "--dims", "0"], "--dims must be ≥ 1"),
+    (["teacher-student", "--k1-ensemble", "10000000", "--dims", "10000"], "--k1-ensemble makes the run need"),
+    (["teacher-student", "--k1-time", "0"], "--k1-time must be > 0"),
+    (["teacher-student", "--sgd-samples", "16"], "--sgd-samples must have 2 to"),
+    (["teacher-student", "--sgd-samples", "16,-4"], "--sgd-samples must be ≥ 1"),
+    (["teacher-student", "--sgd-samples", "16,1e7"], "--sgd-samples must be at most"),
+    (["teacher-student", "--sgd-samples", "16,1000000", "--sgd-ensemble", "5000"], "--sgd-samples × --sgd-ensemble"),
+    (["teacher-student", "--step", "0"], "--step must be > 0"),
+    (["teacher-student", "--step", "nan"], "--step must be a finite number"),
+    (["teacher-student", "--step", "5"], "--step must be at most 1"),
+    (["teacher-student", "--step", "0.5", "--sgd-time", "2"], "--sgd-time / --step gives 4 steps"),
+    (["teacher-student", "--step", "1e-6", "--sgd-time", "1e3"], "more than 10^7"),
+    (["teacher-student", "--seed", "-1"], "--seed must be ≥ 0"),
+    (["teacher-student", "--data-seed", "1.5"], "expected an integer"),
+    # The old names of the ensemble sizes are gone: one name per concept.
+    (["teacher-student", "--inits", "10"], "unrecognized arguments"),
+    (["teacher-student", "--noisy-runs", "10"], "unrecognized arguments"),
+    (["teacher-student", "--sgd-runs", "10"], "unrecognized arguments"),
+    (["teacher-student", "--no-progress"], "unrecognized arguments"),
+    (["teacher-student", "--width", "64"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("argv,fragment", CLI_CASES, ids=[" ".join(c[0][1:]) for c in CLI_CASES])
+def test_command_line_refuses_in_one_line(argv, fragment, capsys, tmp_path, monkeypatch):
+    assert_refused(argv, fragment, capsys, tmp_path, monkeypatch)
+
+
+def test_an_unstable_step_is_refused_before_the_long_parts(tmp_path, monkeypatch):
+    from jaxlimit.experiments import run
+    from jaxlimit.experiments.teacher_student import TeacherStudentConfig
+    from jaxlimit.experiments.teacher_student import experiment
+
+    def trap(*args, **kwargs):
+        raise AssertionError("the flows started before the step was checked")
+
+    monkeypatch.setattr(experiment, "_orthonormal", trap)
+    config = TeacherStudentConfig(sgd_k=10, step=1.0, sgd_time=20.0, out=str(tmp_path / "r"))
+    with pytest.raises(InputError, match="unstable for gradient descent"):
+        run(config)
+
+
+SMALL = dict(ks=(2,), ensemble=3, t_max=100.0, escape_deltas=(1e-6, 1e-4, 1e-2), dims=(3,), epsilons=(0.5,),
+             k1_ensemble=100, sgd_samples=(64, 1024), sgd_ensemble=20, sgd_time=2.0)
+VOCABULARY = {"consistent", "inconsistent", "not resolved at this size"}
+
+
+def test_command_writes_the_promised_report_and_resumes_from_its_checkpoint(tmp_path):
+    from jaxlimit.cli import main
+    from jaxlimit.experiments import run
+    from jaxlimit.experiments.teacher_student import TeacherStudentConfig
     from jaxlimit.report import write_report
 
-    module = EXPERIMENTS["teacher-student"]
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    args = parser.parse_args([
-        "--ks", "2", "--noisy-runs", "3", "--t-max", "200", "--escape-deltas", "1e-2,1e-4,1e-6",
-        "--dims", "3", "--epsilons", "0.5", "--inits", "200", "--sgd-samples", "64,1024",
-        "--sgd-runs", "20", "--out", str(tmp_path),
-    ])
-    report = module.run(args)
-    write_report(report, tmp_path)
-    data = json.loads((tmp_path / "report.json").read_text())
-    assert data["metrics"]["saddle_value_K2"]["abs_error"] < 1e-5
-    assert data["metrics"]["noisy_start_reached_teacher_K2"]["p"] == 1.0
-    assert data["metrics"]["k1"][0]["converged"]["ci95"][0] > data["metrics"]["k1"][0]["bound"]
-    assert set(data["figures"]) == {"xy_plane.png", "loss_curves.png", "saddle_escape.png",
-                                    "convergence_probability.png", "sgd_vs_flow.png"}
-    assert data["verdict"]["saddle_value"].startswith("matches")
+    out, ckpt = tmp_path / "rep", tmp_path / "ckpt"
+    report = run(TeacherStudentConfig(**SMALL, out=str(out), checkpoint=str(ckpt)))
+    write_report(report, out)
+    for name, fig in report.figures.items():
+        title = fig.get_suptitle()
+        assert "K = " in title and "E = " in title and "data:" in title and "relu" in title, (name, title)
+        for ax in fig.axes:
+            if ax.get_visible() and ax.has_data():
+                assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title(), (name, title)
+    data = json.loads((out / "report.json").read_text())
+    m = data["metrics"]
+    assert set(data["verdict"]) == {"saddle_value", "symmetric_plus_noise", "escape_time", "k1_bound", "sgd_noise"}
+    assert set(data["verdict"].values()) <= VOCABULARY
+    text = (out / "report.md").read_text()
+    assert "VIOLATED" not in text and "THEORY" not in text and "contrary" not in text
+    assert data["verdict"]["saddle_value"] == "consistent" and m["saddle_value_K2"]["abs_error"] < 1e-5
+    assert data["verdict"]["symmetric_plus_noise"] == "consistent"
+    assert m["noisy_start_reached_teacher_K2"]["successes"] == 3 and m["noisy_start_reached_teacher_K2"]["se"] > 0
+    row = m["k1"][0]
+    assert row["reached"]["ci"][0] > row["bound"] and row["verdict"] == "consistent"
+    assert row["reached"]["margin"] > 2 * row["reached"]["se"]
+    assert m["escape"]["slope_se"] > 0 and abs(m["escape"]["relative_difference"]) < 0.02
+    sgd = m["sgd"]
+    assert len(sgd["rms_deviation_from_gd_se"]) == 2 and sgd["slope_se"] > 0
+    names = {s["name"] for s in data["provenance"]["random_streams"]}
+    assert {"members-noisy", "members-k1", "members-sgd", "sgd-start", "escape-direction"} <= names
+    assert set(data["figures"]) == {f"{n}.{e}" for n in ("xy_plane", "loss_curves", "saddle_escape",
+                                                          "convergence_probability", "sgd_vs_flow")
+                                    for e in ("png", "pdf")}
+    with open(out / "k1_by_dim_epsilon.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and {"p", "se", "ci_low", "ci_high", "margin", "verdict"} <= set(rows[0])
+    with open(out / "sgd_by_time.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2 * 41
+    with np.load(out / "data.npz") as f:
+        assert f["sgd_weights_n64"].shape == (20, 41, 2, 2) and f["noisy_final_K2"].shape == (3, 2, 2)
+    saved = sorted(p.name for p in ckpt.glob("*/result-*.npz"))
+    assert len(saved) == 5  # one flow batch per K, the escape, one K = 1 (d, ε), two SGD sample sizes
+    # The command line resumes from the saved pieces and reproduces the numbers.
+    argv = ["teacher-student", "--ks", "2", "--ensemble", "3", "--t-max", "100", "--escape-deltas", "1e-2,1e-4,1e-6",
+            "--dims", "3", "--epsilons", "0.5", "--k1-ensemble", "100", "--sgd-samples", "64,1024",
+            "--sgd-ensemble", "20", "--sgd-time", "2", "--out", str(out), "--checkpoint", str(ckpt)]
+    assert main(argv) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["metrics"]["sgd"]["rms_deviation_from_gd"] == sgd["rms_deviation_from_gd"]
+    assert again["metrics"]["k1"] == m["k1"] and again["verdict"] == data["verdict"]
+    assert again["provenance"]["command_line"][:2] == ["jaxlimit", "teacher-student"]
+    assert sorted(p.name for p in ckpt.glob("*/result-*.npz")) == saved

@@ -17,8 +17,9 @@ from jaxlimit.limits.mean_field import (
     solve_particle_flow,
 )
 from jaxlimit.limits.teacher_student import (
-    StudentTrajectories, relu_gradient_descent, relu_gradient_flow, relu_kernel, relu_kernel_grad,
-    relu_population_grad, relu_population_loss, relu_reduced_flow, relu_reduced_velocity,
+    Ending, PopulationFlowLimit, StudentTrajectories, classify_ending, population_flow_limit,
+    relu_gradient_descent, relu_gradient_flow, relu_kernel, relu_kernel_grad, relu_population_grad,
+    relu_population_hessian, relu_population_loss, relu_reduced_flow, relu_reduced_velocity,
     relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
     single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value,
     symmetric_weights, teacher_distance, time_within, uniform_ball,

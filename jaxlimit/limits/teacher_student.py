@@ -1,4 +1,4 @@
-"""Tian's two-layer ReLU teacher–student: closed forms and dynamics (THEORY §5).
+"""Tian's two-layer ReLU teacher–student: closed forms and dynamics (docs/teacher-student.md).
 
 The student g(x; W) = Σ_{j=1..K} relu(w_jᵀx), W of shape (K, d), learns a
 teacher of the same form with rows w*_1..w*_M, from Gaussian inputs x ~ N(0, I_d):
@@ -28,17 +28,27 @@ of any other norm, however small, follow the formula above. Nothing returns NaN
 for finite inputs.
 
 Dynamics, all vmapped over a batch of B initialisations W0 of shape (B, K, d)
-and returned as :class:`StudentTrajectories`: gradient flow dW/dt = −∇J(W) (diffrax),
-gradient descent with step η (time t = η · steps), and SGD on n fresh Gaussian
-samples per step.
+and returned as :class:`StudentTrajectories`: gradient flow dW/dt = −∇J(W)
+(diffrax, through :func:`jaxlimit.limits._ode.solve_ode`), gradient descent
+with step η (time t = η · steps), and SGD on n fresh Gaussian samples per step.
+:func:`population_flow_limit` is the limit object of one start: the flow that
+gradient descent and SGD from that start approach as η → 0 and n → ∞, with
+``predict(times) -> Gaussian``.
+
+Bad input. The public functions refuse a wrongly shaped or non-finite W,
+W_star (or W0, u, v) with one :class:`InputError` line naming the argument;
+without the check a NaN row would pass as a zero row (its largest entry is
+not > 0) and get a zero gradient. The checks run where the arrays are
+concrete; inside ``jit``/``vmap`` only the shapes can be checked, and the
+dynamics call the unchecked cores (``_population_grad``) directly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -47,8 +57,11 @@ import scipy.integrate
 import scipy.optimize
 import scipy.special
 
+from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
+from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.models.relu_committee import relu_committee_sample_grad
+from jaxlimit.stats.gaussian import Gaussian
 
 _TWO_PI = 2.0 * math.pi
 
@@ -91,17 +104,56 @@ def _kernel_shape(theta: jax.Array) -> jax.Array:
     return jnp.sin(theta) + (jnp.pi - theta) * jnp.cos(theta)
 
 
-def _check_weights(W, W_star) -> None:
-    if W.ndim != 2 or W_star.ndim != 2:
-        raise InputError(f"W and W_star must be (units, dim) matrices, got shapes {W.shape} "
-                         f"and {W_star.shape}")
-    if W.shape[1] != W_star.shape[1]:
-        raise InputError(f"W and W_star must share the input dimension, got {W.shape[1]} "
-                         f"and {W_star.shape[1]}")
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _check_array(value, name: str, ndim: int, what: str) -> jax.Array:
+    """``value`` as a float array with ``ndim`` axes and (when concrete) finite entries,
+    or an InputError naming it."""
+    if not _is_traced(value):
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be a {what} of numbers, got {type(value).__name__}") from None
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.floating)
+                                         or np.issubdtype(array.dtype, np.integer)):
+            raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        if array.ndim == ndim and array.size and not np.all(np.isfinite(array)):
+            bad = np.argwhere(~np.isfinite(array))[0]
+            raise InputError(f"{name} has a non-finite entry at index {tuple(int(i) for i in bad)}")
+    value = jnp.asarray(value)
+    if value.ndim != ndim:
+        raise InputError(f"{name} must be a {what}, got shape {tuple(value.shape)}")
+    if value.size == 0:
+        raise InputError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        value = value.astype(jnp.result_type(float))
+    return value
+
+
+def _check_weights(W, W_star, name: str = "W", ndim: int = 2) -> tuple[jax.Array, jax.Array]:
+    """W (K, d) (or (B, K, d) with ``ndim=3``) and W_star (M, d) sharing d, finite where concrete."""
+    what = "(units, dim) matrix" if ndim == 2 else "(batch, units, dim) array"
+    W = _check_array(W, name, ndim, what)
+    W_star = _check_array(W_star, "W_star", 2, "(units, dim) matrix")
+    if W.shape[-1] != W_star.shape[-1]:
+        raise InputError(f"{name} and W_star must share the input dimension, got {W.shape[-1]} "
+                         f"and {W_star.shape[-1]}")
+    return W, W_star
+
+
+def _check_pair(u, v) -> tuple[jax.Array, jax.Array]:
+    u = _check_array(u, "u", 1, "vector")
+    v = _check_array(v, "v", 1, "vector")
+    if u.shape != v.shape:
+        raise InputError(f"u and v must have one shape, got {u.shape} and {v.shape}")
+    return u, v
 
 
 def relu_kernel(u: jax.Array, v: jax.Array) -> jax.Array:
     """κ(u, v) = E[relu(uᵀx) relu(vᵀx)] for x ~ N(0, I_d); u, v of shape (d,)."""
+    u, v = _check_pair(u, v)
     nu, eu = _norm_and_direction(u)
     nv, ev = _norm_and_direction(v)
     theta = _angles(eu[None], ev[None])[0, 0]
@@ -110,6 +162,7 @@ def relu_kernel(u: jax.Array, v: jax.Array) -> jax.Array:
 
 def relu_kernel_grad(u: jax.Array, v: jax.Array) -> jax.Array:
     """∇_u κ(u, v) = F(u/‖u‖, v) = E[x 1{uᵀx > 0} relu(vᵀx)], shape (d,); zero at u = 0."""
+    u, v = _check_pair(u, v)
     nu, eu = _norm_and_direction(u)
     nv, ev = _norm_and_direction(v)
     theta = _angles(eu[None], ev[None])[0, 0]
@@ -117,9 +170,8 @@ def relu_kernel_grad(u: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.where(nu > 0, grad, 0.0)
 
 
-def relu_population_loss(W: jax.Array, W_star: jax.Array) -> jax.Array:
-    """J(W) = ½ E[(g(x; W*) − g(x; W))²] in closed form; W (K, d), W_star (M, d) → scalar."""
-    _check_weights(W, W_star)
+@jax.jit
+def _population_loss(W: jax.Array, W_star: jax.Array) -> jax.Array:
     nW, eW = _norm_and_direction(W)
     nS, eS = _norm_and_direction(W_star)
 
@@ -130,13 +182,8 @@ def relu_population_loss(W: jax.Array, W_star: jax.Array) -> jax.Array:
     return 0.5 * total(nW, eW, nW, eW) - total(nW, eW, nS, eS) + 0.5 * total(nS, eS, nS, eS)
 
 
-def relu_population_grad(W: jax.Array, W_star: jax.Array) -> jax.Array:
-    """∇_W J in closed form, shape (K, d): row j is Σ_i F(e_j, w_i) − Σ_k F(e_j, w*_k).
-
-    A zero row gets zero gradient (the relu′(0) = 0 convention, see the module
-    docstring). Vmappable and jittable.
-    """
-    _check_weights(W, W_star)
+@jax.jit
+def _population_grad(W: jax.Array, W_star: jax.Array) -> jax.Array:
     nW, eW = _norm_and_direction(W)
     nS, eS = _norm_and_direction(W_star)
 
@@ -147,6 +194,42 @@ def relu_population_grad(W: jax.Array, W_star: jax.Array) -> jax.Array:
 
     grad = pull(W, nW, eW) - pull(W_star, nS, eS)
     return jnp.where((nW > 0)[:, None], grad, 0.0)
+
+
+def relu_population_loss(W: jax.Array, W_star: jax.Array) -> jax.Array:
+    """J(W) = ½ E[(g(x; W*) − g(x; W))²] in closed form; W (K, d), W_star (M, d) → scalar.
+
+    Refuses a W or W_star that is not a matrix, has no entries, differs in the
+    input dimension or (when concrete) holds NaN or ±inf.
+    """
+    W, W_star = _check_weights(W, W_star)
+    return _population_loss(W, W_star)
+
+
+def relu_population_grad(W: jax.Array, W_star: jax.Array) -> jax.Array:
+    """∇_W J in closed form, shape (K, d): row j is Σ_i F(e_j, w_i) − Σ_k F(e_j, w*_k).
+
+    A zero row gets zero gradient (the relu′(0) = 0 convention, see the module
+    docstring). Vmappable and jittable; refuses bad W, W_star as
+    :func:`relu_population_loss` does.
+    """
+    W, W_star = _check_weights(W, W_star)
+    return _population_grad(W, W_star)
+
+
+_population_jacobian = jax.jit(jax.jacfwd(_population_grad))
+
+
+def relu_population_hessian(W: jax.Array, W_star: jax.Array) -> np.ndarray:
+    """∂²J/∂W², symmetrised, as a (K d, K d) matrix (forward-mode Jacobian of the closed-form gradient).
+
+    Valid where student rows are parallel (the symmetric saddle): the safe
+    norms give the θ-terms their correct zero derivative there.
+    """
+    W, W_star = _check_weights(W, W_star)
+    K, d = W.shape
+    jac = np.asarray(_population_jacobian(W, W_star)).reshape(K * d, K * d)
+    return 0.5 * (jac + jac.T)
 
 
 # --------------------------------------------------------------------------
@@ -230,55 +313,59 @@ class StudentTrajectories(eqx.Module):
         return self.weights[:, -1]
 
 
-def _validated_times(times) -> jax.Array:
-    times = jnp.asarray(times, dtype=float)
-    if times.ndim != 1 or times.shape[0] < 2 or not bool(jnp.all(jnp.diff(times) > 0)):
+def _validated_times(times) -> tuple[float, ...]:
+    """Save times: finite, non-negative, strictly increasing, at least two (a hashable tuple)."""
+    t = check_times(times)
+    if t.shape[0] < 2 or not np.all(np.diff(t) > 0):
         raise InputError("times must be an increasing 1-D array with at least two entries")
-    return times
+    return tuple(float(v) for v in t)
 
 
-def _check_batch(W0, W_star) -> None:
-    if W0.ndim != 3:
-        raise InputError(f"initialisations must have shape (batch, K, d), got {W0.shape}")
-    _check_weights(W0[0], W_star)
+def _check_batch(W0, W_star) -> tuple[jax.Array, jax.Array]:
+    return _check_weights(W0, W_star, "W0", ndim=3)
 
 
 def _all_finite(ys) -> jax.Array:
     return jnp.all(jnp.isfinite(ys.reshape(ys.shape[0], -1)), axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("velocity", "rtol", "atol", "max_steps"))
+@functools.partial(jax.jit, static_argnames=("velocity", "times", "rtol", "atol", "max_steps"))
 def _solve_batch(velocity, y0, args, times, rtol, atol, max_steps):
-    term = diffrax.ODETerm(lambda t, y, a: velocity(y, a))
+    """Each start of the batch y0 solved by :func:`solve_ode` (its own adaptive step), vmapped.
+
+    Inside ``jit`` the solver cannot raise, so ``check=False``: a failed solve
+    leaves ``inf`` in the times it did not reach, and ``_all_finite`` flags it.
+    """
+    t = np.asarray(times)
+
+    def field(_, y, a):
+        return velocity(y, a)
 
     def solve(y):
-        sol = diffrax.diffeqsolve(
-            term, diffrax.Tsit5(), t0=times[0], t1=times[-1], dt0=None, y0=y, args=args,
-            saveat=diffrax.SaveAt(ts=times),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=max_steps, throw=False)
-        return sol.ys, sol.result == diffrax.RESULTS.successful
+        return solve_ode(field, y, t, args=args, t0=float(t[0]), rtol=rtol, atol=atol,
+                         max_steps=max_steps, check=False)
 
-    ys, ok = jax.vmap(solve)(y0)
-    return ys, ok & _all_finite(ys)
+    ys = jax.vmap(solve)(y0)
+    return ys, _all_finite(ys)
 
 
 def _negative_grad(W, W_star):
-    return -relu_population_grad(W, W_star)
+    return -_population_grad(W, W_star)
 
 
 def relu_gradient_flow(W0: jax.Array, W_star: jax.Array, times, *, rtol: float = 1e-8,
                        atol: float = 1e-10, max_steps: int = 100_000) -> StudentTrajectories:
     """Gradient flow dW/dt = −∇J(W) from each of B starts W0 (B, K, d), saved at ``times``.
 
-    Tsit5 with an adaptive step (diffrax), vmapped over the batch: each start
-    keeps its own step size. A run that hits ``max_steps`` or produces a
+    Tsit5 with an adaptive step (:func:`~jaxlimit.limits._ode.solve_ode`),
+    vmapped over the batch: each start keeps its own step size; the flow
+    starts at ``times[0]``. A run that hits ``max_steps`` or produces a
     non-finite value is flagged in ``finite`` rather than raising.
     """
-    _check_batch(W0, W_star)
+    W0, W_star = _check_batch(W0, W_star)
     times = _validated_times(times)
     ys, ok = _solve_batch(_negative_grad, W0, W_star, times, rtol, atol, max_steps)
-    return StudentTrajectories(times, ys, ok)
+    return StudentTrajectories(jnp.asarray(times), ys, ok)
 
 
 def relu_reduced_flow(xy0: jax.Array, K: int, times, *, rtol: float = 1e-10,
@@ -292,15 +379,17 @@ def relu_reduced_flow(xy0: jax.Array, K: int, times, *, rtol: float = 1e-10,
         raise InputError(f"the reduced (x, y) flow needs K ≥ 2 teacher units, got K = {K}")
     xy0 = jnp.asarray(xy0)
     if xy0.ndim != 2 or xy0.shape[1] != 2:
-        raise InputError(f"reduced starts must have shape (batch, 2), got {xy0.shape}")
+        raise InputError(f"xy0 must have shape (batch, 2), got {xy0.shape}")
     times = _validated_times(times)
+    if not bool(jnp.all(jnp.isfinite(xy0))):
+        raise InputError("xy0 has a non-finite entry")
     # Integrate the mean s = (x+y)/2 and half-difference δ = (x−y)/2: dδ/dt is
     # exactly 0.0 at δ = 0, so an adaptive Runge–Kutta step keeps a symmetric
     # start on the (unstable) line x = y, whatever order it sums its stages in.
     sd0 = jnp.stack([xy0[:, 0] + xy0[:, 1], xy0[:, 0] - xy0[:, 1]], axis=1) / 2
     sd, ok = _solve_batch(_mean_difference_velocity, sd0, float(K), times, rtol, atol, max_steps)
     xy = jnp.stack([sd[..., 0] + sd[..., 1], sd[..., 0] - sd[..., 1]], axis=-1)
-    return StudentTrajectories(times, xy, ok)
+    return StudentTrajectories(jnp.asarray(times), xy, ok)
 
 
 def _mean_difference_velocity(sd, K):
@@ -308,19 +397,21 @@ def _mean_difference_velocity(sd, K):
     return jnp.stack([v[0] + v[1], v[0] - v[1]]) / 2
 
 
-def _check_schedule(step, n_steps, save_every) -> None:
-    if not (step > 0 and math.isfinite(step)):
-        raise InputError(f"the step must be positive and finite, got {step}")
-    if n_steps < 1 or save_every < 1 or n_steps % save_every:
+def _check_schedule(step, n_steps, save_every) -> tuple[float, int, int]:
+    step = require_real(step, "step", high=None)
+    n_steps = require_int(n_steps, "n_steps", high=2**31 - 1)
+    save_every = require_int(save_every, "save_every", high=2**31 - 1)
+    if n_steps % save_every:
         raise InputError(f"n_steps ({n_steps}) must be a positive multiple of save_every "
                          f"({save_every})")
+    return step, n_steps, save_every
 
 
 @functools.partial(jax.jit, static_argnames=("n_steps", "save_every", "n_samples"))
 def _descend(keys, W0, W_star, step, n_steps, save_every, n_samples):
     def update(s, W, key):
         if n_samples is None:
-            return W - step * relu_population_grad(W, W_star)
+            return W - step * _population_grad(W, W_star)
         x = jax.random.normal(jax.random.fold_in(key, s), (n_samples, W.shape[-1]), W.dtype)
         return W - step * relu_committee_sample_grad(W, W_star, x)
 
@@ -342,8 +433,8 @@ def relu_gradient_descent(W0: jax.Array, W_star: jax.Array, step: float, n_steps
 
     Saves every ``save_every`` steps, at times η · steps (so t matches the flow's).
     """
-    _check_batch(W0, W_star)
-    _check_schedule(step, n_steps, save_every)
+    W0, W_star = _check_batch(W0, W_star)
+    step, n_steps, save_every = _check_schedule(step, n_steps, save_every)
     ys, ok = _descend(None, W0, W_star, step, n_steps, save_every, None)
     return StudentTrajectories(step * jnp.arange(0, n_steps + 1, save_every), ys, ok)
 
@@ -355,10 +446,9 @@ def relu_sgd(key: jax.Array, W0: jax.Array, W_star: jax.Array, step: float, n_st
     Run b draws its samples from ``fold_in(key, b)`` (then ``fold_in(·, step)``),
     so a run's noise does not depend on the batch it is computed in.
     """
-    _check_batch(W0, W_star)
-    _check_schedule(step, n_steps, save_every)
-    if n_samples < 1:
-        raise InputError(f"SGD needs at least one sample per step, got {n_samples}")
+    W0, W_star = _check_batch(W0, W_star)
+    step, n_steps, save_every = _check_schedule(step, n_steps, save_every)
+    n_samples = require_int(n_samples, "n_samples", high=10**8)
     keys = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(W0.shape[0]))
     ys, ok = _descend(keys, W0, W_star, step, n_steps, save_every, int(n_samples))
     return StudentTrajectories(step * jnp.arange(0, n_steps + 1, save_every), ys, ok)
@@ -374,9 +464,12 @@ def teacher_distance(W, W_star) -> np.ndarray:
     Students and teacher need the same number of units. The best permutation
     is an assignment problem (scipy's Hungarian solver), exact for any K.
     """
-    W, W_star = np.asarray(W), np.asarray(W_star)
-    if W.shape[-2:] != W_star.shape:
-        raise InputError(f"students {W.shape[-2:]} and teacher {W_star.shape} differ in shape")
+    W, W_star = np.asarray(W, float), np.asarray(_check_array(W_star, "W_star", 2, "(units, dim) matrix"))
+    if W.ndim < 2 or W.shape[-2:] != W_star.shape:
+        raise InputError(f"W must have shape (..., {W_star.shape[0]}, {W_star.shape[1]}) like W_star, "
+                         f"got {W.shape}")
+    if not np.all(np.isfinite(W)):
+        raise InputError("W has a non-finite entry; drop the runs that failed first")
     flat = W.reshape(-1, *W_star.shape)
     out = np.empty(flat.shape[0])
     for i, w in enumerate(flat):
@@ -396,16 +489,128 @@ def time_within(distance, times) -> np.ndarray:
 
 
 def relu_unstable_rate(W: jax.Array, W_star: jax.Array) -> float:
-    """The largest growth rate λ of the flow linearised at W: max eigenvalue of −∂(∇J).
+    """The largest growth rate λ of the flow linearised at W: max eigenvalue of −∇²J(W).
 
     Escapes from a saddle along a perturbation of size δ take ≈ log(1/δ)/λ.
-    The Jacobian is automatic (jacfwd of the closed-form gradient), valid at the
-    symmetric saddle where student rows are parallel because the safe norms
-    give the correct zero derivative of the θ-terms there.
+    The Hessian is :func:`relu_population_hessian` (automatic, valid at the
+    symmetric saddle where student rows are parallel).
     """
-    K, d = W.shape
-    jac = jax.jacfwd(relu_population_grad)(W, W_star).reshape(K * d, K * d)
-    return float(np.max(np.linalg.eigvals(-np.asarray(jac)).real))
+    return float(np.max(np.linalg.eigvalsh(-relu_population_hessian(W, W_star))))
+
+
+STATIONARY_KINDS = ("local_minimum", "other_stationary", "still_moving")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ending:
+    """Where a run that has not reached the teacher is heading.
+
+    Attributes:
+        kind: ``"local_minimum"`` (Newton step below the tolerance and a
+            positive-definite Hessian: converging to a local minimum, slowly when
+            its smallest eigenvalue is small), ``"other_stationary"`` (Newton step
+            small, Hessian not positive definite: near a saddle, which a generic
+            run leaves again), or ``"still_moving"``.
+        loss: J at the run's end.
+        newton_step: ‖H⁻¹∇J‖, the estimated distance to the nearest stationary point.
+        min_eigenvalue: the Hessian's smallest eigenvalue.
+    """
+
+    kind: str
+    loss: float
+    newton_step: float
+    min_eigenvalue: float
+
+
+def classify_ending(W: jax.Array, W_star: jax.Array, *, newton_tolerance: float = 1e-3) -> Ending:
+    """Classify the end W (K, d) of a flow by a Newton step and the Hessian (see :class:`Ending`)."""
+    W, W_star = _check_weights(W, W_star)
+    newton_tolerance = require_real(newton_tolerance, "newton_tolerance", high=None)
+    grad = np.asarray(_population_grad(W, W_star)).ravel()
+    hess = relu_population_hessian(W, W_star)
+    newton = float(np.linalg.norm(np.linalg.lstsq(hess, grad, rcond=None)[0]))
+    loss = float(_population_loss(W, W_star))
+    lowest = float(np.min(np.linalg.eigvalsh(hess)))
+    if newton > newton_tolerance:
+        kind = "still_moving"
+    else:
+        kind = "local_minimum" if lowest > 0 else "other_stationary"
+    return Ending(kind, loss, newton, lowest)
+
+
+# --------------------------------------------------------------------------
+# The limit object: the population flow from one start
+# --------------------------------------------------------------------------
+
+def _flow_field(_, W, W_star):
+    return -_population_grad(W, W_star)
+
+
+class PopulationFlowLimit(eqx.Module):
+    """The population gradient flow dW/dt = −∇J(W) from one start: the limit that gradient
+    descent (step η → 0) and SGD (step η → 0 or samples per step n → ∞) from that start approach.
+
+    The flow is deterministic, so :meth:`predict` gives a law with **zero
+    covariance**: the point mass at W_t, flattened row-major to P = K d
+    coordinates. The finite-step and finite-sample effects that this limit
+    leaves out, and that the experiment measures against it: gradient descent
+    with step η sits O(η) from the flow on a fixed horizon (Euler's global
+    error); SGD on n samples per step adds a zero-mean fluctuation of
+    covariance O(η t / n) (t/η steps, each adding noise of covariance
+    η² Σ(W)/n, Σ the per-sample gradient covariance), so its RMS deviation from
+    gradient descent with the same step scales like n^{-1/2}.
+
+    Attributes:
+        teacher: W*, shape (M, d).
+        start: W_0, shape (K, d).
+        step: the step η of the gradient-descent and SGD runs compared with the
+            flow (None when there are none).
+    """
+
+    teacher: jax.Array
+    start: jax.Array
+    step: float | None = eqx.field(static=True, default=None)
+
+    @property
+    def dim(self) -> int:
+        """P = K d, the number of coordinates of :meth:`predict`."""
+        return int(self.start.size)
+
+    def trajectory(self, times, *, rtol: float | None = None, atol: float | None = None) -> jax.Array:
+        """W_t at ``times`` (non-negative, non-decreasing; the flow starts at t = 0): shape (T, K, d)."""
+        t = check_times(times)
+        return solve_ode(_flow_field, self.start, t, args=self.teacher, rtol=rtol, atol=atol,
+                         steps_option="the horizon (--sgd-time)")
+
+    def predict(self, times) -> Gaussian:
+        """The law of the flattened weights at ``times``: mean (T, K d) = W_t, covariance (T, K d, K d) = 0."""
+        w = self.trajectory(times)
+        mean = w.reshape(w.shape[0], -1)
+        return Gaussian(mean, jnp.zeros((*mean.shape, mean.shape[-1]), mean.dtype))
+
+    def loss(self, times) -> jax.Array:
+        """J(W_t) at ``times``, shape (T,)."""
+        return jax.vmap(lambda W: _population_loss(W, self.teacher))(self.trajectory(times))
+
+
+def population_flow_limit(teacher, start, *, step: float | None = None) -> PopulationFlowLimit:
+    """The :class:`PopulationFlowLimit` of the runs that start at ``start`` and learn ``teacher``.
+
+    Refuses (one InputError line naming the argument) a teacher or start that
+    is not a finite matrix, the two differing in the input dimension, and a
+    step that is not positive and finite or so large that gradient descent is
+    unstable at the start (η λ_max(∇²J(W_0)) ≥ 2): the flow does not describe
+    such runs. (The Hessian changes along the path, so this refuses the
+    clearly unstable steps, not every step that later fails.)
+    """
+    start, teacher = _check_weights(start, teacher, "start")
+    if step is not None:
+        step = require_real(step, "step", high=None)
+        curvature = float(np.max(np.linalg.eigvalsh(relu_population_hessian(start, teacher))))
+        if step * curvature >= 2.0:
+            raise InputError(f"step η = {step:g} is unstable for gradient descent at the start "
+                             f"(η λ_max(∇²J) = {step * curvature:.3g} ≥ 2); the flow does not describe it")
+    return PopulationFlowLimit(teacher, start, step)
 
 
 # --------------------------------------------------------------------------
@@ -421,7 +626,7 @@ def uniform_ball(key: jax.Array, n: int, dim: int, radius: float, dtype=jnp.floa
 
 
 def single_neuron_bound_radius(epsilon: float, dim: int, teacher_norm: float = 1.0) -> float:
-    """r = ε √(2π/(d+1)) ‖w*‖: THEORY §5's reading of Tian's initialisation radius for K = 1."""
+    """r = ε √(2π/(d+1)) ‖w*‖: Tian's initialisation radius for K = 1, as docs/teacher-student.md reads it."""
     return epsilon * math.sqrt(2.0 * math.pi / (dim + 1)) * teacher_norm
 
 

@@ -1,4 +1,4 @@
-"""The bias-free two-layer ReLU network of Tian's teacher–student setting (THEORY §5).
+"""The bias-free two-layer ReLU network of Tian's teacher–student setting (docs/teacher-student.md).
 
     g(x; W) = Σ_{j=1..K} relu(w_jᵀ x),   W of shape (K, d),   x ~ N(0, I_d)
     J(W)    = ½ E[(g(x; W*) − g(x; W))²]

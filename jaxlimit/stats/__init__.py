@@ -1,4 +1,4 @@
-"""Statistics for comparing ensembles with limit predictions (THEORY §6)."""
+"""Statistics for comparing ensembles with limit predictions (docs/statistics.md)."""
 
 from jaxlimit.stats.gaussian import (
     COVARIANCE_RTOL,
@@ -7,16 +7,20 @@ from jaxlimit.stats.gaussian import (
     compare_gaussian,
     gaussian_w2,
 )
-from jaxlimit.stats.scaling import PowerLawFit, bootstrap_ci, fit_power_law, proportion_interval
+from jaxlimit.stats.scaling import (
+    PowerLawFit, Proportion, bootstrap_ci, fit_power_law, proportion, proportion_interval,
+)
 
 __all__ = [
     "COVARIANCE_RTOL",
     "Gaussian",
     "GaussianComparison",
     "PowerLawFit",
+    "Proportion",
     "bootstrap_ci",
     "compare_gaussian",
     "fit_power_law",
     "gaussian_w2",
+    "proportion",
     "proportion_interval",
 ]

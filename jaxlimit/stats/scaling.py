@@ -156,6 +156,40 @@ def proportion_interval(successes: int, trials: int, level: float = 0.95) -> tup
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+@dataclasses.dataclass(frozen=True)
+class Proportion:
+    """k successes in n trials: the estimate, its standard error and the Wilson interval.
+
+    Attributes:
+        successes, trials: k and n.
+        p: k / n.
+        se: the Agresti–Coull standard error sqrt(p̃(1 − p̃)/(n + z²)),
+            p̃ = (k + z²/2)/(n + z²), which is not zero at k = 0 or k = n.
+        ci: the Wilson interval at ``level`` (:func:`proportion_interval`).
+        level: its confidence level.
+    """
+
+    successes: int
+    trials: int
+    p: float
+    se: float
+    ci: tuple[float, float]
+    level: float
+
+    def as_dict(self) -> dict:
+        return {"successes": self.successes, "trials": self.trials, "p": self.p, "se": self.se,
+                "ci": list(self.ci), "level": self.level}
+
+
+def proportion(successes: int, trials: int, level: float = 0.95) -> Proportion:
+    """Summarise k successes in n trials (see :class:`Proportion`)."""
+    lo, hi = proportion_interval(successes, trials, level)
+    k, n = int(successes), int(trials)
+    z2 = float(sps.norm.ppf(0.5 * (1.0 + level))) ** 2
+    tilde = (k + z2 / 2) / (n + z2)
+    return Proportion(k, n, k / n, math.sqrt(tilde * (1 - tilde) / (n + z2)), (lo, hi), float(level))
+
+
 def bootstrap_ci(
     values,
     statistic: Callable[[np.ndarray], float],

@@ -7,6 +7,9 @@
   (the larger of its standard error and what estimation noise alone
   produces), else **not resolved at this size** (:func:`resolution`): a
   report never calls an unresolved number a violation.
+* A fitted slope against a predicted one (:func:`slope_agreement`) and a
+  probability against a claimed lower bound (:func:`probability_at_least`)
+  use the same words; :func:`combine` merges several.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from jaxlimit.errors import InputError
 from jaxlimit.stats.gaussian import Gaussian, GaussianComparison, compare_gaussian
+from jaxlimit.stats.scaling import PowerLawFit, Proportion, proportion
 
 CONSISTENT = "consistent"
 INCONSISTENT = "inconsistent"
@@ -40,6 +44,62 @@ def agreement(measured: float, predicted: float, se: float, *, z: float = 3.0) -
     if not all(math.isfinite(float(v)) for v in (measured, predicted, se)):
         return INCONSISTENT
     return CONSISTENT if abs(measured - predicted) <= z * se else INCONSISTENT
+
+
+def slope_agreement(fit: PowerLawFit, predicted: float, tolerance: float = 0.0) -> str:
+    """``"consistent"`` when the fitted slope's confidence interval, widened by ``tolerance`` on each
+    side (for higher-order terms the fit does not model), covers ``predicted``; ``"not resolved at
+    this size"`` when the fit has no interval (two points, no errors)."""
+    lo, hi = fit.slope_ci
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return NOT_RESOLVED
+    return CONSISTENT if lo - tolerance <= predicted <= hi + tolerance else INCONSISTENT
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundCheck:
+    """A claimed lower bound P ≥ b on a probability, against k successes in n trials.
+
+    Attributes:
+        estimate: the :class:`~jaxlimit.stats.scaling.Proportion` k / n.
+        bound: b.
+        margin: p̂ − b, the effect.
+        resolution: :func:`resolution` of the margin against the estimate's SE.
+        verdict: ``"consistent"`` (margin resolved and positive), ``"inconsistent"``
+            (resolved and negative) or ``"not resolved at this size"``.
+    """
+
+    estimate: Proportion
+    bound: float
+    margin: float
+    resolution: str
+    verdict: str
+
+    def as_dict(self) -> dict:
+        return {**self.estimate.as_dict(), "bound": self.bound, "margin": self.margin,
+                "margin_se": self.estimate.se, "resolution": self.resolution, "verdict": self.verdict}
+
+
+def probability_at_least(successes: int, trials: int, bound: float, *, level: float = 0.95) -> BoundCheck:
+    """Check the claim P ≥ ``bound`` by k successes in n trials (see :class:`BoundCheck`)."""
+    if not 0.0 <= float(bound) <= 1.0:
+        raise InputError(f"bound must lie in [0, 1], got {bound}")
+    estimate = proportion(successes, trials, level)
+    margin = estimate.p - float(bound)
+    word = resolution(margin, estimate.se)
+    if word == RESOLVED:
+        verdict = CONSISTENT if margin > 0 else INCONSISTENT
+    else:
+        verdict = NOT_RESOLVED
+    return BoundCheck(estimate, float(bound), margin, word, verdict)
+
+
+def combine(words) -> str:
+    """One word for several: inconsistent if any is, else not resolved if any is, else consistent."""
+    words = list(words)
+    if INCONSISTENT in words:
+        return INCONSISTENT
+    return NOT_RESOLVED if NOT_RESOLVED in words or not words else CONSISTENT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,5 +167,5 @@ def verdict_over_times(outputs, prediction: Gaussian, indices, *, times=None, le
     return TimeVerdict(verdict, float(level), t, comparisons)
 
 
-__all__ = ["CONSISTENT", "INCONSISTENT", "NOT_RESOLVED", "RESOLVED", "TimeVerdict", "agreement",
-           "resolution", "verdict_over_times"]
+__all__ = ["BoundCheck", "CONSISTENT", "INCONSISTENT", "NOT_RESOLVED", "RESOLVED", "TimeVerdict", "agreement",
+           "combine", "probability_at_least", "resolution", "slope_agreement", "verdict_over_times"]

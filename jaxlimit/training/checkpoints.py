@@ -37,6 +37,7 @@ import enum
 import functools
 import hashlib
 import importlib
+import io
 import json
 import math
 import os
@@ -332,8 +333,6 @@ class BlockStore:
             arrays[f"obs:{name}"] = np.stack([record.observables[s][name] for s in steps])
         for j, leaf in enumerate(record.state or []):
             arrays[f"state:{j}"] = leaf
-        import io
-
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         path = self._path(block)
@@ -343,10 +342,45 @@ class BlockStore:
             raise _disk_error(path, e) from None
 
 
+class ResultStore(BlockStore):
+    """Results of computations outside the engine, in the same fingerprinted layout.
+
+    ``DIR/<fingerprint of the run>/result-<fingerprint of the inputs>.npz``:
+    :meth:`cached` returns the saved arrays of a computation whose inputs
+    (numbers, arrays, keys: anything :func:`describe` identifies) match, and
+    otherwise computes and saves them, so an interrupted run resumes after its
+    last finished piece and a changed option recomputes only what it changes.
+    """
+
+    def cached(self, inputs: Any, compute) -> dict[str, np.ndarray]:
+        path = self.dir / f"result-{fingerprint(describe(inputs))}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    return {k: f[k] for k in f.files}
+            except Exception:  # noqa: BLE001 - a damaged file is recomputed, never trusted
+                pass
+        arrays = {k: np.asarray(v) for k, v in compute().items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        try:
+            self._atomic_write(path, buffer.getvalue())
+        except OSError as e:
+            raise _disk_error(path, e) from None
+        return arrays
+
+
+def cached(store: ResultStore | None, inputs: Any, compute) -> dict[str, np.ndarray]:
+    """``compute()`` (a dict of arrays), through ``store`` when there is one."""
+    if store is None:
+        return {k: np.asarray(v) for k, v in compute().items()}
+    return store.cached(inputs, compute)
+
+
 def estimate_store_bytes(state_bytes_per_member: int, record_bytes_per_member: int, n_members: int) -> int:
     """What a run saves: one state and all records per member, plus 10 % for the files."""
     return int(math.ceil(1.1 * n_members * (state_bytes_per_member + record_bytes_per_member)))
 
 
-__all__ = ["BlockRecord", "BlockStore", "NotFingerprintable", "describe", "estimate_store_bytes",
-           "fingerprint", "versions"]
+__all__ = ["BlockRecord", "BlockStore", "NotFingerprintable", "ResultStore", "cached", "describe",
+           "estimate_store_bytes", "fingerprint", "versions"]
