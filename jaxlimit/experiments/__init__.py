@@ -28,9 +28,14 @@ def run(config: Config, *, command_line: list[str] | None = None):
     library), the package versions, device, platform, git revision and every
     random stream the run drew.
     """
+    import jax
+
     from jaxlimit.report import provenance, to_jsonable
     from jaxlimit.streams import recording_streams
 
+    # Limits are solved in float64 (ensembles pass float32 explicitly, and every
+    # random stream is the same with and without x64), as on the command line.
+    jax.config.update("jax_enable_x64", True)
     if not isinstance(config, Config):
         raise TypeError(f"expected an experiment configuration, got {type(config).__name__}")
     module = importlib.import_module(config.RUNNER)
