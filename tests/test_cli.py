@@ -66,5 +66,6 @@ def test_console_script_error_has_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "jaxlimit: error: unknown activation 'swish'; choose one of tanh, erf, relu, sigmoid, gelu, identity"
+        "jaxlimit: error: unknown activation 'swish'; choose one of tanh, erf, relu, sigmoid, gelu, identity, "
+        "abs, sin, cos, leaky_relu"
     )

@@ -5,6 +5,9 @@ from jaxlimit.limits.three_layer import (
     StepRefinement, WidthCoupling, gradient_flow, output_gaps, run_width_coupling, seed_spread,
     step_size_refinement, summarize_gaps, weight_gaps,
 )
+# The function gaussian_expectations stays in its module (same name): exporting it
+# here would hide the submodule attribute jaxlimit.limits.gaussian_expectations.
+from jaxlimit.limits.gaussian_expectations import ClosedForm, GaussianExpectations, closed_form_of, find_kinks
 from jaxlimit.limits.kernels import (
     CLOSED_FORMS, XavierKernels, estimate_xavier_kernels, monte_carlo_xavier_kernels, xavier_kernels,
 )
