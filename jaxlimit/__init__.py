@@ -5,6 +5,12 @@ from jaxlimit.data import Dataset, digits_problem, make_dataset, synthetic_probl
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss, huber_loss, squared_loss
 from jaxlimit.limits import (
+    KernelLimit,
+    MLPKernels,
+    estimate_mlp_kernels,
+    limit_from_kernels,
+    mlp_kernels,
+    mlp_limit,
     MeanFieldLimit,
     XavierKernels,
     XavierLimit,
@@ -62,6 +68,8 @@ __all__ = [
     "StudentTrajectories", "relu_gradient_descent", "relu_gradient_flow", "relu_kernel",
     "relu_kernel_grad", "relu_reduced_flow", "relu_sgd", "single_neuron_bound",
     "symmetric_saddle_value", "teacher_distance",
+    # deep networks
+    "KernelLimit", "MLPKernels", "estimate_mlp_kernels", "limit_from_kernels", "mlp_kernels", "mlp_limit",
     # statistics
     "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
     "fit_power_law", "gaussian_w2", "proportion_interval",
