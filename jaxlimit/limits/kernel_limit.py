@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.errors import InputError
+from jaxlimit.errors import InputError, check_number
 from jaxlimit.limits._ode import solve_ode
 from jaxlimit.limits.gaussian_expectations import require_x64
 from jaxlimit.stats.gaussian import Gaussian
@@ -228,16 +228,6 @@ def check_targets(y_train, n_train: int | None = None, name: str = "y_train") ->
     return y
 
 
-def check_positive(value, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise InputError(f"{name} must be positive and finite, got {value}")
-    return v
-
-
 class KernelLimit(eqx.Module):
     """The Gaussian law of an infinite ensemble under kernel gradient flow (module docstring).
 
@@ -273,7 +263,7 @@ class KernelLimit(eqx.Module):
         self.nngp = jnp.asarray(k)
         self.ntk = jnp.asarray(theta)
         self.y_train = jnp.asarray(y)
-        self.learning_rate = check_positive(learning_rate, "learning_rate")
+        self.learning_rate = check_number(learning_rate, "learning_rate")
         self.kernel_error = float(kernel_error)
         self.kernel_method = str(kernel_method)
 
@@ -338,12 +328,7 @@ class KernelLimit(eqx.Module):
         (a pseudo-inverse on numerically-zero eigenvalues when noise = 0).
         Returns mean (N,) and cov (N, N); ``.select(range(M, N))`` keeps the test points.
         """
-        try:
-            s = float(noise)
-        except (TypeError, ValueError):
-            raise InputError(f"noise must be a number, got {noise!r}") from None
-        if not (np.isfinite(s) and s >= 0):
-            raise InputError(f"noise must be a non-negative standard deviation, got {noise}")
+        s = check_number(noise, "noise (a standard deviation)", allow_zero=True)
         m = self.n_train
         lam, vec = jnp.linalg.eigh(self.nngp[:m, :m])
         lam = lam + s * s
@@ -380,7 +365,7 @@ def limit_from_kernels(nngp, ntk, y_train, learning_rate: float, **kwargs) -> Ke
 
 
 __all__ = [
-    "KernelConditioning", "KernelLimit", "SINGULAR_RTOL", "check_limit_times", "check_positive", "check_targets",
+    "KernelConditioning", "KernelLimit", "SINGULAR_RTOL", "check_limit_times", "check_targets",
     "expected_train_loss", "flow_moments", "flow_moments_ode", "flow_pathwise", "flow_pathwise_ode",
     "flow_response", "kernel_conditioning", "limit_from_kernels",
 ]

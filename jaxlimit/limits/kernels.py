@@ -39,7 +39,32 @@ from jaxlimit.errors import InputError
 from jaxlimit.limits.gaussian_expectations import CLOSED_FORMS, check_method, expectations, require_x64
 
 
-class XavierKernels(eqx.Module):
+class KernelPair(eqx.Module):
+    """An NNGP and an NTK Gram matrix with per-entry errors.
+
+    Attributes:
+        nngp: the NNGP kernel, shape (P1, P2).
+        ntk: the NTK, shape (P1, P2).
+        nngp_error: the error of each entry of ``nngp`` (a bound, or a standard
+            error for Monte Carlo).
+        ntk_error: the same for ``ntk``.
+        method: how the entries were computed.
+    """
+
+    nngp: jax.Array
+    ntk: jax.Array
+    nngp_error: jax.Array
+    ntk_error: jax.Array
+    method: str = eqx.field(static=True)
+
+    @property
+    def max_error(self) -> float:
+        """The largest error over both kernels."""
+        return float(max(np.max(np.asarray(self.nngp_error), initial=0.0),
+                         np.max(np.asarray(self.ntk_error), initial=0.0)))
+
+
+class XavierKernels(KernelPair):
     """The kernels Σ and A on two sets of inputs, with an error estimate.
 
     Attributes:
@@ -51,17 +76,6 @@ class XavierKernels(eqx.Module):
         ntk_error: the same for A.
         method: ``"closed-form"``, ``"quadrature"`` or ``"monte-carlo"``.
     """
-
-    nngp: jax.Array
-    ntk: jax.Array
-    nngp_error: jax.Array
-    ntk_error: jax.Array
-    method: str = eqx.field(static=True)
-
-    @property
-    def max_error(self) -> float:
-        """The largest estimated absolute error over both kernels."""
-        return float(max(jnp.max(self.nngp_error, initial=0.0), jnp.max(self.ntk_error, initial=0.0)))
 
 
 def _check_inputs(x1, x2) -> tuple[jax.Array, jax.Array]:
@@ -193,5 +207,5 @@ def monte_carlo_xavier_kernels(
     )
 
 
-__all__ = ["CLOSED_FORMS", "XavierKernels", "estimate_xavier_kernels", "monte_carlo_xavier_kernels",
+__all__ = ["CLOSED_FORMS", "KernelPair", "XavierKernels", "estimate_xavier_kernels", "monte_carlo_xavier_kernels",
            "xavier_kernels"]

@@ -43,21 +43,21 @@ import functools
 import math
 from typing import Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.errors import InputError
+from jaxlimit.errors import InputError, check_number
 from jaxlimit.limits import gaussian_expectations as ge
-from jaxlimit.limits.kernel_limit import KernelLimit, check_positive, check_targets
+from jaxlimit.limits.kernels import KernelPair
+from jaxlimit.limits.kernel_limit import KernelLimit, check_targets
 
 DEFAULT_TILE = 2048
 """Pairs per tile side: 2048² float64 entries are 32 MB per array."""
 
 
-class MLPKernels(eqx.Module):
+class MLPKernels(KernelPair):
     """The NNGP and NTK of a deep fully connected network, with error bounds.
 
     Attributes:
@@ -67,17 +67,6 @@ class MLPKernels(eqx.Module):
         ntk_error: the same for the NTK.
         method: ``"closed-form"`` or ``"quadrature"``.
     """
-
-    nngp: np.ndarray
-    ntk: np.ndarray
-    nngp_error: np.ndarray
-    ntk_error: np.ndarray
-    method: str = eqx.field(static=True)
-
-    @property
-    def max_error(self) -> float:
-        """The largest error bound over both kernels."""
-        return float(max(np.max(self.nngp_error, initial=0.0), np.max(self.ntk_error, initial=0.0)))
 
 
 # Input checks ----------------------------------------------------------------
@@ -104,15 +93,8 @@ def check_depth(depth) -> int:
 
 
 def check_scales(W_std, b_std) -> tuple[float, float]:
-    try:
-        w, b = float(W_std), float(b_std)
-    except (TypeError, ValueError):
-        raise InputError(f"W_std and b_std must be numbers, got {W_std!r} and {b_std!r}") from None
-    if not (math.isfinite(w) and w > 0):
-        raise InputError(f"W_std must be positive and finite, got {W_std}")
-    if not (math.isfinite(b) and b >= 0):
-        raise InputError(f"b_std must be non-negative and finite, got {b_std}")
-    return w, b
+    """σ_w > 0 and σ_b ≥ 0, finite."""
+    return check_number(W_std, "W_std"), check_number(b_std, "b_std", allow_zero=True)
 
 
 def _check_tile(tile_size) -> int:
@@ -433,7 +415,7 @@ def mlp_limit(
         xb = check_points(x_test, "x_test")
         if xb.shape[1] != xa.shape[1]:
             raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
-    lr = check_positive(learning_rate, "learning_rate")
+    lr = check_number(learning_rate, "learning_rate")
     x = np.concatenate([xa, xb])
     k = estimate_mlp_kernels(x, None, depth=depth, activation=activation, W_std=W_std, b_std=b_std,
                              method=method, tile_size=tile_size, return_error=kernel_errors)
