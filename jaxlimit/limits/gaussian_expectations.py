@@ -60,22 +60,25 @@ exact GELU to 1e-12 there, it is mapped to that closed form too. So
 default is the tanh approximation), tanh, sigmoid and everything else go to
 quadrature.
 
-Quadrature. In Gaussian coordinates u = a z₁, v = b (ρ z₁ + σ z₂) with
-a = √s11, b = √s22, ρ = s12/(ab), σ = √det/(ab) and z ~ N(0, I₂),
+Quadrature. For f = φ and f = φ′ in turn, in Gaussian coordinates
+u = a z₁, v = b (ρ z₁ + σ z₂) with a = √s11, b = √s22, ρ = s12/(ab),
+σ = √det/(ab), z ~ N(0, I₂) and n the standard normal density,
 
-    E[f(u) f(v)] = ∫ φ(z₁) f(a z₁) J(z₁) dz₁,    J(z₁) = ∫ φ(z₂) f(b ρ z₁ + b σ z₂) dz₂,
+    E[f(u) f(v)] = ∫ n(z₁) f(a z₁) J(z₁) dz₁,    J(z₁) = ∫ n(z₂) f(b ρ z₁ + b σ z₂) dz₂,
 
 both integrals over |z| ≤ 10 (the Gaussian mass beyond is 1.5e-23, negligible
 for activations of polynomial growth), each split into pieces and integrated
 by the 21-point Gauss–Kronrod rule on every piece. The pieces:
 
-* a uniform grid of step ``piece``/max(1, scale) (scale = the largest of a, b
-  in the batch): the integrand varies on the scale 1/a in z₁;
+* a uniform grid of step at most ``piece``/max(1, scale) (scale = the
+  largest of a, b in the batch; the number of pieces is rounded up to a power
+  of two so that one compiled program serves many calls): the integrand
+  varies on the scale 1/a in z₁;
 * the activation's kinks (jumps of φ′ or φ″, found by :func:`find_kinks`):
   at z₁ = c/a for f(a z₁), and in the inner integral at the z₂ where
   b ρ z₁ + b σ z₂ = c, so every piece of the inner integral is smooth;
 * around z₁* = c/(bρ), where J has a kink smoothed over a width w = σ/|ρ|
-  (the inner Gaussian blurs g's kink): a geometric mesh z₁* ± w·4^j, so the
+  (the inner Gaussian blurs f's kink): a geometric mesh z₁* ± w·4^j, so the
   smoothed kink is resolved at every correlation, up to ρ = ±1 where it is
   an exact kink at z₁*.
 
@@ -86,7 +89,7 @@ the kink splitting guarantees for piecewise-analytic activations. The bound
 is therefore conservative: it is about the error of G10, not of the K21
 value returned. The bound adds,
 for each entry: the outer |K21 − G10|; the inner |K21 − G10| integrated
-against |φ(z₁) f(a z₁)|; and a rounding term 128 ε ∫∫ φ |f(u) f(v)| (ε the
+against |n(z₁) f(a z₁)|; and a rounding term 128 ε ∫∫ n |f(u) f(v)| (ε the
 float64 machine epsilon: the activation is evaluated to a few ulps and the
 sums are pairwise). Everything runs in float64: the functions here refuse
 to run without ``jax_enable_x64``.
@@ -298,9 +301,10 @@ def _x_minus_atan(x):
     return jnp.where(small, series, x - jnp.arctan(x))
 
 
-def _closed_form(cf: ClosedForm, s11, s12, s22):
-    """(E[φφ], E[φ′φ′], rounding bounds) for the closed form ``cf``."""
-    det = jnp.maximum(_exact_det(s11, s12, s22), 0.0)
+def _closed_form(cf: ClosedForm, s11, s12, s22, det=None):
+    """(E[φφ], E[φ′φ′], rounding bounds) for the closed form ``cf``; ``det`` may be
+    given when the caller knows s11 s22 − s12² more accurately than the rounded entries do."""
+    det = jnp.maximum(_exact_det(s11, s12, s22) if det is None else det, 0.0)
     if cf.kind == "ab_relu":
         a, b = cf.a, cf.b
         root = jnp.sqrt(det)
@@ -348,11 +352,48 @@ def _closed_form(cf: ClosedForm, s11, s12, s22):
 _closed_form_jit = jax.jit(_closed_form, static_argnums=0)
 
 
-def closed_form_expectations(cf: ClosedForm, s11, s12, s22) -> GaussianExpectations:
+def closed_form_expectations(cf: ClosedForm, s11, s12, s22, det=None) -> GaussianExpectations:
     """The closed form ``cf`` on broadcastable covariance entries (no validation)."""
     shape = jnp.broadcast_shapes(jnp.shape(s11), jnp.shape(s12), jnp.shape(s22))
-    args = (jnp.broadcast_to(jnp.asarray(s, jnp.float64), shape) for s in (s11, s12, s22))
+    args = [jnp.broadcast_to(jnp.asarray(s, jnp.float64), shape) for s in (s11, s12, s22)]
+    if det is not None:
+        args.append(jnp.broadcast_to(jnp.asarray(det, jnp.float64), shape))
     return GaussianExpectations(*_closed_form_jit(cf, *args), "closed-form")
+
+
+def ab_relu_geometry(cf: ClosedForm, s11, s12, s22, det, dist, anti):
+    """For an ab-relu φ with A = E[φ(u)²], B = E[φ(v)²], C = E[φ(u)φ(v)], return
+
+        (AB − C²,  A + B − 2C,  A + B + 2C)
+
+    without cancellation, from accurate det = s11 s22 − s12², dist = s11 + s22 − 2 s12
+    and anti = s11 + s22 + 2 s12 (the next layer's det, squared distance and
+    squared anti-distance follow from these; see :mod:`jaxlimit.limits.mlp`).
+
+    With c = (a² + b²)/2, k = (a − b)²/(2π), r = √det and
+    g = |s12| (x − atan x), x = r/|s12| (g = r at s12 = 0): C = c s12 + k g for
+    s12 ≥ 0 and C = ab s12 + k g for s12 < 0, whence
+
+        s12 ≥ 0:  AB − C² = c² det − k g (2 c s12 + k g),   A + B ∓ 2C = c·dist − 2kg,  c·anti + 2kg
+        s12 < 0:  AB − C² = c² det + (a² − b²)² s12²/4 − k g (2 ab s12 + k g),
+                  A + B − 2C = c·anti + (a + b)² |s12| − 2kg,   A + B + 2C = c·anti + (a − b)² |s12| + 2kg,
+
+    every term of which is small exactly when the result is (nearly parallel
+    or antiparallel inputs), so the pair's geometry stays accurate through
+    any number of layers.
+    """
+    a, b = cf.a, cf.b
+    c = (a * a + b * b) / 2.0
+    k = (a - b) ** 2 / (2.0 * jnp.pi)
+    r = jnp.sqrt(jnp.maximum(det, 0.0))
+    m = jnp.abs(s12)
+    g = jnp.where(m > 0, m * _x_minus_atan(_safe_div(r, m, 0.0)), r)
+    pos = s12 >= 0
+    ab_c2 = jnp.where(pos, c * c * det - k * g * (2.0 * c * s12 + k * g),
+                      c * c * det + (a * a - b * b) ** 2 * s12 * s12 / 4.0 - k * g * (2.0 * a * b * s12 + k * g))
+    minus = jnp.where(pos, c * dist - 2.0 * k * g, c * anti + (a + b) ** 2 * m - 2.0 * k * g)
+    plus = jnp.where(pos, c * anti + 2.0 * k * g, c * anti + (a - b) ** 2 * m + 2.0 * k * g)
+    return jnp.maximum(ab_c2, 0.0), jnp.maximum(minus, 0.0), jnp.maximum(plus, 0.0)
 
 
 # Kinks ---------------------------------------------------------------------
@@ -649,6 +690,6 @@ def expectations(activation, s11, s12, s22, *, method: str = "auto", piece: floa
 
 __all__ = [
     "CLOSED_FORMS", "ClosedForm", "GaussianExpectations", "Kinks", "METHODS", "ROUNDING", "Z_MAX",
-    "check_method", "closed_form_expectations", "closed_form_of", "density", "expectations", "find_kinks",
+    "ab_relu_geometry", "check_method", "closed_form_expectations", "closed_form_of", "density", "expectations", "find_kinks",
     "gauss_kronrod", "gaussian_expectations", "quadrature_grid", "require_x64", "second_derivative",
 ]

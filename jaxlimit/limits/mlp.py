@@ -14,6 +14,17 @@ K^{L+1} and the NTK Θ^{L+1}, exactly NT's
 ``stax.serial(*[Dense(n, W_std, b_std), act] * L, Dense(1, W_std, b_std))``.
 The expectations come from :mod:`jaxlimit.limits.gaussian_expectations`.
 
+Accuracy at nearly parallel and antiparallel inputs. A kinked activation
+(relu, abs, leaky relu) makes E[φ′φ′] depend on the angle θ of the pair, and
+θ from rounded Gram entries is off by √ε ≈ 1e-8 when θ is near 0 or π. So for
+the ab-relu family each pair also carries det = K₁₁K₂₂ − K₁₂² and the squared
+distance and anti-distance K₁₁ + K₂₂ ∓ 2K₁₂: at the first layer from the
+inputs themselves (differences, for the nearly parallel pairs), at later
+layers by cancellation-free updates
+(:func:`~jaxlimit.limits.gaussian_expectations.ab_relu_geometry`). The
+kernels then agree with a 60-digit evaluation of the recursion to rounding
+at every angle.
+
 Memory. Only the diagonal variances K^l(x, x) are needed for all points at
 once (one vector per layer); the pairs are computed in tiles of at most
 ``tile_size`` × ``tile_size`` entries, each tile through all L layers, and
@@ -128,10 +139,6 @@ class _Setup:
             return ge.closed_form_expectations(self.closed, s11, s12, s22)
         return ge.expectations(self.act, s11, s12, s22, method="quadrature", piece=self.piece)
 
-    def first_layer(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
-        """K¹(x, x′) = σ_w² x·x′/d + σ_b²."""
-        return self.w2 * (xa @ xb.T) / self.dim + self.b2
-
     def first_layer_diagonal(self, x: np.ndarray) -> np.ndarray:
         return self.w2 * np.sum(x * x, axis=1) / self.dim + self.b2
 
@@ -204,14 +211,67 @@ def _propagate(s: _Setup, row: dict, col: dict, ff, dd, ff_err, dd_err, k, dk):
     return err_ff, err_dd
 
 
+_NEAR = 1e-4
+"""Pairs whose det, distance² or anti-distance² is below this fraction of its
+scale get their first-layer geometry recomputed from differences of the inputs."""
+
+
+def _first_layer_pairs(s: _Setup, xa: np.ndarray, xb: np.ndarray):
+    """K¹ and the pair geometry (det, dist, anti) = (K¹₁₁K¹₂₂ − K¹₁₂², K¹₁₁ + K¹₂₂ ∓ 2K¹₁₂), (T1, T2) each.
+
+    From the products x·x′ (fast) and, for nearly parallel or antiparallel
+    pairs, from the inputs themselves: dist = σ_w²|x − x′|²/d,
+    anti = σ_w²|x + x′|²/d + 4σ_b² and det = (σ_w²/d)² |x|²|p|² + (σ_w²σ_b²/d)|x − x′|²
+    with p = x′ − (x·x′/|x|²) x, each accurate to rounding of the inputs (the
+    products alone leave det an error of ε·K₁₁K₂₂, i.e. angles off by √ε).
+    """
+    w, beta, d = s.w2, s.b2, s.dim
+    na, nb = np.sum(xa * xa, axis=1), np.sum(xb * xb, axis=1)
+    k = w * (xa @ xb.T) / d + beta
+    q1, q2 = (w * na / d + beta)[:, None], (w * nb / d + beta)[None, :]
+    det, dist, anti = q1 * q2 - k * k, q1 + q2 - 2.0 * k, q1 + q2 + 2.0 * k
+    near = (det <= _NEAR * q1 * q2) | (dist <= _NEAR * (q1 + q2)) | (anti <= _NEAR * (q1 + q2))
+    rows, cols = np.nonzero(near)
+    for lo in range(0, rows.size, 2**16):  # bounded memory even if every pair is close
+        i, j = rows[lo:lo + 2**16], cols[lo:lo + 2**16]
+        u, v = xa[i], xb[j]
+        diff2 = np.sum((u - v) ** 2, axis=1)
+        nu = np.sum(u * u, axis=1)
+        t = np.where(nu > 0, np.sum(u * v, axis=1) / np.where(nu > 0, nu, 1.0), 0.0)
+        wedge = nu * np.sum((v - t[:, None] * u) ** 2, axis=1)
+        dist[i, j] = w * diff2 / d
+        anti[i, j] = w * np.sum((u + v) ** 2, axis=1) / d + 4.0 * beta
+        det[i, j] = (w / d) ** 2 * wedge + w * beta / d * diff2
+    return k, np.maximum(det, 0.0), dist, anti
+
+
+def _closed_layer(closed: ge.ClosedForm, w2, b2, q1, q2, k, det, dist, anti):
+    """One layer of a closed form on pairs: (E[φφ], E[φ′φ′], their rounding bounds, and
+    the next layer's det, dist, anti). For ab-relu the geometry is carried
+    exactly (:func:`~jaxlimit.limits.gaussian_expectations.ab_relu_geometry`);
+    the smooth closed forms do not need it and recompute it from the entries."""
+    if closed.kind == "ab_relu":
+        e = ge.closed_form_expectations(closed, q1, k, q2, det)
+        ab_c2, minus, plus = ge.ab_relu_geometry(closed, q1, k, q2, det, dist, anti)
+        det_next, dist_next, anti_next = w2 * w2 * ab_c2 + w2 * b2 * minus, w2 * minus, w2 * plus + 4.0 * b2
+    else:
+        e = ge.closed_form_expectations(closed, q1, k, q2)
+        det_next = dist_next = anti_next = None
+    return e, det_next, dist_next, anti_next
+
+
 def _tile(s: _Setup, xa, xb, rows, cols, with_errors: bool):
     """One tile through all layers: (K, Θ, δK, δΘ), each (T1, T2)."""
-    k = s.first_layer(xa, xb)
+    k, det, dist, anti = _first_layer_pairs(s, xa, xb)
     theta = k.copy()
     dk = np.zeros_like(k)
     dtheta = np.zeros_like(k)
     for l in range(s.depth):
-        e = s.expect(rows[l]["q"][:, None], k, cols[l]["q"][None, :])
+        q1, q2 = rows[l]["q"][:, None], cols[l]["q"][None, :]
+        if s.closed is not None:
+            e, det, dist, anti = _closed_layer(s.closed, s.w2, s.b2, q1, q2, k, det, dist, anti)
+        else:
+            e = s.expect(q1, k, q2)
         ff, dd = np.asarray(e.ff), np.asarray(e.dd)
         if with_errors:
             err_ff, err_dd = _propagate(s, rows[l], cols[l], ff, dd, np.asarray(e.ff_error),
@@ -229,11 +289,10 @@ def _tile(s: _Setup, xa, xb, rows, cols, with_errors: bool):
 def _closed_tile_fn(closed: ge.ClosedForm, depth: int) -> Callable:
     """The whole recursion of one tile, compiled once per closed form and depth."""
 
-    def tile(xa, xb, qa, qb, w2, b2):  # (T1, d), (T2, d), (L, T1), (L, T2), (), ()
-        k = w2 * (xa @ xb.T) / xa.shape[1] + b2
+    def tile(k, det, dist, anti, qa, qb, w2, b2):  # four (T1, T2), (L, T1), (L, T2), (), ()
         theta = k
         for l in range(depth):
-            e = ge.closed_form_expectations(closed, qa[l][:, None], k, qb[l][None, :])
+            e, det, dist, anti = _closed_layer(closed, w2, b2, qa[l][:, None], qb[l][None, :], k, det, dist, anti)
             k_next = w2 * e.ff + b2
             theta = k_next + w2 * e.dd * theta
             k = k_next
@@ -322,7 +381,10 @@ def estimate_mlp_kernels(
         for j0 in range(0, p2, tile):
             j1 = min(j0 + tile, p2)
             if compiled:
-                k, theta = tile_fn(jnp.asarray(_padded(a[i0:i1], t1, 0, 0.0)), jnp.asarray(_padded(b[j0:j1], t2, 0, 0.0)),
+                # Padded to a full tile (unit variances, zero pairs) so every tile reuses one program.
+                pairs = [_padded(_padded(v, t1, 0, 0.0), t2, 1, 0.0)
+                         for v in _first_layer_pairs(setup, a[i0:i1], b[j0:j1])]
+                k, theta = tile_fn(*(jnp.asarray(v) for v in pairs),
                                    jnp.asarray(_padded(qa[:, i0:i1], t1, 1, 1.0)),
                                    jnp.asarray(_padded(qb[:, j0:j1], t2, 1, 1.0)), setup.w2, setup.b2)
                 nngp[i0:i1, j0:j1] = np.asarray(k)[: i1 - i0, : j1 - j0]
