@@ -7,10 +7,13 @@ from jaxlimit.losses import Loss, get_loss, huber_loss, squared_loss
 from jaxlimit.limits import (
     KernelLimit,
     MLPKernels,
+    MonteCarloKernels,
+    empirical_ntk,
     estimate_mlp_kernels,
     limit_from_kernels,
     mlp_kernels,
     mlp_limit,
+    monte_carlo_kernels,
     MeanFieldLimit,
     XavierKernels,
     XavierLimit,
@@ -34,6 +37,9 @@ from jaxlimit.limits import (
     xavier_limit,
 )
 from jaxlimit.models import (
+    MLP,
+    UserNetwork,
+    from_equinox,
     SCALINGS,
     InitLaw,
     ThreeLayer,
@@ -69,7 +75,9 @@ __all__ = [
     "relu_kernel_grad", "relu_reduced_flow", "relu_sgd", "single_neuron_bound",
     "symmetric_saddle_value", "teacher_distance",
     # deep networks
-    "KernelLimit", "MLPKernels", "estimate_mlp_kernels", "limit_from_kernels", "mlp_kernels", "mlp_limit",
+    "KernelLimit", "MLP", "MLPKernels", "MonteCarloKernels", "UserNetwork", "empirical_ntk",
+    "estimate_mlp_kernels", "from_equinox", "limit_from_kernels", "mlp_kernels", "mlp_limit",
+    "monte_carlo_kernels",
     # statistics
     "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
     "fit_power_law", "gaussian_w2", "proportion_interval",
