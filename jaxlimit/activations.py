@@ -2,14 +2,19 @@
 
 Every activation is an :class:`Activation`: a name, the elementwise function
 and its elementwise derivative. Built-in names are listed in
-:data:`ACTIVATIONS`; any user callable ``f: Array -> Array`` (elementwise) is
+:data:`ACTIVATIONS` (plus ``"leaky_relu(s)"`` for any negative slope s, see
+:func:`leaky_relu`); any user callable ``f: Array -> Array`` (elementwise) is
 accepted too, and its derivative is taken with ``jax.grad``.
+
+At a kink the derivative takes JAX's value: relu′(0) = 0, abs′(0) = 0,
+leaky_relu′(0) = 1 (``jax.nn.leaky_relu`` treats 0 as positive).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Callable
 
 import jax
@@ -64,6 +69,25 @@ def _gelu_derivative(u):
     return cdf + u * pdf
 
 
+def leaky_relu(slope: float = 0.01) -> Activation:
+    """σ(u) = u for u ≥ 0 and slope·u for u < 0 (``jax.nn.leaky_relu``'s
+    convention; its default slope is 0.01). Named ``"leaky_relu(slope)"``."""
+    try:
+        s = float(slope)
+    except (TypeError, ValueError):
+        raise InputError(f"leaky_relu slope must be a number, got {slope!r}") from None
+    if not math.isfinite(s):
+        raise InputError(f"leaky_relu slope must be finite, got {slope}")
+
+    def fn(u):
+        return jnp.where(u >= 0, u, s * u)
+
+    def derivative(u):
+        return jnp.where(u >= 0, 1.0, s).astype(jnp.result_type(u, float))
+
+    return Activation(f"leaky_relu({s!r})", fn, derivative)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("tanh", jnp.tanh, lambda u: 1.0 - jnp.tanh(u) ** 2, odd=True),
     "erf": Activation(
@@ -73,7 +97,13 @@ ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation("sigmoid", jax.nn.sigmoid, _sigmoid_derivative),
     "gelu": Activation("gelu", _gelu, _gelu_derivative),
     "identity": Activation("identity", lambda u: u, jnp.ones_like, odd=True),
+    "abs": Activation("abs", jnp.abs, jnp.sign),
+    "sin": Activation("sin", jnp.sin, jnp.cos, odd=True),
+    "cos": Activation("cos", jnp.cos, lambda u: -jnp.sin(u)),
+    "leaky_relu": leaky_relu(0.01),
 }
+
+_LEAKY = re.compile(r"leaky_relu\((.*)\)")
 
 
 assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "names.ACTIVATION_NAMES is out of date"
@@ -83,7 +113,8 @@ def get_activation(spec: str | ArrayFn | Activation) -> Activation:
     """Return the :class:`Activation` named by ``spec``.
 
     Args:
-        spec: a built-in name (see :data:`ACTIVATIONS`), an :class:`Activation`,
+        spec: a built-in name (see :data:`ACTIVATIONS`; ``"leaky_relu(0.2)"``
+            sets the negative slope), an :class:`Activation`,
             or an elementwise callable whose derivative is then taken with
             ``jax.grad``.
 
@@ -93,6 +124,9 @@ def get_activation(spec: str | ArrayFn | Activation) -> Activation:
     if isinstance(spec, Activation):
         return spec
     if isinstance(spec, str):
+        match = _LEAKY.fullmatch(spec.strip())
+        if match:
+            return leaky_relu(match.group(1))
         try:
             return ACTIVATIONS[spec]
         except KeyError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from jaxlimit.errors import InputError
 
-ACTIVATION_NAMES = ("tanh", "erf", "relu", "sigmoid", "gelu", "identity")
+ACTIVATION_NAMES = ("tanh", "erf", "relu", "sigmoid", "gelu", "identity", "abs", "sin", "cos", "leaky_relu")
 LOSS_NAMES = ("squared", "huber")
 METHODS = ("online", "minibatch", "fullbatch", "optax")
 SCALINGS: dict[str, float] = {"xavier": 0.5, "mean-field": 1.0}

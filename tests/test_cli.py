@@ -119,3 +119,15 @@ def test_figures_have_titles_and_axis_labels(tmp_path):
         for ax in fig.axes:
             if ax.get_visible() and ax.has_data():
                 assert ax.get_xlabel() and ax.get_ylabel(), (name, ax.get_title())
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxlimit", "ensemble", "--activation", "swish", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "jaxlimit ensemble: error: --activation must be one of tanh, erf, relu, sigmoid, gelu, identity, "
+        "abs, sin, cos, leaky_relu, got 'swish'"
+    )

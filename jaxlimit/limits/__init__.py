@@ -1,13 +1,20 @@
-"""The infinite-width limits: kernels, the Xavier Gaussian, the mean-field
-particle flow, three-layer width coupling, and Tian's teacher–student flow."""
+"""The infinite-width limits: kernels, the Xavier Gaussian, deep NNGP/NTK kernels
+and their Gaussian prediction, the mean-field particle flow, three-layer width
+coupling, and Tian's teacher–student flow."""
 
 from jaxlimit.limits.three_layer import (
     StepRefinement, WidthCoupling, gradient_flow, output_gaps, run_width_coupling, seed_spread,
     step_size_refinement, summarize_gaps, weight_gaps,
 )
+# The function gaussian_expectations stays in its module (same name): exporting it
+# here would hide the submodule attribute jaxlimit.limits.gaussian_expectations.
+from jaxlimit.limits.gaussian_expectations import ClosedForm, GaussianExpectations, closed_form_of, find_kinks
 from jaxlimit.limits.kernels import (
     CLOSED_FORMS, XavierKernels, estimate_xavier_kernels, monte_carlo_xavier_kernels, xavier_kernels,
 )
+from jaxlimit.limits.kernel_limit import KernelLimit, limit_from_kernels
+from jaxlimit.limits.empirical import MonteCarloKernels, empirical_ntk, monte_carlo_kernels
+from jaxlimit.limits.mlp import MLPKernels, estimate_mlp_kernels, mlp_kernels, mlp_limit
 from jaxlimit.limits.xavier import (
     KernelConditioning, XavierLimit, initial_kurtosis_excess, xavier_limit,
 )

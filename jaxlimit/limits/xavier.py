@@ -19,6 +19,9 @@ training rows R_t = I − e^{−βA_MM t}). Hence h_t is Gaussian with
 which also solve the moment ODEs dμ/dt = β K (Y − S μ) and
 dC/dt = −β (K S C + C Sᵀ Kᵀ). :meth:`XavierLimit.moments` integrates those
 with diffrax; :meth:`XavierLimit.moments_closed_form` is the cross-check.
+This is the flow of :mod:`jaxlimit.limits.kernel_limit` with η = α, and the
+closed form and the ODEs are that module's (numerically-zero eigenvalues of
+A_MM, for example from antipodal inputs, contribute nothing there).
 :meth:`XavierLimit.pathwise` integrates the random ODE from given initial
 outputs (each network's own h^N_0), the coupled prediction of that network.
 
@@ -31,8 +34,6 @@ reports λ_min and the condition number.
 
 from __future__ import annotations
 
-import dataclasses
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -41,38 +42,15 @@ import numpy as np
 from jaxlimit.activations import Activation, get_activation
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
-from jaxlimit.limits._ode import check_times, solve_ode
+from jaxlimit.limits.kernel_limit import (
+    SINGULAR_RTOL, KernelConditioning, expected_train_loss, flow_moments, flow_moments_ode, flow_pathwise,
+    flow_pathwise_ode, kernel_conditioning,
+)
+from jaxlimit.limits._ode import check_times
 from jaxlimit.limits.kernels import estimate_xavier_kernels
 from jaxlimit.models.two_layer import TwoLayer
 from jaxlimit.stats.gaussian import Gaussian
 from jaxlimit.training.steps import Trainer
-
-SINGULAR_RTOL = 1e-10
-"""A_MM counts as singular when λ_min ≤ SINGULAR_RTOL · λ_max (or λ_min is
-within the kernel's own estimated error of zero)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelConditioning:
-    """Spectral facts about the training kernel A_MM.
-
-    Attributes:
-        min_eigenvalue: λ_min(A_MM).
-        max_eigenvalue: λ_max(A_MM).
-        condition_number: λ_max/λ_min (inf when λ_min ≤ 0).
-        singular: λ_min is zero to within rounding or the kernel's error.
-        loss_decay_rate: 2 α λ_min / M, a lower bound on the exponential
-            decay rate of the limit's training loss (0 when singular).
-    """
-
-    min_eigenvalue: float
-    max_eigenvalue: float
-    condition_number: float
-    singular: bool
-    loss_decay_rate: float
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class XavierLimit(eqx.Module):
@@ -120,19 +98,6 @@ class XavierLimit(eqx.Module):
 
     # The closed form -------------------------------------------------------
 
-    def _response(self, times: np.ndarray) -> jax.Array:
-        """R_t of shape (T, P, M) (see the module docstring)."""
-        m = self.n_train
-        lam, vec = jnp.linalg.eigh(self.ntk[:m, :m])
-        bt = self.beta * jnp.asarray(times, lam.dtype)[:, None]  # (T, 1)
-        x = lam[None, :] * bt
-        # (1 − e^{−βλt})/λ, continued to βt at λ = 0 (and stable for tiny |λ| of either sign).
-        small = jnp.abs(x) < 1e-8
-        safe_lam = jnp.where(small, 1.0, lam[None, :])
-        phi = jnp.where(small, bt * (1.0 - 0.5 * x), -jnp.expm1(-x) / safe_lam)  # (T, M)
-        f_t = jnp.einsum("ik,tk,jk->tij", vec, phi, vec)  # (T, M, M)
-        return jnp.einsum("pm,tmn->tpn", self.ntk[:, :m], f_t)
-
     def predict(self, times) -> Gaussian:
         """The law of the outputs at ``times``: mean (T, P) and cov (T, P, P), by the closed form."""
         mean, cov = self.moments_closed_form(times)
@@ -145,21 +110,11 @@ class XavierLimit(eqx.Module):
 
     def moments_closed_form(self, times) -> tuple[jax.Array, jax.Array]:
         """(mean (T, P), cov (T, P, P)) at ``times`` from one eigendecomposition."""
-        t = check_times(times)
-        r = self._response(t)
-        m = self.n_train
-        mean = r @ self.y_train
-        eye = jnp.eye(self.n_points, dtype=r.dtype)
-        prop = eye[None] - jnp.pad(r, ((0, 0), (0, 0), (0, self.n_points - m)))  # I − R_t S
-        cov = prop @ self.nngp @ jnp.swapaxes(prop, 1, 2)
-        return mean, cov
+        return flow_moments(self.nngp, self.ntk, self.y_train, self.beta, check_times(times))
 
     def pathwise_closed_form(self, h0, times) -> jax.Array:
         """The limit path h_t = h_0 + R_t (Y − S h_0) for each row of ``h0`` (E, P) → (E, T, P)."""
-        h0 = self._check_h0(h0)
-        r = self._response(check_times(times))
-        resid = self.y_train[None, :] - h0[:, : self.n_train]  # (E, M)
-        return h0[:, None, :] + jnp.einsum("tpm,em->etp", r, resid)
+        return flow_pathwise(self.ntk, self.y_train, self.beta, self._check_h0(h0), check_times(times))
 
     # diffrax ---------------------------------------------------------------
 
@@ -168,20 +123,7 @@ class XavierLimit(eqx.Module):
 
         dμ/dt = β K (Y − S μ), dC/dt = −β (K S C + C Sᵀ Kᵀ), μ_0 = 0, C_0 = Σ.
         """
-        t = check_times(times)
-        m = self.n_train
-        k = self.ntk[:, :m]
-        y = self.y_train
-        beta = self.beta
-
-        def field(_, state, __):
-            mu, cov = state
-            kc = k @ cov[:m, :]  # K S C, shape (P, P)
-            return beta * (k @ (y - mu[:m])), -beta * (kc + kc.T)
-
-        mu0 = jnp.zeros(self.n_points, self.nngp.dtype)
-        mean, cov = solve_ode(field, (mu0, self.nngp), t, rtol=rtol, atol=atol, steps_option="--t-max or --alpha")
-        return mean, cov
+        return flow_moments_ode(self.nngp, self.ntk, self.y_train, self.beta, check_times(times), rtol=rtol, atol=atol)
 
     def pathwise(self, h0, times, *, rtol: float | None = None, atol: float | None = None) -> jax.Array:
         """Integrate dh/dt = β K (Y − S h) with diffrax from each row of ``h0``.
@@ -195,18 +137,8 @@ class XavierLimit(eqx.Module):
         Returns:
             Limit paths of shape (E, T, P).
         """
-        h0 = self._check_h0(h0)
-        t = check_times(times)
-        m = self.n_train
-        k = self.ntk[:, :m]
-        y = self.y_train
-        beta = self.beta
-
-        def field(_, h, __):
-            return beta * (y[None, :] - h[:, :m]) @ k.T
-
-        path = solve_ode(field, h0, t, rtol=rtol, atol=atol, steps_option="--t-max or --alpha")  # (T, E, P)
-        return jnp.swapaxes(path, 0, 1)
+        return flow_pathwise_ode(self.ntk, self.y_train, self.beta, self._check_h0(h0), check_times(times),
+                                 rtol=rtol, atol=atol)
 
     # Summaries ---------------------------------------------------------------
 
@@ -219,21 +151,12 @@ class XavierLimit(eqx.Module):
         Returns:
             Shape (T,).
         """
-        mean, cov = jnp.asarray(prediction.mean), jnp.asarray(prediction.cov)
-        m = self.n_train
-        bias2 = (self.y_train[None, :] - mean[:, :m]) ** 2
-        var = jnp.diagonal(cov, axis1=1, axis2=2)[:, :m]
-        return 0.5 * jnp.mean(bias2 + var, axis=1)
+        return expected_train_loss(self.y_train, jnp.asarray(prediction.mean), jnp.asarray(prediction.cov))
 
     def conditioning(self) -> KernelConditioning:
         """λ_min, λ_max and the condition number of the training kernel A_MM."""
         m = self.n_train
-        lam = np.linalg.eigvalsh(np.asarray(self.ntk[:m, :m], dtype=np.float64))
-        lo, hi = float(lam[0]), float(lam[-1])
-        singular = lo <= max(SINGULAR_RTOL * abs(hi), m * self.kernel_error)
-        cond = hi / lo if lo > 0 else float("inf")
-        rate = 0.0 if singular else 2.0 * self.alpha * lo / m
-        return KernelConditioning(lo, hi, cond, bool(singular), rate)
+        return kernel_conditioning(self.ntk[:m, :m], self.alpha, self.kernel_error)
 
     def warnings(self) -> list[str]:
         """What a reader of a comparison with this limit must know (singular or badly

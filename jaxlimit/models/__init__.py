@@ -1,6 +1,8 @@
 """Networks as pure functions: an immutable description plus init/apply."""
 
-from jaxlimit.models.base import Model
+from jaxlimit.models.base import Model, check_time_step, steps_for
+from jaxlimit.models.mlp import MLP, Dense
+from jaxlimit.models.user import UserNetwork, from_equinox
 from jaxlimit.models.three_layer import (
     DEGENERATE_INIT, ThreeLayer, ThreeLayerInit, ThreeLayerParams, time_schedule,
 )
@@ -10,7 +12,8 @@ from jaxlimit.models.relu_committee import (
 )
 from jaxlimit.models.two_layer import SCALINGS, InitLaw, TwoLayer, TwoLayerParams, resolve_gamma
 
-__all__ = ["Model", "DEGENERATE_INIT", "ThreeLayer", "ThreeLayerInit", "ThreeLayerParams",
+__all__ = ["Model", "MLP", "Dense", "UserNetwork", "from_equinox", "check_time_step", "steps_for",
+    "DEGENERATE_INIT", "ThreeLayer", "ThreeLayerInit", "ThreeLayerParams",
     "time_schedule", "SCALINGS", "InitLaw", "TwoLayer", "TwoLayerParams", "resolve_gamma",
     "relu_committee", "relu_committee_monte_carlo", "relu_committee_sample_grad",
     "relu_committee_sample_loss"]

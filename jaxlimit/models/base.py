@@ -8,9 +8,12 @@ looks inside them: it vmaps ``init`` over member keys, differentiates
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import jax
+
+from jaxlimit.errors import InputError, check_number
 
 PyTree = Any
 
@@ -34,3 +37,26 @@ class Model(Protocol):
 
     def describe(self) -> dict:
         """A JSON-serialisable description for reports."""
+
+    # Optional: ``hidden_units`` (an int) sizes the engine's memory estimate;
+    # ``time_step`` (a float) marks a model whose clock is t = steps · time_step
+    # and whose learning_rates() are time_step times its kernel multipliers
+    # (see jaxlimit.limits.empirical).
+
+
+def check_time_step(time_step) -> float:
+    """A positive finite step of training time, or an InputError."""
+    return check_number(time_step, "time_step")
+
+
+def steps_for(t: float, time_step: float) -> int:
+    """The number of gradient steps of size ``time_step`` nearest to time ``t``.
+
+    Rounded to the nearest step (ties up) rather than floored: t/dt that is an
+    integer in decimal but lands just below it in binary (0.3/0.1 =
+    2.9999999999999996) must give 3 steps, and the network's clock
+    steps · dt is then within dt/2 of t (floor would leave up to dt).
+    """
+    if not (math.isfinite(t) and t >= 0):
+        raise InputError(f"training times must be finite and non-negative, got {t}")
+    return int(math.floor(t / time_step + 0.5))

@@ -1,0 +1,135 @@
+"""A deep fully connected network in neural-tangents' "ntk" parameterisation (THEORY §7).
+
+    z¹ = (σ_w/√d) W⁰ x + σ_b b⁰,    z^{l+1} = (σ_w/√n_l) W^l φ(z^l) + σ_b b^l,    f(x) = z^{L+1},
+
+with every W^l and b^l drawn N(0, 1) (in float32 and cast, so a seed gives
+the same network in float32 and float64) and L = len(widths) hidden layers.
+With b_std = 0 the network has no bias parameters at all.
+
+The clock. The engine's ``method="fullbatch"`` step is
+θ ← θ − α · lr_leaf · ∇_θ L with L = (1/M) Σ_j ½(f(x_j) − y_j)². With α = η
+(``Trainer(alpha=η)``) and lr_leaf = dt on every leaf, one step changes the
+outputs by −(η dt/M) Θ̂ (f − y) to first order, Θ̂ = Σ_θ ∂f ∂fᵀ the empirical
+NTK: the Euler step of df/dt = −(η/M) Θ̂ (f − y), the flow that
+:func:`~jaxlimit.limits.mlp.mlp_limit` predicts with learning_rate=η. So
+``learning_rates()`` is dt on every leaf and ``steps_to(t)`` is the step
+count nearest to t/dt (:func:`~jaxlimit.models.base.steps_for`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from jaxlimit.activations import Activation, get_activation
+from jaxlimit.errors import InputError
+from jaxlimit.limits.mlp import check_scales
+from jaxlimit.models.base import check_time_step, steps_for
+
+
+class Dense(eqx.Module):
+    """One layer's standard-normal parameters: W (n_out, n_in) and b (n_out,) or None."""
+
+    W: jax.Array
+    b: jax.Array | None
+
+
+class MLP(eqx.Module):
+    """A depth-L fully connected network with one output, NT's "ntk" parameterisation.
+
+    Attributes:
+        widths: (n_1, …, n_L), the hidden widths, L ≥ 1.
+        dim: d, the input dimension.
+        activation: φ.
+        W_std: σ_w > 0.
+        b_std: σ_b ≥ 0 (0: no bias parameters).
+        time_step: dt, the training time of one gradient step.
+    """
+
+    widths: tuple[int, ...] = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
+    W_std: float = eqx.field(static=True)
+    b_std: float = eqx.field(static=True)
+    time_step: float = eqx.field(static=True)
+
+    def __init__(self, widths, dim: int, activation="relu", W_std: float = 1.0, b_std: float = 0.0,
+                 time_step: float = 0.01):
+        try:
+            widths = tuple(widths)
+        except TypeError:
+            raise InputError(f"widths must be a list of positive integers, got {widths!r}") from None
+        if not widths or any(isinstance(n, bool) or int(n) != n or n < 1 for n in widths):
+            raise InputError(f"widths must be a non-empty list of positive integers, got {widths!r}")
+        if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+            raise InputError(f"dim must be a positive integer, got {dim}")
+        self.widths = tuple(int(n) for n in widths)
+        self.dim = int(dim)
+        self.activation = get_activation(activation)
+        self.W_std, self.b_std = check_scales(W_std, b_std)
+        self.time_step = check_time_step(time_step)
+
+    @property
+    def depth(self) -> int:
+        """L, the number of hidden layers."""
+        return len(self.widths)
+
+    @property
+    def hidden_units(self) -> int:
+        """Σ n_l, for the engine's memory estimate."""
+        return sum(self.widths)
+
+    def _sizes(self) -> list[tuple[int, int]]:
+        fan_in = (self.dim, *self.widths)
+        fan_out = (*self.widths, 1)
+        return list(zip(fan_out, fan_in))
+
+    def init(self, key: jax.Array, dtype=jnp.float32) -> tuple[Dense, ...]:
+        """Standard-normal W and b for the L + 1 layers (drawn in float32, then cast)."""
+        layers = []
+        for k, (n_out, n_in) in zip(jax.random.split(key, self.depth + 1), self._sizes()):
+            k_w, k_b = jax.random.split(k)
+            w = jax.random.normal(k_w, (n_out, n_in), jnp.float32).astype(dtype)
+            b = jax.random.normal(k_b, (n_out,), jnp.float32).astype(dtype) if self.b_std > 0 else None
+            layers.append(Dense(w, b))
+        return tuple(layers)
+
+    def apply(self, params: tuple[Dense, ...], x: jax.Array) -> jax.Array:
+        """f(x) for inputs x of shape (P, d); returns shape (P,)."""
+        h = x
+        for i, layer in enumerate(params):
+            z = (self.W_std / math.sqrt(h.shape[-1])) * (h @ layer.W.T)
+            if layer.b is not None:
+                z = z + self.b_std * layer.b
+            h = self.activation(z) if i < self.depth else z
+        return h[:, 0]
+
+    def kernel_weights(self) -> tuple[Dense, ...]:
+        """The per-leaf multipliers of the NTK Θ̂ = Σ_leaves w ∂f ∂fᵀ: 1 on every leaf."""
+        return tuple(Dense(1.0, 1.0 if self.b_std > 0 else None) for _ in range(self.depth + 1))
+
+    def learning_rates(self) -> tuple[Dense, ...]:
+        """dt on every leaf (the module docstring's clock)."""
+        return jax.tree_util.tree_map(lambda w: self.time_step * w, self.kernel_weights())
+
+    def steps_to(self, t: float) -> int:
+        """round(t/dt): the network's time steps·dt is within dt/2 of t."""
+        return steps_for(t, self.time_step)
+
+    def describe(self) -> dict:
+        return {
+            "model": "mlp",
+            "parameterisation": "ntk",
+            "widths": list(self.widths),
+            "dim": self.dim,
+            "activation": self.activation.name,
+            "W_std": self.W_std,
+            "b_std": self.b_std,
+            "time_step": self.time_step,
+        }
+
+
+__all__ = ["Dense", "MLP"]
