@@ -12,12 +12,13 @@ import importlib
 import time
 
 from jaxlimit.config import Config
+from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
 from jaxlimit.experiments.teacher_student.config import TeacherStudentConfig
 from jaxlimit.experiments.xavier.config import XavierConfig
 
-COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (XavierConfig, TeacherStudentConfig, EnsembleConfig)}
+COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (XavierConfig, DeepConfig, TeacherStudentConfig, EnsembleConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig,)}
 
 

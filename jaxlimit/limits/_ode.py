@@ -30,16 +30,19 @@ def default_tolerances(dtype) -> tuple[float, float]:
     return 1e-5, 1e-7
 
 
-def check_times(times, *, name: str = "times") -> np.ndarray:
-    """A non-empty 1-D array of finite, non-negative, non-decreasing times (float64)."""
+def check_times(times, *, name: str = "times", allow_inf: bool = False) -> np.ndarray:
+    """A non-empty 1-D array of non-negative, non-decreasing times (float64);
+    ∞ (the converged limit) only with ``allow_inf``, never NaN."""
     try:
         t = np.atleast_1d(np.asarray(times, dtype=np.float64))
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a list of numbers, got {times!r}") from None
     if t.ndim != 1 or t.size == 0:
         raise InputError(f"{name} must be a non-empty 1-D list of numbers")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise InputError(f"{name} must be finite and non-negative")
+    if np.any(np.isnan(t)):
+        raise InputError(f"{name} contain NaN")
+    if np.any(t < 0) or (not allow_inf and not np.all(np.isfinite(t))):
+        raise InputError(f"{name} must be {'' if allow_inf else 'finite and '}non-negative numbers")
     if np.any(np.diff(t) < 0):
         raise InputError(f"{name} must be non-decreasing")
     return t

@@ -51,8 +51,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.errors import InputError, check_number
-from jaxlimit.limits._ode import solve_ode
+from jaxlimit.config import require_real
+from jaxlimit.errors import InputError
+from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.limits.gaussian_expectations import require_x64
 from jaxlimit.stats.gaussian import Gaussian
 
@@ -88,23 +89,6 @@ class KernelConditioning:
 
 
 # The shared closed form and ODEs ---------------------------------------------------
-
-
-def check_limit_times(times, *, allow_inf: bool = True) -> np.ndarray:
-    """A non-empty 1-D float64 array of non-negative, non-decreasing times (∞ allowed when asked)."""
-    try:
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise InputError(f"times must be a list of numbers, got {times!r}") from None
-    if t.ndim != 1 or t.size == 0:
-        raise InputError("times must be a non-empty 1-D list of numbers")
-    if np.any(np.isnan(t)) or np.any(t < 0):
-        raise InputError("times must be non-negative numbers (no NaN)")
-    if not allow_inf and not np.all(np.isfinite(t)):
-        raise InputError("times must be finite here (the ODE cannot reach t = ∞; use predict)")
-    if np.any(np.diff(t) < 0):
-        raise InputError("times must be non-decreasing")
-    return t
 
 
 def flow_response(ntk: jax.Array, n_train: int, beta: float, times: np.ndarray) -> jax.Array:
@@ -263,7 +247,7 @@ class KernelLimit(eqx.Module):
         self.nngp = jnp.asarray(k)
         self.ntk = jnp.asarray(theta)
         self.y_train = jnp.asarray(y)
-        self.learning_rate = check_number(learning_rate, "learning_rate")
+        self.learning_rate = require_real(learning_rate, "learning_rate")
         self.kernel_error = float(kernel_error)
         self.kernel_method = str(kernel_method)
 
@@ -292,13 +276,13 @@ class KernelLimit(eqx.Module):
 
         t = 0 gives N(0, K); ``np.inf`` the converged predictor.
         """
-        t = check_limit_times(times)
+        t = check_times(times, allow_inf=True)
         mean, cov = flow_moments(self.nngp, self.ntk, self.y_train, self.beta, t)
         return Gaussian(mean, cov)
 
     def predict_ode(self, times, *, rtol: float | None = None, atol: float | None = None) -> Gaussian:
         """:meth:`predict` by integrating the moment ODEs with diffrax (finite times only)."""
-        t = check_limit_times(times, allow_inf=False)
+        t = check_times(times)
         mean, cov = flow_moments_ode(self.nngp, self.ntk, self.y_train, self.beta, t, rtol=rtol, atol=atol)
         return Gaussian(mean, 0.5 * (cov + jnp.swapaxes(cov, 1, 2)))
 
@@ -313,11 +297,11 @@ class KernelLimit(eqx.Module):
         Returns:
             Shape (E, T, N).
         """
-        return flow_pathwise(self.ntk, self.y_train, self.beta, self._check_f0(f0), check_limit_times(times))
+        return flow_pathwise(self.ntk, self.y_train, self.beta, self._check_f0(f0), check_times(times, allow_inf=True))
 
     def pathwise_ode(self, f0, times, *, rtol: float | None = None, atol: float | None = None) -> jax.Array:
         """:meth:`pathwise` by integrating the random ODE with diffrax (finite times only)."""
-        t = check_limit_times(times, allow_inf=False)
+        t = check_times(times)
         return flow_pathwise_ode(self.ntk, self.y_train, self.beta, self._check_f0(f0), t, rtol=rtol, atol=atol)
 
     def nngp_posterior(self, noise: float = 0.0) -> Gaussian:
@@ -328,7 +312,7 @@ class KernelLimit(eqx.Module):
         (a pseudo-inverse on numerically-zero eigenvalues when noise = 0).
         Returns mean (N,) and cov (N, N); ``.select(range(M, N))`` keeps the test points.
         """
-        s = check_number(noise, "noise (a standard deviation)", allow_zero=True)
+        s = require_real(noise, "noise (a standard deviation)", low_open=False)
         m = self.n_train
         lam, vec = jnp.linalg.eigh(self.nngp[:m, :m])
         lam = lam + s * s
@@ -365,7 +349,7 @@ def limit_from_kernels(nngp, ntk, y_train, learning_rate: float, **kwargs) -> Ke
 
 
 __all__ = [
-    "KernelConditioning", "KernelLimit", "SINGULAR_RTOL", "check_limit_times", "check_targets",
+    "KernelConditioning", "KernelLimit", "SINGULAR_RTOL", "check_targets",
     "expected_train_loss", "flow_moments", "flow_moments_ode", "flow_pathwise", "flow_pathwise_ode",
     "flow_response", "kernel_conditioning", "limit_from_kernels",
 ]

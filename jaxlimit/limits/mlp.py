@@ -59,7 +59,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.errors import InputError, check_number
+from jaxlimit.config import require_real
+from jaxlimit.errors import InputError
 from jaxlimit.limits import gaussian_expectations as ge
 from jaxlimit.limits.kernels import KernelPair
 from jaxlimit.limits.kernel_limit import KernelLimit, check_targets
@@ -105,7 +106,7 @@ def check_depth(depth) -> int:
 
 def check_scales(W_std, b_std) -> tuple[float, float]:
     """σ_w > 0 and σ_b ≥ 0, finite."""
-    return check_number(W_std, "W_std"), check_number(b_std, "b_std", allow_zero=True)
+    return require_real(W_std, "W_std"), require_real(b_std, "b_std", low_open=False)
 
 
 def _check_tile(tile_size) -> int:
@@ -477,7 +478,7 @@ def mlp_limit(
         xb = check_points(x_test, "x_test")
         if xb.shape[1] != xa.shape[1]:
             raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
-    lr = check_number(learning_rate, "learning_rate")
+    lr = require_real(learning_rate, "learning_rate")
     x = np.concatenate([xa, xb])
     k = estimate_mlp_kernels(x, None, depth=depth, activation=activation, W_std=W_std, b_std=b_std,
                              method=method, tile_size=tile_size, return_error=kernel_errors)

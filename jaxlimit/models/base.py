@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 import jax
 
-from jaxlimit.errors import InputError, check_number
+from jaxlimit.config import require_real
+from jaxlimit.errors import InputError
 
 PyTree = Any
 
@@ -46,7 +47,7 @@ class Model(Protocol):
 
 def check_time_step(time_step) -> float:
     """A positive finite step of training time, or an InputError."""
-    return check_number(time_step, "time_step")
+    return require_real(time_step, "time_step")
 
 
 def steps_for(t: float, time_step: float) -> int:

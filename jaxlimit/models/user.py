@@ -30,7 +30,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxlimit.errors import InputError, check_number
+from jaxlimit.config import require_real
+from jaxlimit.errors import InputError
 from jaxlimit.models.base import check_time_step, steps_for
 
 
@@ -47,7 +48,7 @@ def _multipliers(shapes: Any, lr_scale) -> Any:
         if got != want:
             raise InputError(f"lr_scale must have the parameters' structure {want}, got {got}")
         scales = lr_scale
-    out = [check_number(v, "lr_scale multipliers", allow_zero=True) for v in jax.tree_util.tree_leaves(scales)]
+    out = [require_real(v, "lr_scale multipliers", low_open=False) for v in jax.tree_util.tree_leaves(scales)]
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(scales), out)
 
 

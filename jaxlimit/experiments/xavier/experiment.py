@@ -33,6 +33,7 @@ import numpy as np
 from jaxlimit.experiments.problem import (
     ensemble_options, timed, two_layer_problem, with_compare_times,
 )
+from jaxlimit import figures as comparison
 from jaxlimit.experiments.xavier import figures
 from jaxlimit.experiments.xavier.config import XavierConfig
 from jaxlimit.limits.xavier import initial_kurtosis_excess, xavier_limit
@@ -43,6 +44,9 @@ from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
 from jaxlimit.stats.verdict import INCONSISTENT, resolution, verdict_over_times
 from jaxlimit.streams import stream_key, stream_seed
 from jaxlimit.training import run_ensemble
+
+
+LIMIT = "the Xavier limit"
 
 
 def run(config: XavierConfig) -> Report:
@@ -149,10 +153,11 @@ def run(config: XavierConfig) -> Report:
 
     facts = dict(width=model.width, gamma=model.gamma, members=ok.n_members, data=data.name)
     figs = {
-        "trajectories": figures.trajectory_figure(ok, prediction, data, facts),
-        "marginal": figures.marginal_figure(ok, prediction, data, facts),
+        "trajectories": comparison.trajectory_figure(ok, prediction, data, facts, limit=LIMIT),
+        "marginal": comparison.marginal_figure(ok, prediction, data, facts, limit=LIMIT),
         "loss": figures.loss_figure(ok, loss_limit, long_run, conditioning, facts),
-        "effects": figures.effects_figure(times, every_time, cov, compare_idx, path_err, verdict, facts),
+        "effects": comparison.effects_figure(times, every_time, cov, compare_idx, path_err, verdict, facts,
+                                             limit=LIMIT),
     }
     tables = {
         "outputs_by_time": _outputs_table(ok, prediction, times, data.n_train),
