@@ -37,24 +37,25 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from jaxlimit import Trainer, TwoLayer, run_ensemble  # noqa: E402
-from jaxlimit.experiments import EXPERIMENTS  # noqa: E402
-from jaxlimit.experiments.common import build_problem  # noqa: E402
+from jaxlimit.experiments.mean_field import MeanFieldConfig  # noqa: E402
+from jaxlimit.experiments.problem import two_layer_problem  # noqa: E402
 from jaxlimit.limits.mean_field import (  # noqa: E402
-    Particles, mean_field_limit, network_particles, predict_fluctuations, sample_particles,
-    solve_particle_flow,
+    Particles, mean_field_limit, network_particles, sample_particles, solve_particle_flow,
 )
+from jaxlimit.streams import stream_key, stream_seed  # noqa: E402
 from jaxlimit.training import make_step  # noqa: E402
 
 
 def sampling_bias(problem, times, n_particles: int, n_probes: int, seed: int):
     """N × the sampling bias at ``times``, shape (T, P), and its Hutchinson standard error."""
-    particles = sample_particles(problem.model.init_law, problem.data.dim, n_particles, seed=seed)
+    particles = sample_particles(problem.model.init_law, problem.data.dim, n_particles,
+                                 seed=stream_seed(seed, "hessian-quadrature"))
     c, w, m = particles.c, particles.w, particles.weights
 
     def outputs(weights):
         flow = solve_particle_flow(Particles(c, w, weights), problem.data, times=times,
                                    alpha=problem.trainer.alpha, activation=problem.model.activation,
-                                   loss=problem.trainer.loss,
+                                   loss=problem.trainer.loss, feature_times=(),
                                    adjoint=diffrax.ForwardMode())
         return flow.outputs
 
@@ -63,7 +64,7 @@ def sampling_bias(problem, times, n_particles: int, n_probes: int, seed: int):
     def second_derivative(u):
         return jax.jvp(lambda v: jax.jvp(outputs, (v,), (u,))[1], (m,), (u,))[1]
 
-    key = jax.random.key(seed)
+    key = stream_key(seed, "hutchinson-probes")
     draws = np.stack([
         np.asarray(second_derivative(jnp.sqrt(m) * jax.random.rademacher(
             jax.random.fold_in(key, r), m.shape, dtype=m.dtype)))
@@ -77,7 +78,7 @@ def euler_bias(problem, times, width: int, seed: int) -> np.ndarray:
     """N × (full-batch descent − the flow of the same N neurons) at ``times``, shape (T, P)."""
     model = TwoLayer(width, problem.data.dim, "mean-field", problem.model.activation,
                      problem.model.init_law)
-    params = model.init(jax.random.key(seed), jnp.float64)
+    params = model.init(stream_key(seed, "euler-network"), jnp.float64)
     _, step = make_step(model, problem.data, Trainer(alpha=problem.trainer.alpha, method="fullbatch"))
     flow = solve_particle_flow(network_particles(params), problem.data, times=times,
                                alpha=problem.trainer.alpha, activation=model.activation)
@@ -97,20 +98,21 @@ def main() -> None:
     parser.add_argument("--check-widths", default="16,32,64", help="ensemble widths for the check")
     parser.add_argument("--check-members", type=int, default=16384, help="members per check width")
     parser.add_argument("--members", type=int, default=2048, help="E for the resolution table")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of every random stream (default 0)")
     args = parser.parse_args()
 
-    experiment = argparse.ArgumentParser()
-    EXPERIMENTS["mean-field"].add_arguments(experiment)
-    problem = build_problem(experiment.parse_args([]), width=64, scaling="mean-field")
+    # The default problem of ``jaxlimit mean-field`` (its data stream, full-batch descent).
+    problem = two_layer_problem(MeanFieldConfig(seed=args.seed), width=64, scaling="mean-field")
     times = np.array([0.0, 1.0, 2.0])
     np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
     start = time.perf_counter()
     limit = mean_field_limit(problem.model, problem.data, problem.trainer, times=times,
-                             n_particles=2**18)
+                             n_particles=2**18, seed=stream_seed(args.seed, "quadrature"),
+                             fluctuation_seed=stream_seed(args.seed, "fluctuation-quadrature"))
     h_bar = np.asarray(limit.outputs)
-    sampling, sampling_se = sampling_bias(problem, times, args.particles, args.probes, seed=5)
-    euler = euler_bias(problem, times, 1024, seed=3)
+    sampling, sampling_se = sampling_bias(problem, times, args.particles, args.probes, seed=args.seed)
+    euler = euler_bias(problem, times, 1024, seed=args.seed)
     predicted = sampling + euler
     print(f"problem: {problem.data.name}; limit error {limit.discretisation_error:.1e}; "
           f"{time.perf_counter() - start:.0f} s")
@@ -123,15 +125,16 @@ def main() -> None:
     for width in map(int, args.check_widths.split(",")):
         model = TwoLayer(width, problem.data.dim, "mean-field", problem.model.activation,
                          problem.model.init_law)
-        result = run_ensemble(model, problem.data, problem.trainer, times=times,
-                              n_members=args.check_members, seed=width, dtype=jnp.float64)
+        result = run_ensemble(model, problem.data, problem.trainer, times=times, n_members=args.check_members,
+                              seed=stream_key(args.seed, "members-mean-field", width), dtype=jnp.float64)
         out = result.finite().outputs[:, -1]
         gap = width * (out.mean(0) - h_bar[-1])
         se = width * out.std(0, ddof=1) / math.sqrt(len(out))
         print(f"  N = {width:4d}         ", gap, "± ", se)
 
-    prediction = predict_fluctuations(problem.model, problem.data, problem.trainer, times=times[1:])
-    sd = np.sqrt(np.diag(np.asarray(prediction.cov)[-1]))
+    # limit.predict is N(h̄_t, C_t / N) at the model's width (64); the scaled sd is √(N C_t/N).
+    law = limit.predict(times[1:])
+    sd = np.sqrt(np.diag(np.asarray(law.cov)[-1]) * problem.model.width)
     print(f"bias of the √N-scaled mean at t = 2 in standard errors of {args.members} members, "
           "largest over points")
     for width in (1024, 2048, 4096, 16384):

@@ -8,6 +8,8 @@ every command. Light module: no JAX.
 
 from __future__ import annotations
 
+import math
+
 from jaxlimit.config import (
     MAX_SEED, ConfigError, choice, directory, flag, integer, integers, real, reals, text,
 )
@@ -60,6 +62,11 @@ def widths(default: tuple[int, ...]):
 def scaling(default: str = "xavier"):
     return text(default, "normalisation N^-γ: xavier (γ = 1/2), mean-field (γ = 1) or a number in [0.5, 1]",
                 group="model")
+
+
+def gammas(default: tuple[float, ...]):
+    return reals(default, "normalisation exponents γ in [0.5, 1], comma-separated (γ = 1/2 Xavier, 1 mean field)",
+                 low=0.5, high=1.0, low_open=False, group="model")
 
 
 def activation(default: str = "tanh"):
@@ -122,6 +129,12 @@ def ensemble(default: int, help: str = "number of independent networks E"):
     return integer(default, help, high=MAX_ENSEMBLE, group="ensemble")
 
 
+def arm_ensemble(default: int, arm: str, purpose: str):
+    """The size of a contrast arm, ``--<arm>-ensemble``: 0 skips the arm."""
+    return integer(default, f"{arm} networks per width {purpose}; 0 skips them", low=0, high=MAX_ENSEMBLE,
+                   group="ensemble")
+
+
 def chunk_size():
     return integer(None, "members per compiled call (default: one block of lanes)", high=MAX_ENSEMBLE,
                    nullable=True, group="ensemble")
@@ -130,6 +143,15 @@ def chunk_size():
 def memory_gb(default: float = 2.0):
     return real(default, "memory budget of one compiled call, in GB", low=0.01, high=4096, low_open=False,
                 group="ensemble")
+
+
+# Limits ----------------------------------------------------------------------------
+
+
+def particles(default: int, what: str = "the mean-field limit's quadrature of the initial law"):
+    """Particles of a limit's quadrature (refused by the memory estimate when absurd)."""
+    return integer(default, f"particles K of {what} (a Sobol' net: rounded up to a power of two)", low=4,
+                   high=2**40, group="limit")
 
 
 # Verdict ---------------------------------------------------------------------------
@@ -197,6 +219,14 @@ def check_two_layer(config) -> None:
                           f"got {', '.join(f'{t:g}' for t in config.compare_times)}")
 
 
+def check_ensemble_size(config, reason: str | None = None) -> None:
+    """``--ensemble`` must be at least P + 2 to compare (or regress on) the P outputs."""
+    p = config.points + config.probes
+    if config.ensemble < p + 2:
+        raise ConfigError("ensemble", f"must be at least P + 2 = {p + 2} {reason or f'to compare {p} outputs'}, "
+                          f"got {config.ensemble}")
+
+
 def check_steps(config, width_: int, t: float | None = None) -> None:
     """⌊N t⌋ steps must fit the engine's 32-bit step counter."""
     t = config.t_max if t is None else t
@@ -221,6 +251,29 @@ def two_layer_bytes(config, width_: int, members: int, n_saved: int) -> float:
     budget = min(config.memory_gb * 1e9, max(member, 1.0) * members)
     kernels = 8.0 * (p * p * 8 + p * d)
     return results + budget + kernels
+
+
+def _sobol_size(n: int) -> int:
+    return 2 ** max(1, math.ceil(math.log2(n)))
+
+
+def particle_flow_bytes(config, n_particles: int, n_feature_times: int = 2) -> float:
+    """Peak memory of the mean-field limit: K particles (rounded up to a power of two) through
+    an adaptive Runge–Kutta solve in float64 (about a dozen copies of the state plus the field's
+    (K, M) intermediates), and the particles kept at the feature times."""
+    k = _sobol_size(n_particles)
+    d, m, p = input_dim(config), config.points, config.points + config.probes
+    return 1.5 * 8.0 * k * (12 * (d + 1) + 4 * m + 2 * p + n_feature_times * (d + 1))
+
+
+def influence_bytes(config, n_particles: int, n_times: int, batch: int = 8, max_steps: int = 4096) -> float:
+    """Peak memory of the predicted covariance: the forward solve's checkpoints (≈ √(2·max_steps)
+    states), the influence functions (n_times·P per particle) and ``batch`` backward solves at once."""
+    k = _sobol_size(n_particles)
+    d, m, p = input_dim(config), config.points, config.points + config.probes
+    checkpoints = math.sqrt(2 * max_steps) + 1
+    per_particle = checkpoints * (d + 1) + 2 * n_times * p + batch * (12 * (d + 1) + 6 * m + 2 * p)
+    return 1.5 * 8.0 * k * per_particle
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]

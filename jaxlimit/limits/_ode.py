@@ -62,6 +62,7 @@ def solve_ode(
     adjoint: diffrax.AbstractAdjoint | None = None,
     steps_option: str = "the horizon (t_max)",
     check: bool = True,
+    save: Callable[[Any, Any, Any], Any] | None = None,
 ) -> Any:
     """Integrate dy/dt = field(t, y, args) from ``t0`` and save at ``times``.
 
@@ -78,9 +79,12 @@ def solve_ode(
         adjoint: diffrax's adjoint (e.g. ``ForwardMode()`` for nested jvp).
         check: raise on failure (set False inside ``jit``/``vmap``, where the
             caller checks the returned values itself).
+        save: what to keep at each save time, ``save(t, y, args)`` (diffrax's
+            ``SaveAt(fn=...)``); the whole state by default. A large state
+            (thousands of particles) saved at many times need not be held.
 
     Returns:
-        The saved states, each leaf of shape (T, ...).
+        The saved states (or ``save`` values), each leaf of shape (T, ...).
     """
     t = check_times(times)
     if t[0] < t0:
@@ -92,12 +96,14 @@ def solve_ode(
     atol = d_atol if atol is None else atol
     t1 = float(t[-1])
     if t1 == t0:
-        return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (len(t), *jnp.shape(a))), y0)
+        first = y0 if save is None else save(t0, y0, args)
+        return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (len(t), *jnp.shape(a))), first)
     kwargs = {} if adjoint is None else {"adjoint": adjoint}
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field), diffrax.Tsit5() if solver is None else solver,
         t0=t0, t1=t1, dt0=None, y0=y0, args=args,
-        saveat=diffrax.SaveAt(ts=jnp.asarray(t, dtype if jnp.issubdtype(dtype, jnp.floating) else None)),
+        saveat=diffrax.SaveAt(ts=jnp.asarray(t, dtype if jnp.issubdtype(dtype, jnp.floating) else None),
+                              **({} if save is None else {"fn": save})),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=int(max_steps), throw=False, **kwargs,
     )

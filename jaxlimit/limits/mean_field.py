@@ -1,4 +1,4 @@
-"""The mean-field limit (γ = 1) of the two-layer network and its fluctuations (THEORY §3).
+"""The mean-field limit (γ = 1) of the two-layer network and its fluctuations (docs/mean-field.md).
 
 The network as a measure
 ------------------------
@@ -95,6 +95,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings as _warnings
 
 import diffrax
 import equinox as eqx
@@ -103,10 +104,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.activations import Activation, get_activation
+from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
+from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer, TwoLayerParams
+from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.streams import check_seed
 from jaxlimit.training.ensemble import validate_times
 from jaxlimit.training.steps import Trainer
 
@@ -116,10 +121,18 @@ RULES = ("sobol", "monte-carlo")
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri8": diffrax.Dopri8, "dopri5": diffrax.Dopri5}
 """ODE solvers by name; the default is Tsit5 and Dopri8 is the cross-check."""
 
+LOSSES = ("squared", "huber")
+"""The losses whose flow this module integrates (the residual is −∂ℓ/∂ŷ)."""
+
 _FORWARD_MAX_STEPS = 1_000_000
 # Reverse mode checkpoints a budget of steps; a few thousand is ample (a smooth
 # flow to t = O(1) takes tens of steps at rtol 1e-9) and keeps the recompute cheap.
 _REVERSE_MAX_STEPS = 4096
+_STEPS_OPTION = "--t-max (or the limit's rtol/atol)"
+
+
+class SGDNoiseWarning(UserWarning):
+    """The predicted covariance leaves out the data noise of online or minibatch SGD."""
 
 
 # Particles -----------------------------------------------------------------
@@ -145,6 +158,10 @@ class Particles(eqx.Module):
                 f"particles need c (K,), w (K, d) and weights (K,), got "
                 f"{np.shape(self.c)}, {np.shape(self.w)}, {np.shape(self.weights)}"
             )
+        for name in ("c", "w", "weights"):
+            value = getattr(self, name)
+            if not isinstance(value, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(value))):
+                raise InputError(f"particle {name} must be finite")
 
     @property
     def n_particles(self) -> int:
@@ -169,7 +186,7 @@ def network_particles(params: TwoLayerParams, dtype=None) -> Particles:
     c = jnp.asarray(params.c, dtype)
     w = jnp.asarray(params.w, dtype)
     if c.ndim != 1 or w.ndim != 2 or w.shape[0] != c.shape[0]:
-        raise InputError(f"expected one network's parameters c (N,), w (N, d), got {c.shape}, {w.shape}")
+        raise InputError(f"params must be one network's c (N,) and w (N, d), got {c.shape}, {w.shape}")
     return Particles(c, w, jnp.full(c.shape, 1.0 / c.shape[0], c.dtype))
 
 
@@ -202,15 +219,15 @@ def sample_particles(law: InitLaw, dim: int, n_particles: int, *, rule: str = "s
     """
     if rule not in RULES:
         raise InputError(f"unknown particle rule {rule!r}; choose {', '.join(RULES)}")
-    if isinstance(n_particles, bool) or int(n_particles) != n_particles or n_particles < 2:
-        raise InputError(f"the number of particles must be an integer ≥ 2, got {n_particles}")
-    if isinstance(dim, bool) or int(dim) != dim or dim < 1:
-        raise InputError(f"input dimension must be a positive integer, got {dim}")
+    if not isinstance(law, InitLaw):
+        raise InputError(f"law must be an InitLaw, got {type(law).__name__}")
+    n_particles = require_int(n_particles, "n_particles", low=2, high=2**40)
+    dim = require_int(dim, "dim")
+    seed = check_seed(seed)
     dtype = jnp.result_type(float) if dtype is None else dtype
     if rule == "monte-carlo":
-        p = law.sample(jax.random.key(seed), int(n_particles), int(dim), dtype)
-        k = int(n_particles)
-        return Particles(p.c, p.w, jnp.full((k,), 1.0 / k, dtype))
+        p = law.sample(jax.random.key(seed), n_particles, dim, dtype)
+        return Particles(p.c, p.w, jnp.full((n_particles,), 1.0 / n_particles, dtype))
     from scipy.stats import qmc
 
     log2 = max(1, math.ceil(math.log2(n_particles)))
@@ -226,6 +243,8 @@ def sample_particles(law: InitLaw, dim: int, n_particles: int, *, rule: str = "s
 def particle_outputs(particles: Particles, x: jax.Array, activation) -> jax.Array:
     """ḡ(x) = Σ_k m_k c_k σ(w_k·x) on inputs ``x`` (P, d); returns shape (P,)."""
     act = get_activation(activation)
+    if np.ndim(x) != 2 or np.shape(x)[1] != particles.dim:
+        raise InputError(f"x must have shape (P, {particles.dim}), got {np.shape(x)}")
     return act(x @ particles.w.T) @ (particles.weights * particles.c)
 
 
@@ -271,8 +290,13 @@ class _Record(eqx.Module):
         return out, jnp.mean(self.loss(out[: y.shape[0]], y))
 
 
-def _keep_state(t, state, args):
-    return state
+class _Outputs(eqx.Module):
+    """The outputs alone (what the influence functions differentiate)."""
+
+    record: _Record
+
+    def __call__(self, t, state, args):
+        return self.record(t, state, args)[0]
 
 
 class ParticleFlow(eqx.Module):
@@ -287,7 +311,6 @@ class ParticleFlow(eqx.Module):
         w: particle input weights at ``feature_times``, shape (T_f, K, d).
         weights: the particle masses, shape (K,).
         n_train: M.
-        n_steps: accepted solver steps.
     """
 
     times: np.ndarray
@@ -298,7 +321,6 @@ class ParticleFlow(eqx.Module):
     w: jax.Array
     weights: jax.Array
     n_train: int = eqx.field(static=True)
-    n_steps: int = eqx.field(static=True)
 
     @property
     def train_outputs(self) -> jax.Array:
@@ -317,8 +339,8 @@ def _positive_horizon(times) -> np.ndarray:
 
 
 def _tolerances(dtype, rtol: float, atol: float) -> tuple[float, float]:
-    if not (rtol > 0 and atol > 0):
-        raise InputError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
+    rtol = require_real(rtol, "rtol", high=1.0)
+    atol = require_real(atol, "atol", high=1.0)
     # Tolerances below the floating-point resolution only make the solver stall.
     floor = 100.0 * float(jnp.finfo(dtype).eps)
     return max(rtol, floor), max(atol, floor)
@@ -338,8 +360,15 @@ def _as_loss(loss: str | Loss) -> Loss:
 def _solver(name: str):
     try:
         return SOLVERS[name]()
-    except KeyError:
+    except (KeyError, TypeError):
         raise InputError(f"unknown ODE solver {name!r}; choose {', '.join(SOLVERS)}") from None
+
+
+def _check_data(data: Dataset, dim: int) -> None:
+    if not isinstance(data, Dataset):
+        raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
+    if data.dim != dim:
+        raise InputError(f"data has input dimension {data.dim} but the particles have {dim}")
 
 
 def solve_particle_flow(
@@ -367,7 +396,8 @@ def solve_particle_flow(
         alpha: the base rate α.
         loss: the per-sample loss (its derivative makes the residual).
         feature_times: times at which to save the particles themselves (the
-            learned features); by default the first and the last time.
+            learned features); by default the first and the last time; an
+            empty list saves none (and skips the solve that keeps them).
         solver: ``"tsit5"`` (default), ``"dopri8"`` or ``"dopri5"``, with an
             adaptive PID step-size controller at ``rtol``/``atol``.
         adjoint: how diffrax differentiates the solve; the default
@@ -376,60 +406,107 @@ def solve_particle_flow(
             second derivatives with respect to the particle weights).
 
     Returns:
-        A :class:`ParticleFlow`.
+        A :class:`ParticleFlow`. The outputs and the particles come from two
+        solves (:func:`~jaxlimit.limits._ode.solve_ode`): the particles are
+        held only at ``feature_times``.
     """
     t = _positive_horizon(times)
-    if data.dim != particles.dim:
-        raise InputError(f"data has input dimension {data.dim} but the particles have {particles.dim}")
-    if not (alpha > 0 and math.isfinite(alpha)):
-        raise InputError(f"alpha must be a positive finite number, got {alpha}")
-    ft = np.array([t[0], t[-1]]) if feature_times is None else validate_times(feature_times)
-    if ft[-1] > t[-1]:
-        raise InputError(f"feature times must not exceed the last time {t[-1]}")
+    _check_data(data, particles.dim)
+    alpha = require_real(alpha, "alpha", high=1e6)
+    if feature_times is None:
+        ft = np.array([t[0], t[-1]])
+    elif np.size(feature_times) == 0:
+        ft = np.zeros(0)
+    else:
+        ft = validate_times(feature_times)
+    if ft.size and ft[-1] > t[-1]:
+        raise InputError(f"feature_times must not exceed the last time {t[-1]:g}")
     dtype = particles.c.dtype
     rtol, atol = _tolerances(dtype, rtol, atol)
     act = get_activation(activation)
     loss = _as_loss(loss)
     x, y, x_all = (jnp.asarray(a, dtype) for a in (data.x_train, data.y_train, data.x_all))
-    saveat = diffrax.SaveAt(subs=[
-        diffrax.SubSaveAt(ts=jnp.asarray(t, dtype), fn=_Record(act, loss, x_all)),
-        diffrax.SubSaveAt(ts=jnp.asarray(ft, dtype), fn=_keep_state),
-    ])
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_Velocity(act, float(alpha), loss)), _solver(solver),
-        t0=0.0, t1=float(t[-1]), dt0=None, y0=(particles.c, particles.w),
-        args=(particles.weights, x, y), saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=_FORWARD_MAX_STEPS,
-        adjoint=adjoint,
-    )
-    (outputs, loss_t), (c_t, w_t) = sol.ys
-    return ParticleFlow(
-        times=t, outputs=outputs, loss=loss_t, feature_times=ft, c=c_t, w=w_t,
-        weights=particles.weights, n_train=data.n_train, n_steps=int(sol.stats["num_steps"]),
-    )
+    common = dict(args=(particles.weights, x, y), solver=_solver(solver), rtol=rtol, atol=atol,
+                  max_steps=_FORWARD_MAX_STEPS, adjoint=adjoint, steps_option=_STEPS_OPTION)
+    field = _Velocity(act, float(alpha), loss)
+    y0 = (particles.c, particles.w)
+    outputs, loss_t = solve_ode(field, y0, t, save=_Record(act, loss, x_all), **common)
+    if ft.size:
+        c_t, w_t = solve_ode(field, y0, ft, **common)
+    else:
+        c_t, w_t = particles.c[None][:0], particles.w[None][:0]
+    return ParticleFlow(times=t, outputs=outputs, loss=loss_t, feature_times=ft, c=c_t, w=w_t,
+                        weights=particles.weights, n_train=data.n_train)
+
+
+# Which networks the limit describes ------------------------------------------------
+
+def _flow_settings(model: TwoLayer, data: Dataset, trainer: Trainer | None) -> tuple[Activation, float, Loss]:
+    """Refuse a network, data or training the mean-field flow does not describe."""
+    if not isinstance(model, TwoLayer):
+        raise InputError(f"the mean-field limit describes two-layer networks, got {type(model).__name__}")
+    if model.gamma != 1.0:
+        raise InputError(
+            f"the mean-field limit needs γ = 1 (scaling 'mean-field'), got γ = {model.gamma:g}; "
+            "for γ < 1 the limit is kernel regression from h = 0 (xavier_limit's mean)"
+        )
+    trainer = Trainer() if trainer is None else trainer
+    if not isinstance(trainer, Trainer):
+        raise InputError(f"trainer must be a jaxlimit Trainer, got {type(trainer).__name__}")
+    if trainer.method == "optax":
+        raise InputError("the mean-field limit is the gradient flow of plain SGD or gradient descent; "
+                         "it does not describe an optax optimizer")
+    if trainer.loss.name.split("(")[0] not in LOSSES:
+        raise InputError(f"the mean-field flow is implemented for the squared and Huber losses, got "
+                         f"{trainer.loss.name!r}")
+    if not isinstance(data, Dataset):
+        raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
+    if data.dim != model.dim:
+        raise InputError(f"data has input dimension {data.dim} but the model expects {model.dim}")
+    return model.activation, float(trainer.alpha), trainer.loss
+
+
+def _sgd_caveat(method: str) -> str:
+    return (f"training is {method} SGD: the mean-field flow is its limit too, but the predicted "
+            "covariance covers full-batch descent only; the data noise of SGD adds an O(1/N) covariance "
+            "of the same order that the prediction leaves out, so it underestimates the spread")
 
 
 # The limit --------------------------------------------------------------------
 
 class MeanFieldLimit(eqx.Module):
-    """The deterministic mean-field limit h̄_t on the training and probe points.
+    """The deterministic mean-field limit h̄_t of a γ = 1 network, and its predicted fluctuations.
+
+    Made by :func:`mean_field_limit` from the model, data and trainer that an
+    ensemble is trained with. :meth:`predict` gives the protocol every limit
+    answers: a :class:`~jaxlimit.stats.Gaussian` over times.
 
     Attributes:
-        flow: the K-particle solution (outputs, loss and the particles at
-            ``flow.feature_times``: the learned law of the neurons).
+        flow: the K-particle solution at the construction times (outputs, loss
+            and the particles at ``flow.feature_times``: the learned law of the
+            neurons).
         coarse_outputs: the nested K/2-particle solution, shape (T, P).
         quadrature_error: max |K-particle − K/2-particle| over times and points,
             a conservative estimate of the K-particle quadrature error.
         solver_error: max |Tsit5 − Dopri8 at 1/100 of the tolerance| on the
             K/2 particles.
+        particles: the quadrature of the initial law (to solve at other times).
+        width: N, the width of the model whose fluctuations :meth:`predict` gives.
+        method: the trainer's method (the covariance is complete for "fullbatch").
+        fluctuation_particles, fluctuation_seed: the quadrature of the influence
+            functions behind the covariance.
         init_law, activation, alpha, loss, rule, seed, rtol, atol: how it was made.
     """
 
     flow: ParticleFlow
     coarse_outputs: jax.Array
+    particles: Particles
     quadrature_error: float = eqx.field(static=True)
     solver_error: float = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+    fluctuation_particles: int = eqx.field(static=True)
+    fluctuation_seed: int = eqx.field(static=True)
     init_law: InitLaw = eqx.field(static=True)
     activation: Activation = eqx.field(static=True)
     alpha: float = eqx.field(static=True)
@@ -438,6 +515,7 @@ class MeanFieldLimit(eqx.Module):
     seed: int = eqx.field(static=True)
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
+    data: Dataset
 
     @property
     def times(self) -> np.ndarray:
@@ -445,7 +523,7 @@ class MeanFieldLimit(eqx.Module):
 
     @property
     def outputs(self) -> jax.Array:
-        """h̄_t, shape (T, P): training points then probes."""
+        """h̄_t at the construction times, shape (T, P): training points then probes."""
         return self.flow.outputs
 
     @property
@@ -458,7 +536,7 @@ class MeanFieldLimit(eqx.Module):
 
     @property
     def loss_curve(self) -> jax.Array:
-        """The limit's training loss, shape (T,)."""
+        """The limit's training loss at the construction times, shape (T,)."""
         return self.flow.loss
 
     @property
@@ -470,6 +548,78 @@ class MeanFieldLimit(eqx.Module):
         """quadrature_error + solver_error: the reported accuracy of h̄_t."""
         return self.quadrature_error + self.solver_error
 
+    @property
+    def covariance_complete(self) -> bool:
+        """Whether the predicted covariance is the whole O(1/N) covariance (full-batch descent)."""
+        return self.method == "fullbatch"
+
+    def mean(self, times) -> jax.Array:
+        """h̄_t at ``times`` (non-decreasing, ≥ 0), shape (T, P), from the K particles."""
+        t = check_times(times)
+        known = self.flow.times
+        idx = np.minimum(np.searchsorted(known, t), len(known) - 1)
+        if np.array_equal(known[idx], t):
+            return self.flow.outputs[idx]
+        grid, index = _grid(t)
+        if grid[-1] == 0.0:
+            h0 = particle_outputs(self.particles, self.data.x_all, self.activation)
+            return jnp.broadcast_to(h0, (len(t), h0.shape[0]))
+        flow = solve_particle_flow(self.particles, self.data, times=grid, activation=self.activation,
+                                   alpha=self.alpha, loss=self.loss, rtol=self.rtol, atol=self.atol,
+                                   feature_times=())
+        return flow.outputs[index]
+
+    def fluctuations(self, times) -> "FluctuationPrediction":
+        """The predicted law of √N (h^N_t − h̄_t) at ``times`` (t = 0 added): see
+        :func:`predict_fluctuations`, computed with this limit's settings."""
+        return _fluctuations(self.particles_for_fluctuations(), self.data, _positive_horizon(times),
+                             self.activation, self.alpha, self.loss, self.rtol, self.atol)
+
+    def particles_for_fluctuations(self) -> Particles:
+        """The quadrature of the influence functions (``fluctuation_particles``, ``fluctuation_seed``)."""
+        return sample_particles(self.init_law, self.data.dim, self.fluctuation_particles, rule=self.rule,
+                                seed=self.fluctuation_seed)
+
+    def predict(self, times) -> Gaussian:
+        """The predicted law of the width-N outputs h^N_t at ``times``: N(h̄_t, C_t / N).
+
+        mean (T, P) is the deterministic limit output h̄_t (K particles, error
+        ``discretisation_error``); cov (T, P, P) is C_t / N with N =
+        ``self.width`` (the model's width) and C_t = Cov_{μ_0}[φ_t] the
+        predicted covariance of √N (h^N_t − h̄_t) (:meth:`fluctuations`).
+
+        The scale: the covariance is O(1/N) and the prediction is its leading
+        term. Neglected: the O(1/N) bias of the mean (the second variation of
+        the flow and the Euler step of full-batch descent; a shift of O(N^{-1/2})
+        standard deviations), the relative O(1/N) corrections of the covariance,
+        the O(N^{-1/2}) skewness, and the quadrature error of C_t. Under online
+        or minibatch SGD the data noise adds a covariance of the same order 1/N
+        that C_t leaves out (an :class:`SGDNoiseWarning` says so): the mean is
+        still the limit, the covariance underestimates the spread. Details in
+        the module docstring and docs/mean-field.md#what-the-prediction-neglects.
+        """
+        t = check_times(times)
+        if not self.covariance_complete:
+            _warnings.warn(_sgd_caveat(self.method), SGDNoiseWarning, stacklevel=2)
+        grid, index = _grid(t)
+        mean = self.mean(t)
+        if grid[-1] == 0.0:
+            particles = self.particles_for_fluctuations()
+            phi = (particles.c[:, None] * self.activation(particles.w @ self.data.x_all.T)).T[None]
+            cov = _covariance(phi, particles.weights)[None]
+        else:
+            cov = self.fluctuations(grid).cov
+        return Gaussian(jnp.asarray(mean), jnp.asarray(cov)[index] / self.width)
+
+    def warnings(self) -> list[str]:
+        """What a reader of a comparison with this limit must know."""
+        out = []
+        if not self.covariance_complete:
+            out.append(_sgd_caveat(self.method))
+        if self.discretisation_error > 1e-3:
+            out.append(f"the limit's discretisation error is {self.discretisation_error:.2g}; raise --particles")
+        return out
+
     def describe(self) -> dict:
         return {
             "n_particles": self.n_particles,
@@ -477,23 +627,19 @@ class MeanFieldLimit(eqx.Module):
             "seed": self.seed,
             "rtol": self.rtol,
             "atol": self.atol,
-            "solver_steps": self.flow.n_steps,
             "quadrature_error": self.quadrature_error,
             "solver_error": self.solver_error,
+            "width": self.width,
+            "fluctuation_particles": self.fluctuation_particles,
+            "fluctuation_seed": self.fluctuation_seed,
+            "covariance_complete": self.covariance_complete,
         }
 
 
-def _flow_settings(model: TwoLayer, trainer: Trainer | None) -> tuple[Activation, float, Loss]:
-    if model.gamma != 1.0:
-        raise InputError(
-            f"the mean-field limit needs γ = 1 (scaling 'mean-field'), got γ = {model.gamma}; "
-            "for γ < 1 the limit is kernel regression from h = 0 (see xavier_limit)"
-        )
-    trainer = Trainer() if trainer is None else trainer
-    if trainer.method == "optax":
-        raise InputError("the mean-field limit is the gradient flow of plain SGD/GD; "
-                         "it does not describe an optax optimiser")
-    return model.activation, float(trainer.alpha), trainer.loss
+def _grid(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strictly increasing grid from 0 through ``t``, and where each of ``t`` sits in it."""
+    grid = np.unique(np.concatenate([[0.0], t]))
+    return grid, np.searchsorted(grid, t)
 
 
 def mean_field_limit(
@@ -503,40 +649,59 @@ def mean_field_limit(
     *,
     times,
     n_particles: int = 2**18,
+    fluctuation_particles: int = 2**14,
     rule: str = "sobol",
     seed: int = 0,
+    fluctuation_seed: int = 1,
     feature_times=None,
     rtol: float = 1e-9,
     atol: float = 1e-9,
 ) -> MeanFieldLimit:
     """The mean-field limit of ``model`` (γ = 1) trained by ``trainer`` on ``data``.
 
-    The same limit serves online SGD, minibatch SGD and full-batch descent (they
-    share the drift). ``model.width`` is irrelevant; its activation and initial
-    law are used. Computed in float64 when ``jax_enable_x64`` is on.
+    Refused with one :class:`~jaxlimit.errors.InputError` line: a model that is
+    not a two-layer network with γ = 1, an optax trainer, a loss other than the
+    squared or Huber loss, data of another dimension. The flow uses the
+    model's own activation and initial law (any :class:`InitLaw`). The same
+    flow is the limit of online SGD, minibatch SGD and full-batch descent (they
+    share the drift); the predicted covariance covers full-batch descent only
+    (:meth:`MeanFieldLimit.warnings` and an :class:`SGDNoiseWarning` from
+    :meth:`MeanFieldLimit.predict` say so otherwise). Computed in float64
+    when ``jax_enable_x64`` is on.
 
     Args:
+        times: the times at which the flow is solved now (``limit.outputs``);
+            :meth:`MeanFieldLimit.predict` accepts any others.
         n_particles: K, the size of the quadrature of the initial law (2^18 by
             default: a few seconds on a CPU, error ~1e-5 for tanh).
+        fluctuation_particles: K for the influence functions behind the
+            covariance (2^14 by default: it needs far less accuracy than the mean).
         rule, seed: see :func:`sample_particles`.
+        fluctuation_seed: the influence functions' quadrature seed (another than
+            ``seed``, so the mean and the covariance are independent estimates).
         feature_times: times at which to keep the particles (the law of the
             neurons); by default the first and the last.
         rtol, atol: the adaptive solver's tolerances.
     """
-    activation, alpha, loss = _flow_settings(model, trainer)
+    activation, alpha, loss = _flow_settings(model, data, trainer)
+    method = "online" if trainer is None else trainer.method
+    fluctuation_particles = require_int(fluctuation_particles, "fluctuation_particles", low=2, high=2**40)
+    fluctuation_seed = check_seed(fluctuation_seed, "fluctuation_seed")
     particles = sample_particles(model.init_law, data.dim, n_particles, rule=rule, seed=seed)
     common = dict(times=times, activation=activation, alpha=alpha, loss=loss, rtol=rtol, atol=atol)
     fine = solve_particle_flow(particles, data, feature_times=feature_times, **common)
     coarse_particles = particles.head(particles.n_particles // 2)
-    coarse = solve_particle_flow(coarse_particles, data, **common)
-    reference = solve_particle_flow(coarse_particles, data, solver="dopri8",
+    coarse = solve_particle_flow(coarse_particles, data, feature_times=(), **common)
+    reference = solve_particle_flow(coarse_particles, data, solver="dopri8", feature_times=(),
                                     **{**common, "rtol": rtol / 100, "atol": atol / 100})
     quad_err = float(jnp.max(jnp.abs(fine.outputs - coarse.outputs)))
     solver_err = float(jnp.max(jnp.abs(coarse.outputs - reference.outputs)))
     return MeanFieldLimit(
-        flow=fine, coarse_outputs=coarse.outputs, quadrature_error=quad_err, solver_error=solver_err,
+        flow=fine, coarse_outputs=coarse.outputs, particles=particles, quadrature_error=quad_err,
+        solver_error=solver_err, width=model.width, method=method,
+        fluctuation_particles=fluctuation_particles, fluctuation_seed=fluctuation_seed,
         init_law=model.init_law, activation=activation, alpha=alpha, loss=loss, rule=rule,
-        seed=int(seed), rtol=float(rtol), atol=float(atol),
+        seed=int(seed), rtol=float(rtol), atol=float(atol), data=data,
     )
 
 
@@ -548,7 +713,8 @@ class FluctuationPrediction(eqx.Module):
     Attributes:
         times: shape (T,).
         mean: h̄_t from the particles used for the prediction, shape (T, P).
-        cov: C_t = Cov_{μ_0}[φ_t], the covariance of √N (h^N_t − h̄_t), shape (T, P, P).
+        cov: C_t = Cov_{μ_0}[φ_t], the covariance of √N (h^N_t − h̄_t), shape (T, P, P);
+            the covariance of h^N_t itself at width N is C_t / N.
         joint_cov: the covariance across times too, shape (T·P, T·P), time-major.
         n_particles: K used for the influence functions.
     """
@@ -559,18 +725,13 @@ class FluctuationPrediction(eqx.Module):
     joint_cov: jax.Array
     n_particles: int = eqx.field(static=True)
 
-    def scaled_gaussian(self, index: int = -1):
+    def scaled_gaussian(self, index: int = -1) -> Gaussian:
         """N(0, C_t) at ``times[index]``: the predicted law of √N (h^N_t − h̄_t)."""
-        from jaxlimit.stats import Gaussian
-
         return Gaussian(jnp.zeros_like(self.mean[index]), self.cov[index])
 
-    def gaussian_at_width(self, width: int, mean=None, index: int = -1):
+    def gaussian_at_width(self, width: int, mean=None, index: int = -1) -> Gaussian:
         """N(h̄_t, C_t / N): the predicted law of h^N_t for width N (mean h̄_t by default)."""
-        from jaxlimit.stats import Gaussian
-
-        if width < 1:
-            raise InputError(f"width must be positive, got {width}")
+        width = require_int(width, "width")
         m = self.mean[index] if mean is None else jnp.asarray(mean)
         return Gaussian(m, self.cov[index] / width)
 
@@ -585,34 +746,56 @@ def influence_functions(particles: Particles, data: Dataset, *, times, activatio
         One backward pass per (t, point), ``batch_size`` of them at a time.
     """
     t = _positive_horizon(times)
+    _check_data(data, particles.dim)
+    alpha = require_real(alpha, "alpha", high=1e6)
+    batch_size = require_int(batch_size, "batch_size", high=4096)
     dtype = particles.c.dtype
     rtol, atol = _tolerances(dtype, rtol, atol)
     act = get_activation(activation)
     loss = _as_loss(loss)
-    if data.dim != particles.dim:
-        raise InputError(f"data has input dimension {data.dim} but the particles have {particles.dim}")
     x, y, x_all = (jnp.asarray(a, dtype) for a in (data.x_train, data.y_train, data.x_all))
-    return _influence(_Velocity(act, float(alpha), loss), _Record(act, loss, x_all), particles, x, y,
-                      jnp.asarray(t, dtype), rtol, atol, int(batch_size))
+    field = _Velocity(act, float(alpha), loss)
+    save = _Outputs(_Record(act, loss, x_all))
+    out, phi = _influence(field, save, particles, x, y, tuple(float(v) for v in t), float(rtol), float(atol),
+                          batch_size)
+    if not bool(jnp.all(jnp.isfinite(out))):
+        raise InputError(f"the influence functions' solve left the finite numbers or needed more than "
+                         f"{_REVERSE_MAX_STEPS} steps before t = {t[-1]:g}; reduce {_STEPS_OPTION}")
+    return out, phi
 
 
 @eqx.filter_jit
-def _influence(field, record, particles, x, y, ts, rtol, atol, batch_size):
+def _influence(field, save, particles, x, y, ts: tuple, rtol: float, atol: float, batch_size: int):
+    # Compiled once per (shapes, times): ``ts`` is a tuple, so it is static here.
     def outputs_of(weights):
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=ts[-1], dt0=None,
-            y0=(particles.c, particles.w), args=(weights, x, y),
-            saveat=diffrax.SaveAt(ts=ts, fn=lambda tt, s, a: record(tt, s, a)[0]),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=_REVERSE_MAX_STEPS,
-            adjoint=diffrax.RecursiveCheckpointAdjoint(),
-        )
-        return sol.ys  # (T, P)
+        return solve_ode(field, (particles.c, particles.w), np.asarray(ts), args=(weights, x, y), save=save,
+                         rtol=rtol, atol=atol, max_steps=_REVERSE_MAX_STEPS, steps_option=_STEPS_OPTION,
+                         adjoint=diffrax.RecursiveCheckpointAdjoint(), check=False)  # (T, P)
 
     out, pullback = jax.vjp(outputs_of, particles.weights)
     basis = jnp.eye(out.size, dtype=out.dtype).reshape(out.size, *out.shape)
     phi = jax.lax.map(lambda e: pullback(e)[0], basis, batch_size=batch_size)
     return out, phi.reshape(*out.shape, -1)
+
+
+def _covariance(phi: jax.Array, weights: jax.Array) -> jax.Array:
+    """Σ_k m_k (φ_k − φ̄)(φ_k − φ̄)ᵀ for φ of shape (T, P, K): the joint (T·P, T·P) covariance."""
+    t_count, p_count, _ = phi.shape
+    flat = phi.reshape(t_count * p_count, -1)
+    centred = flat - (flat @ weights)[:, None]
+    joint = (centred * weights[None, :]) @ centred.T
+    return 0.5 * (joint + joint.T)
+
+
+def _fluctuations(particles, data, t, activation, alpha, loss, rtol, atol) -> FluctuationPrediction:
+    out, phi = influence_functions(particles, data, times=t, activation=activation, alpha=alpha, loss=loss,
+                                   rtol=rtol, atol=atol)
+    joint = _covariance(phi, particles.weights)
+    t_count, p_count, _ = phi.shape
+    idx = np.arange(t_count)
+    blocks = joint.reshape(t_count, p_count, t_count, p_count)[idx, :, idx, :]
+    return FluctuationPrediction(times=t, mean=out, cov=blocks, joint_cov=joint,
+                                 n_particles=particles.n_particles)
 
 
 def predict_fluctuations(
@@ -631,7 +814,9 @@ def predict_fluctuations(
 
     Exact (as N → ∞) for full-batch gradient descent; under online or
     minibatch SGD it is only the initial-sampling part and underestimates
-    the covariance by the SGD-noise part.
+    the covariance by the SGD-noise part. The covariance of h^N_t at width N
+    is ``cov / N`` (:meth:`FluctuationPrediction.gaussian_at_width`, or
+    :meth:`MeanFieldLimit.predict`).
 
     Args:
         model, data, trainer: as for :func:`mean_field_limit` (γ = 1).
@@ -641,24 +826,13 @@ def predict_fluctuations(
         rule, seed: the quadrature of the initial law (a seed different from
             the limit's by default, so the two are independent estimates).
     """
-    activation, alpha, loss = _flow_settings(model, trainer)
+    activation, alpha, loss = _flow_settings(model, data, trainer)
     particles = sample_particles(model.init_law, data.dim, n_particles, rule=rule, seed=seed)
-    out, phi = influence_functions(particles, data, times=times, activation=activation,
-                                   alpha=alpha, loss=loss, rtol=rtol, atol=atol)
-    t_count, p_count, _ = phi.shape
-    m = particles.weights
-    flat = phi.reshape(t_count * p_count, -1)
-    centred = flat - (flat @ m)[:, None]
-    joint = (centred * m[None, :]) @ centred.T
-    joint = 0.5 * (joint + joint.T)
-    idx = np.arange(t_count)
-    blocks = joint.reshape(t_count, p_count, t_count, p_count)[idx, :, idx, :]
-    return FluctuationPrediction(times=_positive_horizon(times), mean=out, cov=blocks,
-                                 joint_cov=joint, n_particles=particles.n_particles)
+    return _fluctuations(particles, data, _positive_horizon(times), activation, alpha, loss, rtol, atol)
 
 
 __all__ = [
-    "FluctuationPrediction", "MeanFieldLimit", "ParticleFlow", "Particles", "RULES", "SOLVERS",
-    "influence_functions", "mean_field_limit", "network_particles", "particle_outputs",
+    "FluctuationPrediction", "LOSSES", "MeanFieldLimit", "ParticleFlow", "Particles", "RULES", "SGDNoiseWarning",
+    "SOLVERS", "influence_functions", "mean_field_limit", "network_particles", "particle_outputs",
     "predict_fluctuations", "sample_particles", "solve_particle_flow",
 ]

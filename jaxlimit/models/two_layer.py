@@ -105,6 +105,13 @@ class TwoLayer(eqx.Module):
         scale = self.width ** (-(2.0 - 2.0 * self.gamma))
         return TwoLayerParams(c=scale, w=scale)
 
+    @property
+    def time_step(self) -> float:
+        """1/N: ⌊N t⌋ steps reach time t, so one step is 1/N of training time. With it the
+        empirical NTK Σ_ℓ (lr_ℓ / dt) J_ℓ J_ℓᵀ (:func:`~jaxlimit.limits.empirical.empirical_ntk`)
+        is the kernel of the output flow dh/dt = (α/M) Θ (Y − h), → A at γ = 1/2."""
+        return 1.0 / self.width
+
     def steps_to(self, t: float) -> int:
         # The small slack keeps ⌊N t⌋ exact when N t is an integer in decimal.
         return int(math.floor(self.width * t + 1e-9))
