@@ -138,7 +138,8 @@ def test_learning_rate_scaling_enters_the_kernel_and_the_engine_step():
                        seed=0, dtype=jnp.float64, observables=record)
     f0, step = res.outputs[0, 0], res.outputs[0, 1] - res.outputs[0, 0]
     predicted = -(eta * 1e-3 / 4) * res.observables["ntk"][0, 0] @ (f0 - y)  # df = −(η dt/M) Θ̂ (f − y)
-    np.testing.assert_allclose(step, predicted, rtol=1e-2)
+    # First order in η dt: agreement to 3 % of the largest change (second-order terms).
+    np.testing.assert_allclose(step, predicted, rtol=0, atol=0.03 * np.max(np.abs(predicted)))
     ignoring_scale = -(eta * 1e-3 / 4) * res.observables["unscaled_ntk"][0, 0] @ (f0 - y)
     assert np.max(np.abs(step - ignoring_scale)) > 0.1 * np.max(np.abs(step))
 
@@ -207,7 +208,7 @@ def test_bad_models_and_kernel_requests_are_refused():
     init, apply = _nt_mlp_pair((4,), 3, 1.0, 0.1)
     with pytest.raises(InputError, match="lr_scale"):
         UserNetwork(init, apply, lr_scale={"layer0": 1.0})
-    with pytest.raises(InputError, match="non-negative"):
+    with pytest.raises(InputError, match="≥ 0"):
         UserNetwork(init, apply, lr_scale=lambda path, leaf: -1.0)
     with pytest.raises(InputError, match="init_fn"):
         UserNetwork(lambda key: 1 / 0, apply)

@@ -52,14 +52,14 @@ def test_digits_are_shipped_and_validated():
 
 
 @pytest.mark.parametrize("build,match", [
-    (lambda: jl.TwoLayer(0, 3), "width must be a positive integer"),
-    (lambda: jl.TwoLayer(2.5, 3), "width must be a positive integer"),
-    (lambda: jl.TwoLayer(8, 0), "input dimension"),
+    (lambda: jl.TwoLayer(0, 3), "width must be ≥ 1"),
+    (lambda: jl.TwoLayer(2.5, 3), "width must be an integer"),
+    (lambda: jl.TwoLayer(8, 0), "dim must be ≥ 1"),
     (lambda: jl.TwoLayer(8, 3, "ntk"), "unknown scaling"),
     (lambda: jl.TwoLayer(8, 3, 0.3), "gamma must lie"),
     (lambda: jl.TwoLayer(8, 3, activation="swish"), "unknown activation 'swish'"),
     (lambda: jl.InitLaw("cauchy"), "unknown initial law"),
-    (lambda: jl.InitLaw("gaussian", c_std=-1.0), "positive"),
+    (lambda: jl.InitLaw("gaussian", c_std=-1.0), "c_std must be > 0"),
     (lambda: jl.Trainer(alpha=0.0), "alpha"),
     (lambda: jl.Trainer(method="adam"), "unknown training method"),
     (lambda: jl.Trainer(method="optax"), "optax"),

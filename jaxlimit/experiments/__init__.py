@@ -15,6 +15,7 @@ from jaxlimit.config import Config
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.mean_field.config import MeanFieldConfig
+from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.experiments.sweep_gamma.config import SweepGammaConfig
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
 from jaxlimit.experiments.teacher_student.config import TeacherStudentConfig
@@ -22,7 +23,7 @@ from jaxlimit.experiments.xavier.config import XavierConfig
 
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
     XavierConfig, DeepConfig, MeanFieldConfig, TeacherStudentConfig, EnsembleConfig)}
-SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig)}
+SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig)}
 
 
 def run(config: Config, *, command_line: list[str] | None = None):

@@ -88,11 +88,56 @@ def w_std(default: float = 1.0):
                 group="model")
 
 
+# Deep networks (neural-tangents' "ntk" parameterisation) -------------------------------
+
+
+def depth(default: int):
+    return integer(default, "hidden layers L", high=32, group="model")
+
+
+def weight_scale(default: float = 1.0):
+    return real(default, "weight scale σ_w: layer l multiplies its N(0, 1) weights by σ_w/√(fan-in)", high=1e3,
+                group="model")
+
+
+def b_std(default: float = 0.0):
+    return real(default, "standard deviation σ_b of the biases (0: no biases)", low=0.0, low_open=False,
+                high=1e3, group="model")
+
+
+def kernel_ensemble(default: int):
+    return integer(default, "networks whose empirical NTK is recorded at every saved time (0 skips)", low=0,
+                   high=100_000, group="ensemble")
+
+
+def deep_bytes(config, width_: int, members: int) -> float:
+    """Results of every member, plus one compiled call (parameters, gradients, Jacobians of the kernel arm)."""
+    d = input_dim(config)
+    p = config.points + config.probes
+    params = d * width_ + (config.depth - 1) * width_ * width_ + width_
+    results = 4.0 * members * (config.n_times + 4) * (p + 2)
+    call = min(config.memory_gb * 1e9, 4.0 * 6 * params * min(members, 64))
+    jacobians = 4.0 * p * params * min(config.kernel_ensemble, 64)
+    return results + call + jacobians
+
+
+def check_deep(config) -> None:
+    """Time step, kernel arm and ensemble size of a deep problem."""
+    check_two_layer(config)
+    if config.t_max / config.step >= 2**31:
+        raise ConfigError("step", f"makes t_max / dt = {config.t_max / config.step:.3g} steps, more than 2^31")
+    if config.kernel_ensemble == 1:
+        raise ConfigError("kernel_ensemble", "must be 0 or at least 2 (a kernel's spread needs two networks)")
+    p = config.points + config.probes
+    if config.ensemble < p + 2:
+        raise ConfigError("ensemble", f"must be at least P + 2 = {p + 2} to compare {p} outputs, got {config.ensemble}")
+
+
 # Training --------------------------------------------------------------------------
 
 
-def alpha(default: float = 1.0):
-    return real(default, "base learning rate α (multiplied by the width scaling)", high=1e6, group="training")
+def alpha(default: float = 1.0, help: str = "base learning rate α (multiplied by the width scaling)"):
+    return real(default, help, high=1e6, group="training")
 
 
 def method(default: str = "online", choices=("online", "minibatch", "fullbatch")):

@@ -1,4 +1,4 @@
-"""From a two-layer configuration to what the engine and the limits take.
+"""From a configuration to what the engine and the limits take (two-layer and deep problems).
 
 Every two-layer experiment reads the same option names (``data``, ``points``,
 ``probes``, ``dim``, ``width``, ``activation``, ``alpha``, ``method``, …) from
@@ -19,6 +19,8 @@ import numpy as np
 from jaxlimit.data import Dataset, digits_problem, synthetic_problem
 from jaxlimit.experiments.options import input_dim
 from jaxlimit.losses import get_loss
+from jaxlimit.limits.mlp import mlp_limit
+from jaxlimit.models.mlp import MLP
 from jaxlimit.models.two_layer import InitLaw, TwoLayer
 from jaxlimit.streams import stream_key, stream_seed
 from jaxlimit.training.steps import Trainer
@@ -62,6 +64,24 @@ def two_layer_problem(config, *, width: int | None = None, scaling: str | float 
     trainer = Trainer(alpha=config.alpha, method=getattr(config, "method", "online"),
                       batch_size=getattr(config, "batch_size", 1), loss=get_loss(getattr(config, "loss", "squared")))
     return Problem(model, data, trainer, saved_times(config.t_max, getattr(config, "n_times", 20)))
+
+
+def deep_problem(config, width: int, data=None):
+    """The data, the network of this width, the trainer, the saved times and the compared indices."""
+    data = two_layer_data(config) if data is None else data
+    model = MLP((width,) * config.depth, data.dim, config.activation, W_std=config.w_std, b_std=config.b_std,
+                time_step=config.step)
+    trainer = Trainer(alpha=config.alpha, method="fullbatch")
+    compare = config.compare_times
+    if compare is None:
+        compare = sorted({0.0, min(1.0, config.t_max), config.t_max})
+    times, idx = with_compare_times(saved_times(config.t_max, config.n_times), compare, config.t_max)
+    return data, model, trainer, times, idx
+
+
+def deep_limit(config, data):
+    return mlp_limit(data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
+                     W_std=config.w_std, b_std=config.b_std, learning_rate=config.alpha)
 
 
 def saved_times(t_max: float, n_times: int) -> np.ndarray:
@@ -108,5 +128,5 @@ def timed(timing: dict, stage: str):
         timing[stage] = timing.get(stage, 0.0) + time.perf_counter() - start
 
 
-__all__ = ["Problem", "data_seed", "ensemble_options", "saved_times", "timed", "two_layer_data",
+__all__ = ["Problem", "data_seed", "deep_limit", "deep_problem", "ensemble_options", "saved_times", "timed", "two_layer_data",
            "two_layer_problem", "with_compare_times"]

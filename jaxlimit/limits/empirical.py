@@ -75,6 +75,16 @@ def empirical_ntk(model: Any, params: Any, x, *, time_step: float | None = None)
     return _ntk_from_jacobian(jac, weights)
 
 
+def ntk_observable(model: Any, *, time_step: float | None = None):
+    """An engine observable ``fn(params, params0, data)`` recording :func:`empirical_ntk` on all
+    training and probe points (shape (P, P) per member and saved time)."""
+
+    def ntk(params, params0, data):
+        return empirical_ntk(model, params, data.x_all, time_step=time_step)
+
+    return ntk
+
+
 class MonteCarloKernels(eqx.Module):
     """Kernels estimated from an ensemble, with standard errors.
 
@@ -164,4 +174,4 @@ def monte_carlo_kernels(
     return MonteCarloKernels(nngp, theta.mean(axis=0), nngp_se, theta.std(axis=0, ddof=1) / math.sqrt(e), f0, e)
 
 
-__all__ = ["DEFAULT_MEMORY", "MonteCarloKernels", "empirical_ntk", "kernel_weights", "monte_carlo_kernels"]
+__all__ = ["ntk_observable", "DEFAULT_MEMORY", "MonteCarloKernels", "empirical_ntk", "kernel_weights", "monte_carlo_kernels"]

@@ -60,6 +60,7 @@ import numpy as np
 
 from jaxlimit.activations import Activation, get_activation
 from jaxlimit.config import require_real
+from jaxlimit.models.mlp import check_scales
 from jaxlimit.errors import InputError
 from jaxlimit.limits import gaussian_expectations as ge
 from jaxlimit.limits.kernels import KernelPair
@@ -102,11 +103,6 @@ def check_depth(depth) -> int:
             or not float(depth).is_integer() or depth < 1:
         raise InputError(f"depth must be an integer ≥ 1 (the number of hidden layers), got {depth!r}")
     return int(depth)
-
-
-def check_scales(W_std, b_std) -> tuple[float, float]:
-    """σ_w > 0 and σ_b ≥ 0, finite."""
-    return require_real(W_std, "W_std"), require_real(b_std, "b_std", low_open=False)
 
 
 def _check_tile(tile_size) -> int:

@@ -25,9 +25,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxlimit.activations import Activation, get_activation
+from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
-from jaxlimit.limits.mlp import check_scales
 from jaxlimit.models.base import check_time_step, steps_for
+
+
+def check_scales(W_std, b_std) -> tuple[float, float]:
+    """σ_w > 0 and σ_b ≥ 0, finite."""
+    return require_real(W_std, "W_std"), require_real(b_std, "b_std", low_open=False)
 
 
 class Dense(eqx.Module):

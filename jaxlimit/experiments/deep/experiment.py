@@ -20,72 +20,28 @@ import numpy as np
 from jaxlimit import figures as comparison
 from jaxlimit.experiments.deep import figures
 from jaxlimit.experiments.deep.config import DeepConfig
-from jaxlimit.experiments.problem import ensemble_options, saved_times, timed, two_layer_data, with_compare_times
-from jaxlimit.limits.empirical import empirical_ntk
-from jaxlimit.limits.mlp import mlp_limit
-from jaxlimit.models.mlp import MLP
+from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
+from jaxlimit.limits.empirical import ntk_observable
 from jaxlimit.report import Report
 from jaxlimit.stats import compare_gaussian
 from jaxlimit.stats.coupling import pathwise_error
+from jaxlimit.stats.kernels import kernel_summary
 from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
 from jaxlimit.stats.verdict import INCONSISTENT, resolution, verdict_over_times
 from jaxlimit.streams import stream_seed
-from jaxlimit.training import Trainer, run_ensemble
+from jaxlimit.training import run_ensemble
 
 LIMIT = "the NTK-regime Gaussian"
 
 
-def deep_problem(config, width: int, data=None):
-    """The data, the network of this width, the trainer, the saved times and the compared indices."""
-    data = two_layer_data(config) if data is None else data
-    model = MLP((width,) * config.depth, data.dim, config.activation, W_std=config.w_std, b_std=config.b_std,
-                time_step=config.step)
-    trainer = Trainer(alpha=config.alpha, method="fullbatch")
-    compare = config.compare_times
-    if compare is None:
-        compare = sorted({0.0, min(1.0, config.t_max), config.t_max})
-    times, idx = with_compare_times(saved_times(config.t_max, config.n_times), compare, config.t_max)
-    return data, model, trainer, times, idx
-
-
-def deep_limit(config, data):
-    return mlp_limit(data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
-                     W_std=config.w_std, b_std=config.b_std, learning_rate=config.alpha)
-
-
-def kernel_arm(config, model, data, trainer, times, *, stream=()) -> dict | None:
+def kernel_arm(config, model, data, trainer, times) -> dict | None:
     """Empirical NTKs of ``config.kernel_ensemble`` networks at every saved time: (K, T, P, P)."""
     if config.kernel_ensemble == 0:
         return None
-
-    def ntk(params, params0, d):
-        return empirical_ntk(model, params, d.x_all)
-
-    options = ensemble_options(config, *stream, name="members-kernel") | {"n_members": config.kernel_ensemble}
-    result = run_ensemble(model, data, trainer, times=times, observables={"ntk": ntk}, **options)
+    options = ensemble_options(config, name="members-kernel") | {"n_members": config.kernel_ensemble}
+    result = run_ensemble(model, data, trainer, times=times, observables={"ntk": ntk_observable(model)}, **options)
     kernels = result.finite().observables["ntk"].astype(np.float64)
     return {"ntk": kernels, "n_diverged": result.n_diverged}
-
-
-def kernel_summary(kernels: np.ndarray, analytic: np.ndarray) -> dict:
-    """The ensemble's NTK at t = 0 against the analytic Θ, and its relative change over time."""
-    k0 = kernels[:, 0]
-    n = len(k0)
-    mean0 = k0.mean(axis=0)
-    se0 = k0.std(axis=0, ddof=1) / math.sqrt(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se0 > 0, (mean0 - analytic) / se0, 0.0)
-    norm0 = np.linalg.norm(k0, axis=(1, 2))
-    change = np.linalg.norm(kernels - k0[:, None], axis=(2, 3)) / norm0[:, None]  # (K, T)
-    spread = np.linalg.norm(k0 - analytic, axis=(1, 2)) / np.linalg.norm(analytic)  # per network at t = 0
-    return {
-        "max_abs_z": float(np.max(np.abs(z))),
-        "mean_rel_error": float(np.linalg.norm(mean0 - analytic) / np.linalg.norm(analytic)),
-        "init_spread": float(np.sqrt(np.mean(spread**2))),
-        "change_by_time": change.mean(axis=0),
-        "change_se_by_time": change.std(axis=0, ddof=1) / math.sqrt(n),
-        "n_members": n,
-    }
 
 
 def run(config: DeepConfig) -> Report:
