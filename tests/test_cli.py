@@ -37,10 +37,10 @@ def test_one_name_per_concept_across_commands():
     for config_type in [*COMMANDS.values(), *SWEEPS.values()]:
         for name, spec, _ in specs(config_type):
             helps.setdefault(name, set()).add(spec.help)
-    for name in ("ensemble", "alpha", "seed", "t_max", "points", "width"):
+    for name in ("ensemble", "alpha", "seed", "t_max", "points", "width", "step"):
         assert name in helps
-    # No alternative spellings of the ensemble size or the step.
-    for alias in ("members", "inits", "noisy_runs", "eps", "step"):
+    # No alternative spellings of the ensemble size or the time step (--step).
+    for alias in ("members", "inits", "noisy_runs", "eps", "epsilon", "eta", "lr"):
         assert alias not in helps
 
 

@@ -88,9 +88,20 @@ def alpha(default: float = 1.0):
     return real(default, "base learning rate α (multiplied by the width scaling)", high=1e6, group="training")
 
 
+def step(default: float, help: str = "time step of SGD and gradient descent: step k reaches time t = k · step",
+         *, high: float = 10.0):
+    """The time step (ε in docs/three-layer.md, η in docs/teacher-student.md): for models whose clock
+    is t = k · step at every width, unlike the two-layer clock t = k / N."""
+    return real(default, help, high=high, group="training")
+
+
+_METHOD_WORDS = {"online": "online SGD (the papers')", "minibatch": "minibatch SGD",
+                 "fullbatch": "full-batch gradient descent"}
+
+
 def method(default: str = "online", choices=("online", "minibatch", "fullbatch")):
-    return choice(default, "online SGD (the papers'), minibatch SGD or full-batch gradient descent",
-                  tuple(choices), group="training")
+    words = [_METHOD_WORDS[c] for c in choices]
+    return choice(default, ", ".join(words[:-1]) + " or " + words[-1], tuple(choices), group="training")
 
 
 def batch_size(default: int = 4):
