@@ -1,4 +1,4 @@
-"""Statistics for comparing ensembles with limit predictions (THEORY §6)."""
+"""Statistics for comparing ensembles with limit predictions (docs/statistics.md)."""
 
 from jaxlimit.stats.gaussian import (
     COVARIANCE_RTOL,
@@ -7,16 +7,23 @@ from jaxlimit.stats.gaussian import (
     compare_gaussian,
     gaussian_w2,
 )
-from jaxlimit.stats.scaling import PowerLawFit, bootstrap_ci, fit_power_law, proportion_interval
+from jaxlimit.stats.scaling import PowerLawFit, bootstrap_ci, fit_power_law, fit_valid_points, proportion_interval
+from jaxlimit.stats.summaries import Estimate, SeedSpread, ratio_of_means, root_mean_square, seed_spread
 
 __all__ = [
     "COVARIANCE_RTOL",
+    "Estimate",
     "Gaussian",
     "GaussianComparison",
     "PowerLawFit",
+    "SeedSpread",
     "bootstrap_ci",
     "compare_gaussian",
     "fit_power_law",
+    "fit_valid_points",
     "gaussian_w2",
     "proportion_interval",
+    "ratio_of_means",
+    "root_mean_square",
+    "seed_spread",
 ]

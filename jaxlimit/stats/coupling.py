@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxlimit.errors import InputError
 from jaxlimit.stats.gaussian import gaussian_w2
+from jaxlimit.stats.summaries import root_mean_square
 
 
 def _pair(outputs, paths) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +47,9 @@ def pathwise_error(outputs, paths) -> PathwiseError:
     """Compare each network with its own limit path; both of shape (E, T, P)."""
     x, lim = _pair(outputs, paths)
     gap = np.abs(x - lim)
-    worst = gap.reshape(len(gap), -1).max(axis=1)
-    sq = worst**2
-    rms = float(np.sqrt(sq.mean()))
-    se = float(sq.std(ddof=1) / (2.0 * rms * math.sqrt(len(sq)))) if rms > 0 else 0.0
-    per_time = np.sqrt(np.mean(gap.max(axis=2) ** 2, axis=0)) if gap.ndim == 3 else np.array([rms])
-    return PathwiseError(rms, se, per_time)
+    worst = root_mean_square(gap.reshape(len(gap), -1).max(axis=1))
+    per_time = np.sqrt(np.mean(gap.max(axis=2) ** 2, axis=0)) if gap.ndim == 3 else np.array([worst.value])
+    return PathwiseError(worst.value, worst.se, per_time)
 
 
 def coupled_moments(outputs_t, paths_t, mean_t, cov_t) -> tuple[np.ndarray, np.ndarray]:

@@ -42,6 +42,18 @@ def agreement(measured: float, predicted: float, se: float, *, z: float = 3.0) -
     return CONSISTENT if abs(measured - predicted) <= z * se else INCONSISTENT
 
 
+def slope_agreement(fit, predicted: float, tolerance: float) -> str:
+    """``"consistent"`` when ``predicted`` lies in the fitted slope's confidence interval widened by
+    ``tolerance`` on each side (room for the higher-order terms a finite range of widths or steps
+    keeps); ``"inconsistent"`` otherwise, or when there is no fit or no interval."""
+    if fit is None:
+        return INCONSISTENT
+    lo, hi = fit.slope_ci
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONSISTENT
+    return CONSISTENT if lo - tolerance <= predicted <= hi + tolerance else INCONSISTENT
+
+
 @dataclasses.dataclass(frozen=True)
 class TimeVerdict:
     """A verdict over K times, each compared at level/K (Bonferroni).
@@ -108,4 +120,4 @@ def verdict_over_times(outputs, prediction: Gaussian, indices, *, times=None, le
 
 
 __all__ = ["CONSISTENT", "INCONSISTENT", "NOT_RESOLVED", "RESOLVED", "TimeVerdict", "agreement",
-           "resolution", "verdict_over_times"]
+           "resolution", "slope_agreement", "verdict_over_times"]

@@ -22,7 +22,7 @@ from jaxlimit.report import Report
 from jaxlimit.stats import fit_power_law
 from jaxlimit.stats.coupling import coupled_bures, pathwise_error
 from jaxlimit.stats.nulls import bures_null_size
-from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, RESOLVED, resolution, verdict_over_times
+from jaxlimit.stats.verdict import INCONSISTENT, RESOLVED, resolution, slope_agreement, verdict_over_times
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
 
@@ -86,7 +86,7 @@ def run(config: SweepXavierConfig) -> Report:
     resolved = [r["bures_resolution"] == RESOLVED for r in rows]
     mc_size = bures_null_size(mean[final], cov[final], config.ensemble, seed=stream_seed(config.seed, "null"))
     lo, hi = fit_path.slope_ci
-    rate = CONSISTENT if lo - SLOPE_TOLERANCE <= -0.5 <= hi + SLOPE_TOLERANCE else INCONSISTENT
+    rate = slope_agreement(fit_path, -0.5, SLOPE_TOLERANCE)
     if not all(resolved):
         warnings.append("at widths " + ", ".join(str(r["width"]) for r, k in zip(rows, resolved) if not k)
                         + " the coupled Bures distance is not resolved at this size (less than twice its noise "
