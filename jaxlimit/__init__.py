@@ -30,7 +30,7 @@ _export("jaxlimit.training", "EnsembleResult", "Trainer", "rms_parameter_change"
 _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "estimate_xavier_kernels",
         "mean_field_limit", "predict_fluctuations", "StudentTrajectories", "relu_gradient_descent",
         "relu_gradient_flow", "relu_kernel", "relu_kernel_grad", "relu_population_grad",
-        "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling",
+        "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling", "three_layer_limit",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
         "xavier_limit")
 _export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",

@@ -1,9 +1,9 @@
 """The infinite-width limits: kernels, the Xavier Gaussian, the mean-field
-particle flow, three-layer width coupling, and Tian's teacher–student flow."""
+particle flow, three-layer width coupling and its proxy limit, and Tian's teacher–student flow."""
 
 from jaxlimit.limits.three_layer import (
-    StepRefinement, WidthCoupling, gradient_flow, output_gaps, run_width_coupling, seed_spread,
-    step_size_refinement, summarize_gaps, weight_gaps,
+    ProxyEstimate, StepRefinement, ThreeLayerLimit, WidthCoupling, gradient_flow, output_gaps,
+    run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
 )
 from jaxlimit.limits.kernels import (
     CLOSED_FORMS, XavierKernels, estimate_xavier_kernels, monte_carlo_xavier_kernels, xavier_kernels,
