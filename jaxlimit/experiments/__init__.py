@@ -14,9 +14,10 @@ import time
 from jaxlimit.config import Config
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
+from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
 from jaxlimit.experiments.xavier.config import XavierConfig
 
-COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (XavierConfig, EnsembleConfig)}
+COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (XavierConfig, EnsembleConfig, ThreeLayerConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig,)}
 
 
