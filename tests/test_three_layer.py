@@ -307,6 +307,15 @@ def test_proxy_limit_law_and_the_two_rates_of_the_spread(data, monkeypatch):
     (lambda d: three_layer_limit("network", d, proxy_width=64), "ThreeLayer"),
     (lambda d: gradient_flow(ThreeLayer(4, 4, d.dim), ThreeLayer(4, 4, d.dim).init(jax.random.key(0)), d,
                              [0.0, math.nan]), "times"),
+    (lambda d: gradient_flow(ThreeLayer(4, 4, d.dim), ThreeLayerParams(jnp.ones(3), jnp.ones(3), jnp.ones(3)), d,
+                             [0.0, 1.0]), "params0.w1"),
+    (lambda d: run_width_coupling(ThreeLayer(4, 4, d.dim), d, widths=[8, math.nan], times=[0, 1], members=1),
+     "widths"),
+    (lambda d: run_width_coupling(ThreeLayer(4, 4, d.dim), d, widths=[8, 16], times=[0, 1], members=0), "members"),
+    (lambda d: step_size_refinement(ThreeLayer(4, 4, d.dim), d, Trainer(method="fullbatch"),
+                                    epsilons=[0.1, math.nan], t_max=1.0), "epsilons"),
+    (lambda d: step_size_refinement(ThreeLayer(4, 4, d.dim), d, Trainer(method="fullbatch"),
+                                    epsilons=[0.1, 0.2], t_max=math.inf), "t_max"),
 ])
 def test_limit_refuses_what_it_does_not_describe(data, call, match):
     with pytest.raises(InputError, match=match) as info:

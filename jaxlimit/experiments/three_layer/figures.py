@@ -117,7 +117,7 @@ def limit_figure(runs, proxy, limit_rows, n_train, facts):
         gap_with_band(ax, proxy.times, row["mean_gap"][:, j], row["mean_gap_se"][:, j],
                       label="ensemble − limit mean")
         ax.set(xlabel="training time t", ylabel="mean gap (output units)",
-               title=f"n = {row['width']}, {point} ({row['mean_gap_resolution']})")
+               title=f"n = {row['width']}, {point}\n{row['mean_gap_resolution']}")
     for ax in axes[k:]:
         ax.set_visible(False)
     axes[0].legend()
