@@ -83,7 +83,6 @@ def run(config: ThreeLayerConfig) -> Report:
     data = two_layer_data(config)
     loss = get_loss(config.loss)
     trainer = Trainer(method=config.method, loss=loss)
-    fullbatch = Trainer(method="fullbatch", loss=loss)
     times = saved_times(config.t_max, config.n_times)
     model = build_model(config, data, max(config.widths))
     stationary = model.starts_stationary(np.asarray(data.x_train))
@@ -91,51 +90,28 @@ def run(config: ThreeLayerConfig) -> Report:
     with timed(timing, "coupling"):
         coupling = run_width_coupling(model, data, trainer, widths=config.widths, times=times,
                                       members=config.coupled_members(), **_engine(config, name="members-coupling"))
-    for n, r in zip(coupling.widths, coupling.results):
-        if r.n_diverged:
-            warnings.append(f"coupling, width {n}: {r.n_diverged} of {r.n_members} networks diverged and are "
-                            "excluded from every statistic")
+    warnings += _divergence("coupling", coupling.widths, coupling.results)
     coupled = _coupling_summary(config, coupling, times)
-
     with timed(timing, "spread"):
-        spread_runs = []
-        for n in config.spread_widths:
-            r = run_ensemble(build_model(config, data, n), data, fullbatch, times=times,
-                             **ensemble_options(config, n, name="members-spread") | {"n_members": config.spread_ensemble})
-            if r.n_diverged:
-                warnings.append(f"spread, width {n}: {r.n_diverged} of {r.n_members} networks diverged (excluded)")
-            spread_runs.append(r.finite())
+        spread_runs = _spread_runs(config, data, Trainer(method="fullbatch", loss=loss), times, warnings)
     spread = _spread_summary(config, spread_runs)
-
-    proxy, limit_rows = None, None
+    proxy = limit_rows = None
     if config.proxy_ensemble and stationary:
         warnings.append("the initial law is a stationary start of the limit (docs/three-layer.md#the-degenerate-"
                         "start): the limit stays at ŷ = φ3(0) while finite networks leave it, so no proxy describes "
                         "it and the comparison with the limit is skipped")
     elif config.proxy_ensemble:
         with timed(timing, "limit"):
-            limit = three_layer_limit(build_model(config, data, min(config.spread_widths)), data, fullbatch,
-                                      proxy_width=config.proxy_width, proxy_ensemble=config.proxy_ensemble,
-                                      **_engine(config, name="members-proxy"))
+            limit = three_layer_limit(build_model(config, data, min(config.spread_widths)), data,
+                                      Trainer(method="fullbatch", loss=loss), proxy_width=config.proxy_width,
+                                      proxy_ensemble=config.proxy_ensemble, **_engine(config, name="members-proxy"))
             proxy = limit.estimate(times)
-        if proxy.result.n_diverged:
-            warnings.append(f"proxy: {proxy.result.n_diverged} of {proxy.result.n_members} networks diverged "
-                            "(excluded)")
+        warnings += _divergence("proxy", [config.proxy_width], [proxy.result])
         limit_rows = _limit_comparison(config, spread_runs, spread, proxy)
-
     refinement = {}
     if config.refine_ensemble:
         with timed(timing, "refinement"):
-            base = build_model(config, data, config.refine_width)
-            for method in ("fullbatch", "online"):
-                s = step_size_refinement(base, data, Trainer(method=method, loss=loss), epsilons=config.refine_steps,
-                                         t_max=config.refine_t_max, n_members=config.refine_ensemble,
-                                         **_engine(config, name="members-refine"))
-                gaps = s.rms_gaps()
-                refinement[method] = (s, gaps, fit_valid_points(s.epsilons, [g.value for g in gaps]))
-                if np.isnan(s.gaps).any():
-                    warnings.append(f"step-size study ({method}): {int(np.isnan(s.gaps).sum())} networks diverged "
-                                    "(excluded)")
+            refinement = _refinement(config, data, loss, warnings)
 
     verdict = {
         "output_gap_rate": slope_agreement(coupled["fit_out_nested"], -0.5, SLOPE_TOLERANCE),
@@ -176,6 +152,37 @@ def run(config: ThreeLayerConfig) -> Report:
         summary=_summary(config, data, coupled, spread, limit_rows, refinement, verdict, stationary),
         warnings=warnings,
     )
+
+
+def _divergence(arm: str, widths, results) -> list[str]:
+    return [f"{arm}, width {n}: {r.n_diverged} of {r.n_members} networks diverged and are excluded from every "
+            "statistic" for n, r in zip(widths, results) if r.n_diverged]
+
+
+def _spread_runs(config, data, fullbatch, times, warnings) -> list:
+    """Full-batch ensembles, one independent members' stream per width; the finite members of each."""
+    runs = []
+    for n in config.spread_widths:
+        options = ensemble_options(config, n, name="members-spread") | {"n_members": config.spread_ensemble}
+        r = run_ensemble(build_model(config, data, n), data, fullbatch, times=times, **options)
+        warnings += _divergence("spread", [n], [r])
+        runs.append(r.finite())
+    return runs
+
+
+def _refinement(config, data, loss, warnings) -> dict:
+    """Full-batch descent and online SGD at --refine-width against the gradient flow."""
+    base = build_model(config, data, config.refine_width)
+    out = {}
+    for method in ("fullbatch", "online"):
+        s = step_size_refinement(base, data, Trainer(method=method, loss=loss), epsilons=config.refine_steps,
+                                 t_max=config.refine_t_max, n_members=config.refine_ensemble,
+                                 **_engine(config, name="members-refine"))
+        gaps = s.rms_gaps()
+        out[method] = (s, gaps, fit_valid_points(s.epsilons, [g.value for g in gaps]))
+        if np.isnan(s.gaps).any():
+            warnings.append(f"step-size study ({method}): {int(np.isnan(s.gaps).sum())} networks diverged (excluded)")
+    return out
 
 
 # Coupling --------------------------------------------------------------------------------
