@@ -112,8 +112,8 @@ def loss(default: str = "squared", choices=("squared", "huber")):
     return choice(default, "training loss", tuple(choices), group="training")
 
 
-def t_max(default: float):
-    return real(default, "training time reached (steps = ⌊N t⌋ for two layers)", high=1e4, group="training")
+def t_max(default: float, help: str = "training time reached (steps = ⌊N t⌋ for two layers)"):
+    return real(default, help, high=1e4, group="training")
 
 
 def n_times(default: int = 20):

@@ -86,7 +86,7 @@ class ThreeLayerConfig(Config):
                                    metavar="ξ1,ξ2,ξ3")
     method: str = opt.method("online", choices=("online", "fullbatch"))
     loss: str = opt.loss()
-    t_max: float = opt.t_max(40.0)
+    t_max: float = opt.t_max(40.0, "training time reached (⌊t_max / step⌋ steps at every width)")
     n_times: int = opt.n_times()
     ensemble: int = opt.ensemble(16, "coupled networks E at the narrow widths (16·512²/n² at wide widths, "
                                  "at least --widest-ensemble)")
