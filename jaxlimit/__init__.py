@@ -34,7 +34,7 @@ _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "es
         "mean_field_limit", "predict_fluctuations", "PopulationFlowLimit", "StudentTrajectories",
         "population_flow_limit", "relu_gradient_descent",
         "relu_gradient_flow", "relu_kernel", "relu_kernel_grad", "relu_population_grad",
-        "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling",
+        "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling", "three_layer_limit",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
         "xavier_limit")
 _export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",

@@ -58,7 +58,8 @@ def _parse_list(item):
 
 
 _TYPES = {"int": _parse_int, "float": _parse_float, "str": str, "path": str,
-          "ints": _parse_list(_parse_int), "floats": _parse_list(_parse_float)}
+          "ints": _parse_list(_parse_int), "floats": _parse_list(_parse_float),
+          "vector": _parse_list(_parse_float)}
 
 
 def _default_text(spec: Spec, default) -> str:

@@ -43,7 +43,7 @@ class ConfigError(InputError):
 class Spec:
     """How one option is parsed, checked and documented."""
 
-    kind: str  # "int", "float", "str", "bool", "ints", "floats", "path"
+    kind: str  # "int", "float", "str", "bool", "ints", "floats", "vector", "path"
     help: str
     low: float | None = None
     high: float | None = None
@@ -103,6 +103,14 @@ def reals(default: tuple[float, ...] | None, help: str, *, low: float = 0.0, hig
     """A comma-separated list of distinct finite reals in range, kept in increasing order."""
     return _field(default, Spec("floats", help, low, high, low_open, nullable=nullable, min_len=min_len,
                                 max_len=max_len, group=group, metavar="X,X,..."))
+
+
+def vector(default: tuple[float, ...], help: str, *, length: int, low: float = 0.0, high: float,
+           low_open: bool = False, group: str = "options", metavar: str | None = None):
+    """A comma-separated list of exactly ``length`` finite reals in range, kept in the given order
+    (entries may repeat): the components of one quantity, such as the three layers' rates."""
+    return _field(default, Spec("vector", help, low, high, low_open, min_len=length, max_len=length,
+                                group=group, metavar=metavar or ",".join(["X"] * length)))
 
 
 def directory(default: str | None, help: str, *, nullable: bool = False, group: str = "output",
@@ -170,11 +178,15 @@ def check_value(name: str, spec: Spec, value: Any) -> Any:
         return value
     if spec.kind == "path":
         return _check_directory(name, value, spec.report)
-    if spec.kind in ("ints", "floats"):
+    if spec.kind in ("ints", "floats", "vector"):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise ConfigError(name, f"must be a list of numbers, got {value!r}")
         items = [_check_number(name, spec, v, "a list of integers" if spec.kind == "ints" else
                                "a list of numbers") for v in value]
+        if spec.kind == "vector":
+            if len(items) != spec.min_len:
+                raise ConfigError(name, f"must have exactly {spec.min_len} entries, got {len(items)}")
+            return tuple(float(v) for v in items)
         if not spec.min_len <= len(items) <= spec.max_len:
             raise ConfigError(name, f"must have {spec.min_len} to {spec.max_len} entries, got {len(items)}")
         if len(set(items)) != len(items):
@@ -282,4 +294,5 @@ def specs(config_type: type) -> list[tuple[str, Spec, Any]]:
 
 
 __all__ = ["Config", "ConfigError", "Spec", "check_value", "choice", "directory", "flag", "integer",
-           "integers", "physical_memory_bytes", "real", "reals", "require_int", "require_real", "specs", "text"]
+           "integers", "physical_memory_bytes", "real", "reals", "require_int", "require_real", "specs", "text",
+           "vector"]

@@ -37,11 +37,12 @@ def test_one_name_per_concept_across_commands():
     for config_type in [*COMMANDS.values(), *SWEEPS.values()]:
         for name, spec, _ in specs(config_type):
             helps.setdefault(name, set()).add(spec.help)
-    for name in ("ensemble", "alpha", "seed", "t_max", "points", "width"):
+    for name in ("ensemble", "alpha", "seed", "t_max", "points", "width", "step"):
         assert name in helps
     # No alternative spellings of the ensemble size or the step: arms' sizes are "<arm>_ensemble", and
-    # the time step of a discretised flow is "step" (teacher-student, three-layer), never "lr" or "eta".
-    for alias in ("members", "inits", "noisy_runs", "sgd_runs", "runs", "eps", "lr", "eta", "learning_rate"):
+    # the time step of a discretised flow is "step" (teacher-student, three-layer, deep), never "lr" or "eta".
+    for alias in ("members", "inits", "noisy_runs", "sgd_runs", "runs", "eps", "epsilon", "lr", "eta",
+                  "learning_rate"):
         assert alias not in helps
 
 

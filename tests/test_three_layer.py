@@ -1,6 +1,8 @@
-"""Three-layer mean-field networks (THEORY §4): gradients, scalings, coupling, limits."""
+"""Three-layer mean-field networks (docs/three-layer.md): gradients, scalings, coupling, the proxy limit,
+the step size, the degenerate start, and ``jaxlimit three-layer``'s options and report."""
 
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,7 @@ from jaxlimit.cli import main
 from jaxlimit.data import synthetic_problem
 from jaxlimit.errors import InputError
 from jaxlimit.limits.three_layer import (
-    gradient_flow, output_gaps, run_width_coupling, step_size_refinement, summarize_gaps,
+    gradient_flow, output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit,
     weight_gaps,
 )
 from jaxlimit.losses import get_loss
@@ -20,6 +22,7 @@ from jaxlimit.models.three_layer import (
     DEGENERATE_INIT, TILE, ThreeLayer, ThreeLayerInit, ThreeLayerParams, time_schedule,
 )
 from jaxlimit.training import Trainer, make_step, member_keys, run_ensemble
+from tests.helpers.refusal import assert_refused
 
 leaves = jax.tree_util.tree_leaves
 
@@ -129,28 +132,30 @@ def test_coupled_gap_shrinks_with_width_and_starts_at_zero(data):
                                   times=[0.0, 2.0, 4.0], members=8, seed=0)
     og, wg = output_gaps(coupling), weight_gaps(coupling)
     for g in wg:
-        assert np.all(g[:, 0] == 0.0)           # identical leading blocks at t = 0
+        assert np.all(g[:, 0] == 0.0)           # identical leading blocks at t = 0: one members' stream
         assert np.all(g[:, -1] > 0.0)
     out, w = summarize_gaps(og), summarize_gaps(wg)
     # Nested sub-blocks: gap² ∝ 1/n − 1/N predicts ratio √5 ≈ 2.24 between n = 16 and 64.
-    assert 1.6 < out[0] / out[1] < 3.5
-    assert 1.6 < w[0] / w[1] < 3.5
+    assert 1.6 < out[0].value / out[1].value < 3.5
+    assert 1.6 < w[0].value / w[1].value < 3.5
+    assert all(e.n == 8 and 0 < e.se < 0.5 * e.value for e in out + w)
 
 
 def test_step_size_refinement_rates(data):
     model = ThreeLayer(16, 16, data.dim)
-    full = step_size_refinement(model, data, epsilons=[0.2, 0.1], t_max=1.0,
-                                method="fullbatch", n_members=2)
-    ratio = full.rms_gaps()[0] / full.rms_gaps()[1]
-    assert ratio == pytest.approx(2.0, rel=0.15)                 # Euler: error ∝ ε
-    sgd = step_size_refinement(model, data, epsilons=[0.2, 0.0125], t_max=1.0,
-                               method="online", n_members=8)
-    slope = np.log(sgd.rms_gaps()[0] / sgd.rms_gaps()[1]) / np.log(16.0)
+    full = step_size_refinement(model, data, Trainer(method="fullbatch"), epsilons=[0.2, 0.1], t_max=1.0,
+                                n_members=2)
+    gaps = [e.value for e in full.rms_gaps()]
+    assert gaps[0] / gaps[1] == pytest.approx(2.0, rel=0.15)   # Euler: error ∝ ε
+    sgd = step_size_refinement(model, data, Trainer(method="online"), epsilons=[0.2, 0.0125], t_max=1.0,
+                               n_members=8)
+    noisy = [e.value for e in sgd.rms_gaps()]
+    slope = np.log(noisy[0] / noisy[1]) / np.log(16.0)
     assert 0.3 < slope < 0.75                                    # SGD noise: error ∝ √ε
-    assert np.all(sgd.rms_gaps() > 3 * full.rms_gaps()[0])
+    assert min(noisy) > 3 * gaps[0]
 
 
-def test_gradient_flow_matches_euler_with_tiny_steps(data):
+def test_gradient_flow_matches_euler_with_tiny_steps_one_network_or_several(data):
     model = ThreeLayer(12, 20, data.dim, xi=(1.0, 1.0, 0.5))
     params = model.init(jax.random.key(2), jnp.float64)
     out, loss = gradient_flow(model, params, data, [0.0, 0.5, 1.0])
@@ -164,6 +169,16 @@ def test_gradient_flow_matches_euler_with_tiny_steps(data):
     euler = model.apply(p, data.x_all)
     assert np.max(np.abs(out[-1] - euler)) < 5e-3 * np.max(np.abs(out[-1] - out[0]))
     assert loss[-1] < loss[0]
+    two = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), params, model.init(jax.random.key(3), jnp.float64))
+    both, both_loss = gradient_flow(model, two, data, [0.0, 0.5, 1.0])
+    assert both.shape == (2, 3, data.n_train + data.n_probe) and both_loss.shape == (2, 3)
+    np.testing.assert_allclose(both[0], out, rtol=1e-6, atol=1e-8)
+
+
+def test_gradient_flow_that_runs_out_of_steps_is_one_input_error(data):
+    model = ThreeLayer(8, 8, data.dim)
+    with pytest.raises(InputError, match="--refine-t-max"):
+        gradient_flow(model, model.init(jax.random.key(0), jnp.float64), data, [0.0, 50.0], max_steps=3)
 
 
 def test_time_schedule_through_optax(data):
@@ -187,6 +202,9 @@ def test_time_schedule_through_optax(data):
     assert isinstance(opt, optax.GradientTransformation)
 
 
+# The degenerate start (docs/three-layer.md#the-degenerate-start) -----------------------------------
+
+
 def test_degenerate_init_starts_stuck(data):
     times = [0.0, 3.0]
     good = run_ensemble(ThreeLayer(256, 256, data.dim, eps=0.05), data, times=times, n_members=2, lanes=2)
@@ -197,10 +215,128 @@ def test_degenerate_init_starts_stuck(data):
     assert np.all(np.abs(bad.outputs[:, 0]) < 0.01)          # ŷ ≈ φ3(0) = 0
 
 
+def test_which_starts_are_stationary_follows_the_docs(data):
+    x = np.asarray(data.x_train)
+    law = lambda **kw: ThreeLayerInit(**kw)  # noqa: E731
+    stuck = dict(w3_mean=0.0, w3_std=0.0)
+    # w3 = 0 and E[w2] = 0 with φ2(0) = 0: stationary, for any φ1.
+    assert ThreeLayer(8, 8, data.dim, init_law=DEGENERATE_INIT).starts_stationary(x)
+    assert ThreeLayer(8, 8, data.dim, phi1="sigmoid", init_law=DEGENERATE_INIT).starts_stationary(x)
+    # φ2(0) ≠ 0: the w3 update does not vanish.
+    assert not ThreeLayer(8, 8, data.dim, phi2="sigmoid", init_law=DEGENERATE_INIT).starts_stationary(x)
+    # A zero-mean w2 alone is not stuck (learning starts through w3) ...
+    assert not ThreeLayer(8, 8, data.dim, init_law=law(w2_mean=0.0)).starts_stationary(x)
+    # ... and with an odd φ1 a non-zero mean of w2 does not help: H2 = 0 at t = 0 whatever E[w2].
+    model = ThreeLayer(8, 8, data.dim, init_law=law(w2_mean=1.5, **stuck))
+    np.testing.assert_allclose(model.limit_hidden_field(x), 0.0, atol=1e-12)
+    assert model.starts_stationary(x)
+    sigmoid = ThreeLayer(8, 8, data.dim, phi1="sigmoid", init_law=law(w2_mean=1.5, **stuck))
+    np.testing.assert_allclose(sigmoid.limit_hidden_field(x), 0.75, rtol=1e-12)  # E[sigmoid(z)] = 1/2 for symmetric z
+    assert not sigmoid.starts_stationary(x)
+    # ξ3 = 0 with w3 = 0: nothing can ever move.
+    assert ThreeLayer(8, 8, data.dim, xi=(1.0, 1.0, 0.0), phi2="sigmoid", init_law=law(**stuck)).starts_stationary(x)
+
+
+def test_activations_zero_at_zero_table_is_right():
+    from jaxlimit.activations import get_activation
+    from jaxlimit.experiments.three_layer.config import ZERO_AT_ZERO
+    from jaxlimit.names import ACTIVATION_NAMES
+
+    for name in ACTIVATION_NAMES:
+        assert (float(get_activation(name).fn(jnp.zeros(()))) == 0.0) == (name in ZERO_AT_ZERO), name
+
+
+def test_help_states_the_corrected_degenerate_finding():
+    from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
+    from pathlib import Path
+
+    doc = ThreeLayerConfig.__doc__
+    assert "a zero-mean w2 alone is not stuck" in doc and "whatever E[w2]" in doc
+    assert "docs/three-layer.md#the-degenerate-start" in doc
+    page = (Path(__file__).resolve().parent.parent / "docs" / "three-layer.md").read_text()
+    assert "### The degenerate start" in page and "a non-zero mean of $w_2$ does not help" in page
+    assert "THEORY" not in doc
+
+
+# The limit, by a proxy -------------------------------------------------------------------------------
+
+
+def test_proxy_law_scales_like_one_over_n_and_predict_is_the_model_width(data, monkeypatch):
+    """The algebra of the prediction (its statistics are checked through the command below)."""
+    from jaxlimit.limits.three_layer import ProxyEstimate, ThreeLayerLimit
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 4, 4))
+    est = ProxyEstimate(times=np.array([0.0, 1.0, 2.0]), mean=rng.normal(size=(3, 4)), mean_se=np.ones((3, 4)),
+                        scaled_cov=a @ np.swapaxes(a, 1, 2), proxy_width=128, result=None)
+    law16, law32 = est.law(16), est.law(32)
+    assert law16.mean.shape == (3, 4) and law16.cov.shape == (3, 4, 4)
+    np.testing.assert_allclose(law16.cov, 2.0 * law32.cov, rtol=1e-12)      # cov at width n = scaled_cov / n
+    np.testing.assert_allclose(law16.cov, est.scaled_cov / 16, rtol=1e-12)
+    with pytest.raises(InputError, match="narrower"):
+        est.law(128)
+    with pytest.raises(InputError, match="width"):
+        est.law(math.nan)
+    limit = three_layer_limit(ThreeLayer(16, 16, data.dim), data, proxy_width=128, proxy_ensemble=4)
+    monkeypatch.setattr(ThreeLayerLimit, "estimate", lambda self, t: est)
+    np.testing.assert_array_equal(limit.predict([0.0, 1.0, 2.0]).cov, law16.cov)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim), d, Trainer(), proxy_width=64), "method='fullbatch'"),
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim, init_law=DEGENERATE_INIT), d, proxy_width=64),
+     "stationary start"),
+    (lambda d: three_layer_limit(ThreeLayer(8, 16, d.dim), d, proxy_width=64), "n1 = n2"),
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim), d, proxy_width=16), "proxy_width must exceed"),
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim), d, proxy_width=float("nan")), "proxy_width"),
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim), d, proxy_width=64, proxy_ensemble=1),
+     "proxy_ensemble must be ≥ 2"),
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim), d, proxy_width=64, proxy_step=-0.1), "proxy_step"),
+    (lambda d: three_layer_limit(ThreeLayer(16, 16, d.dim + 1), d, proxy_width=64), "input dimension"),
+    (lambda d: three_layer_limit("network", d, proxy_width=64), "ThreeLayer"),
+    (lambda d: gradient_flow(ThreeLayer(4, 4, d.dim), ThreeLayer(4, 4, d.dim).init(jax.random.key(0)), d,
+                             [0.0, math.nan]), "times"),
+    (lambda d: gradient_flow(ThreeLayer(4, 4, d.dim), ThreeLayerParams(jnp.ones(3), jnp.ones(3), jnp.ones(3)), d,
+                             [0.0, 1.0]), "params0.w1"),
+    (lambda d: run_width_coupling(ThreeLayer(4, 4, d.dim), d, widths=[8, math.nan], times=[0, 1], members=1),
+     "widths"),
+    (lambda d: run_width_coupling(ThreeLayer(4, 4, d.dim), d, widths=[8, 16], times=[0, 1], members=0), "members"),
+    (lambda d: step_size_refinement(ThreeLayer(4, 4, d.dim), d, Trainer(method="fullbatch"),
+                                    epsilons=[0.1, math.nan], t_max=1.0), "epsilons"),
+    (lambda d: step_size_refinement(ThreeLayer(4, 4, d.dim), d, Trainer(method="fullbatch"),
+                                    epsilons=[0.1, 0.2], t_max=math.inf), "t_max"),
+])
+def test_limit_refuses_what_it_does_not_describe(data, call, match):
+    with pytest.raises(InputError, match=match) as info:
+        call(data)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_bad_model_and_run_input(data):
+    with pytest.raises(InputError, match="w1_std"):
+        ThreeLayerInit(w1_std=0.0)
+    with pytest.raises(InputError, match="w3_std"):
+        ThreeLayerInit(w3_std=-1.0)
+    with pytest.raises(InputError, match="w2_mean"):
+        ThreeLayerInit(w2_mean=math.nan)
+    with pytest.raises(InputError, match="two distinct"):
+        run_width_coupling(ThreeLayer(4, 4, data.dim), data, widths=[8], times=[0, 1], members=1)
+    with pytest.raises(InputError, match="members must be one integer or one per width"):
+        run_width_coupling(ThreeLayer(4, 4, data.dim), data, widths=[8, 16], times=[0, 1], members=[1, 2, 3])
+    with pytest.raises(InputError, match="whole number"):
+        step_size_refinement(ThreeLayer(4, 4, data.dim), data, Trainer(method="fullbatch"), epsilons=[0.3, 0.2],
+                             t_max=1.0)
+    with pytest.raises(InputError, match="full-batch descent or online SGD"):
+        step_size_refinement(ThreeLayer(4, 4, data.dim), data, Trainer(method="minibatch", batch_size=2),
+                             epsilons=[0.2, 0.1], t_max=1.0)
+    with pytest.raises(InputError, match="sub-block"):
+        ThreeLayer(4, 4, 2).sub_block(ThreeLayer(4, 4, 2).init(jax.random.key(0)), 5, 4)
+
+
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(n1=0), "n1"), (dict(n2=2.5), "n2"), (dict(eps=0.0), "eps"), (dict(eps=float("nan")), "eps"),
-    (dict(xi=(1.0, -1.0, 1.0)), "xi"), (dict(xi=(0.0, 0.0, 0.0)), "nothing would train"),
-    (dict(phi2="nope"), "activation"),
+    (dict(n1=0), "n1"), (dict(n1=math.nan), "n1"), (dict(n2=2.5), "n2"), (dict(eps=0.0), "eps"),
+    (dict(eps=float("nan")), "eps"), (dict(xi=(1.0, -1.0, 1.0)), "xi"), (dict(xi=(1.0, math.inf, 1.0)), "xi"),
+    (dict(xi=(1.0, 1.0)), "xi"), (dict(xi=(0.0, 0.0, 0.0)), "nothing would train"), (dict(phi2="nope"), "activation"),
 ])
 def test_bad_model_input(kwargs, match):
     args = dict(n1=4, n2=4, dim=2) | kwargs
@@ -208,32 +344,103 @@ def test_bad_model_input(kwargs, match):
         ThreeLayer(**args)
 
 
-def test_bad_init_and_run_input(data):
-    with pytest.raises(InputError, match="w1_std"):
-        ThreeLayerInit(w1_std=0.0)
-    with pytest.raises(InputError, match="non-negative"):
-        ThreeLayerInit(w3_std=-1.0)
-    with pytest.raises(InputError, match="two distinct"):
-        run_width_coupling(ThreeLayer(4, 4, data.dim), data, widths=[8], times=[0, 1], members=1)
-    with pytest.raises(InputError, match="whole number"):
-        step_size_refinement(ThreeLayer(4, 4, data.dim), data, epsilons=[0.3, 0.2], t_max=1.0)
-    with pytest.raises(InputError, match="sub-block"):
-        ThreeLayer(4, 4, 2).sub_block(ThreeLayer(4, 4, 2).init(jax.random.key(0)), 5, 4)
+# The command ---------------------------------------------------------------------------------------
+
+CLI_CASES = [
+    (["--xi", "-1,1,1"], "--xi must be ≥ 0"),
+    (["--xi", "1,1"], "--xi must have exactly 3 entries"),
+    (["--xi", "nan,1,1"], "--xi must be a finite number"),
+    (["--xi", "0,0,0"], "--xi is zero for all three layers"),
+    (["--widths", "32,64,128,100000"], "w2 alone has n1·n2 = 1e+10 entries"),
+    (["--widths", "32,64,128,100000", "--memory-gb", "4000"], "w2 alone has n1·n2 = 1e+10 entries"),
+    (["--widths", "32,64,64,128"], "--widths has a repeated entry"),
+    (["--widths", "32,64,128"], "--widths must have 4 to"),
+    (["--widths", "0,32,64,128"], "--widths must be ≥ 1"),
+    (["--step", "0"], "--step must be > 0"),
+    (["--step", "-0.1"], "--step must be > 0"),
+    (["--step", "inf"], "--step must be a finite number"),
+    (["--step", "nan"], "--step must be a finite number"),
+    (["--t-max", "0.01"], "--t-max must be at least one step"),
+    (["--t-max", "1e9"], "--t-max must be at most"),
+    (["--ensemble", "0"], "--ensemble must be ≥ 1"),
+    (["--ensemble", "2.5"], "expected an integer"),
+    (["--ensemble", "1e12"], "--ensemble must be at most"),
+    (["--widest-ensemble", "32"], "--widest-ensemble must be at most --ensemble = 16"),
+    (["--degenerate-init", "--w3-mean", "0.5"], "--w3-mean conflicts with --degenerate-init"),
+    (["--degenerate-init", "--phi2", "sigmoid"], "--degenerate-init needs φ2(0) = 0"),
+    (["--phi1", "swish"], "--phi1 must be one of"),
+    (["--init", "cauchy"], "--init must be one of"),
+    (["--w2-std", "-1"], "--w2-std must be ≥ 0"),
+    (["--w3-mean", "nan"], "--w3-mean must be a finite number"),
+    (["--spread-widths", "32,64"], "--spread-widths must have 3 to"),
+    (["--spread-ensemble", "1"], "--spread-ensemble must be ≥ 2"),
+    (["--proxy-width", "256"], "--proxy-width must exceed every spread width"),
+    (["--proxy-ensemble", "1"], "--proxy-ensemble must be 0 (skip) or at least 2"),
+    (["--refine-steps", "0.1,0.1,0.2"], "--refine-steps has a repeated entry"),
+    (["--refine-steps", "0.1,0.2"], "--refine-steps must have 3 to"),
+    (["--refine-t-max", "5.01"], "--refine-t-max must be a whole number of every refine step"),
+    (["--method", "minibatch"], "--method must be one of"),
+    (["--loss", "hinge"], "--loss must be one of"),
+    (["--data", "digits", "--dim", "3"], "--dim does not apply to --data digits"),
+    (["--memory-gb", "0.01"], "more than --memory-gb 0.01"),
+    (["--seed", "-1"], "--seed must be ≥ 0"),
+    (["--eps", "0.1"], "unrecognized arguments"),
+    (["--members", "4"], "unrecognized arguments"),
+    (["--no-refinement"], "unrecognized arguments"),
+]
 
 
-def test_command_line_report(tmp_path, capsys):
+@pytest.mark.parametrize("argv,fragment", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_command_line_refuses_in_one_line(argv, fragment, capsys, tmp_path, monkeypatch):
+    assert_refused(["three-layer", *argv], fragment, capsys, tmp_path, monkeypatch)
+
+
+def test_command_writes_the_promised_report(tmp_path, monkeypatch):
+    """The report's promises, and two findings through it: the spread against the proxy limit
+    (width 256) is ≈ 1 after training but ≈ √(256/n) at t = 0, where H2 = 0 in the limit makes the
+    spread ∝ 1/n, a higher order than the prediction's leading 1/n variance."""
+    import jaxlimit.report as report_module
+
+    captured = {}
+    write = report_module.write_report
+
+    def keep(report, out):
+        captured["report"] = report
+        return write(report, out)
+
+    monkeypatch.setattr(report_module, "write_report", keep)
     out = tmp_path / "report"
-    code = main(["three-layer", "--widths", "16,32,64", "--t-max", "1", "--n-times", "2",
-                 "--members", "4", "--spread-widths", "16,32", "--spread-members", "4",
-                 "--no-refinement", "--no-progress", "--out", str(out)])
+    code = main(["three-layer", "--widths", "16,32,64,128", "--step", "0.1", "--t-max", "8", "--n-times", "2",
+                 "--ensemble", "4", "--spread-widths", "16,32,64", "--spread-ensemble", "64", "--proxy-width", "256",
+                 "--proxy-ensemble", "16", "--refine-ensemble", "0", "--no-progress", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     m = report["metrics"]
-    for key in ("slope_output_gap", "slope_output_gap_ci", "slope_weight_gap", "final_loss_ratio",
-                "spread_slope", "widths", "final_loss"):
-        assert key in m
-    assert m["widths"] == [16, 32, 64] and len(m["output_gap"]) == 2
-    assert m["slope_output_gap"] < 0 and 0 < m["final_loss_ratio"] < 1
-    assert (out / "gaps.png").exists() and (out / "loss.png").exists()
-    assert main(["three-layer", "--activations", "tanh,tanh", "--out", str(out)]) == 2
-    assert "three names" in capsys.readouterr().err
+    for key in ("slope_output_gap", "slope_output_gap_ci", "slope_output_gap_nested", "slope_weight_gap_nested",
+                "output_gap_se", "final_loss_ratio", "final_loss_ratio_se", "spread_slope", "output_spread_se",
+                "spread_slope_final", "output_spread_final_se", "limit_spread_ratio_final", "limit_spread_ratio_final_se",
+                "limit_mean_gap_resolution", "widths", "final_loss"):
+        assert key in m, key
+    assert m["widths"] == [16, 32, 64, 128] and len(m["output_gap"]) == 3 and m["coupled_pairs"] == [4, 4, 4]
+    assert m["slope_output_gap_nested"] < 0 and 0 < m["final_loss_ratio"] < 1
+    # Relative SE of a spread ratio ≈ 0.2 (64 members against 16 proxies).
+    initial, final = m["limit_spread_ratio_initial"], m["limit_spread_ratio_final"]
+    assert initial[0] > 2.5 and initial[-1] > 1.4          # ≈ 4 and 2 (1/n); 1 under the n^-1/2 law
+    assert all(0.6 < r < 1.6 for r in final)
+    assert set(m["limit_mean_gap_resolution"]) <= {"resolved", "not resolved at this size"}
+    assert set(report["verdict"]) == {"output_gap_rate", "weight_gap_rate", "global_convergence", "spread_rate",
+                                      "limit_spread"}
+    assert set(report["verdict"].values()) <= {"consistent", "inconsistent"}
+    names = {s["name"] for s in report["provenance"]["random_streams"]}
+    assert {"data", "members-coupling", "members-spread", "members-proxy"} <= names
+    for name in ("gaps", "loss", "spread", "limit"):
+        assert (out / f"{name}.png").stat().st_size > 1000 and (out / f"{name}.pdf").exists()
+        title = captured["report"].figures[name]._suptitle.get_text()
+        assert ("N = 16…128" in title or "N = 16…64" in title) and "E = " in title and "data: " in title
+        for ax in captured["report"].figures[name].axes:
+            if ax.get_visible():
+                assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    for table in ("coupling_by_width", "coupling_by_time", "spread_by_width", "spread_by_time", "limit_by_time"):
+        assert (out / f"{table}.csv").read_text().count("\n") > 3
+    with np.load(out / "data.npz") as f:
+        assert f["coupling_outputs_n128"].shape == (4, 3, 20) and f["limit_scaled_cov"].shape == (3, 20, 20)

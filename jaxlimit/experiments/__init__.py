@@ -19,10 +19,11 @@ from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.experiments.sweep_gamma.config import SweepGammaConfig
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
 from jaxlimit.experiments.teacher_student.config import TeacherStudentConfig
+from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
 from jaxlimit.experiments.xavier.config import XavierConfig
 
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
-    XavierConfig, DeepConfig, MeanFieldConfig, TeacherStudentConfig, EnsembleConfig)}
+    XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig)}
 
 

@@ -140,9 +140,20 @@ def alpha(default: float = 1.0, help: str = "base learning rate α (multiplied b
     return real(default, help, high=1e6, group="training")
 
 
+def step(default: float, help: str = "time step of SGD and gradient descent: step k reaches time t = k · step",
+         *, high: float = 10.0):
+    """The time step (ε in docs/three-layer.md, η in docs/teacher-student.md, dt in docs/deep.md): for
+    models whose clock is t = k · step at every width, unlike the two-layer clock t = k / N."""
+    return real(default, help, high=high, group="training")
+
+
+_METHOD_WORDS = {"online": "online SGD (the papers')", "minibatch": "minibatch SGD",
+                 "fullbatch": "full-batch gradient descent"}
+
+
 def method(default: str = "online", choices=("online", "minibatch", "fullbatch")):
-    return choice(default, "online SGD (the papers'), minibatch SGD or full-batch gradient descent",
-                  tuple(choices), group="training")
+    words = [_METHOD_WORDS[c] for c in choices]
+    return choice(default, ", ".join(words[:-1]) + " or " + words[-1], tuple(choices), group="training")
 
 
 def batch_size(default: int = 4):
@@ -155,11 +166,6 @@ def loss(default: str = "squared", choices=("squared", "huber")):
 
 def t_max(default: float, help: str = "training time reached (steps = ⌊N t⌋ for two layers)"):
     return real(default, help, high=1e4, group="training")
-
-
-def step(default: float, help: str = "time step η of gradient descent or SGD (time t = η · steps)"):
-    """The time step of a discretised flow (not α, which the width scaling multiplies)."""
-    return real(default, help, high=1.0, group="training")
 
 
 def n_times(default: int = 20):

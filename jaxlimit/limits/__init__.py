@@ -1,10 +1,10 @@
 """The infinite-width limits: kernels, the Xavier Gaussian, deep NNGP/NTK kernels
 and their Gaussian prediction, the mean-field particle flow, three-layer width
-coupling, and Tian's teacher–student flow."""
+coupling and its proxy limit, and Tian's teacher–student flow."""
 
 from jaxlimit.limits.three_layer import (
-    StepRefinement, WidthCoupling, gradient_flow, output_gaps, run_width_coupling, seed_spread,
-    step_size_refinement, summarize_gaps, weight_gaps,
+    ProxyEstimate, StepRefinement, ThreeLayerLimit, WidthCoupling, gradient_flow, output_gaps,
+    run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
 )
 # The function gaussian_expectations stays in its module (same name): exporting it
 # here would hide the submodule attribute jaxlimit.limits.gaussian_expectations.

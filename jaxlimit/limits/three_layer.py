@@ -1,13 +1,14 @@
-"""The three-layer mean-field limit, measured by coupling (THEORY §4).
+"""The three-layer mean-field limit (docs/three-layer.md): coupling, step size, a proxy.
 
-Width: the limit is approached pathwise. Member i of a run has its initial
-weights and its SGD sample stream from (seed, i) alone, and
-:class:`~jaxlimit.models.ThreeLayer` draws weights so that a width-n network
-is the leading sub-block of every wider one from the same key; ⌊t/ε⌋ steps
-reach time t at every width. So member i at width n and member i at the widest
-width N are one network and its sub-network, fed the same samples with the
-width-correct rates, and their difference is the finite-width error of the
-narrower one, up to that of the widest:
+Width, by coupling (docs/three-layer.md#width-by-coupling). Member i of a run
+has its initial weights and its SGD sample stream from (members' stream, i)
+alone, and :class:`~jaxlimit.models.ThreeLayer` draws weights so that a
+width-n network is the leading sub-block of every wider one from the same
+key; ⌊t/ε⌋ steps reach time t at every width. So member i at width n and
+member i at the widest width N, run from ONE members' stream, are one network
+and its sub-network, fed the same samples with the width-correct rates, and
+their difference is the finite-width error of the narrower one, up to that of
+the widest:
 
     output gap(n, t) = RMS over points of |ŷ_n(x, t) − ŷ_N(x, t)|  ~  n^{-1/2}
     weight gap(n, t) = RMS over the leading K×K block of the weight differences
@@ -16,41 +17,58 @@ Both widths' errors are sums over the same leading units, so to leading order
 E gap² ∝ 1/n − 1/N (nested averages); fits against n_eff = (1/n − 1/N)^{-1}
 remove that bias near n = N.
 
-Step size: at a fixed width, ε → 0 gives gradient flow on the empirical loss
-(SGD samples uniformly, so its drift is the full-batch gradient), integrated
-here with diffrax from the same initial weights. Full-batch gradient descent is
-its Euler scheme (error ∝ ε); one-pass SGD adds sampling noise (error ∝ √ε).
+Step size (docs/three-layer.md#step-size): at a fixed width, ε → 0 gives
+gradient flow on the empirical loss (SGD samples uniformly, so its drift is
+the full-batch gradient), integrated here with diffrax (through
+:func:`~jaxlimit.limits._ode.solve_ode`) from the same initial weights.
+Full-batch gradient descent is its Euler scheme (error ∝ ε); one-pass SGD adds
+sampling noise (error ∝ √ε).
+
+The limit itself (docs/three-layer.md#the-limit) is deterministic, an
+evolution of functions on the neuronal embedding that jaxlimit does not
+solve; :func:`three_layer_limit` estimates it by a wide proxy and states the
+1/n scale of the fluctuations around it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Sequence
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
-from jaxlimit.losses import get_loss
+from jaxlimit.limits._ode import DEFAULT_MAX_STEPS, solve_ode
 from jaxlimit.models.three_layer import ThreeLayer, ThreeLayerParams
-from jaxlimit.training import (
-    DEFAULT_MEMORY_BUDGET, EnsembleResult, Trainer, member_keys, run_ensemble,
-    validate_times,
-)
+from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.stats.summaries import Estimate, root_mean_square
+from jaxlimit.training import EnsembleResult, Trainer, member_keys, run_ensemble, validate_times
+from jaxlimit.training.program import generic_program
 
 BLOCK_OBSERVABLE = "leading_block"
 
 
-def _leading_block(k: int):
+def leading_block(params: ThreeLayerParams, params0, data, *, k: int) -> jax.Array:
     """Observable: the leading k units' weights, flattened (k d + k² + k entries)."""
+    return jnp.concatenate([params.w1[:k].ravel(), params.w2[:k, :k].ravel(), params.w3[:k]])
 
-    def observable(params: ThreeLayerParams, params0, data) -> jax.Array:
-        return jnp.concatenate([params.w1[:k].ravel(), params.w2[:k, :k].ravel(), params.w3[:k]])
 
-    return observable
+def _check_data(model: ThreeLayer, data: Dataset) -> None:
+    if not isinstance(model, ThreeLayer):
+        raise InputError(f"model must be a ThreeLayer network, got {type(model).__name__}")
+    if not isinstance(data, Dataset):
+        raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
+    if data.dim != model.dim:
+        raise InputError(f"data has input dimension {data.dim} but the model expects {model.dim}")
+
+
+# Width, by coupling ------------------------------------------------------------------
 
 
 class WidthCoupling(eqx.Module):
@@ -103,12 +121,10 @@ def run_width_coupling(
     widths: Sequence[int],
     times,
     members: int | Sequence[int],
-    seed: int = 0,
-    dtype=jnp.float32,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    progress: bool = False,
+    seed: int | jax.Array = 0,
+    **engine,
 ) -> WidthCoupling:
-    """Train ``model`` at each width n (n1 = n2 = n) with shared member ids.
+    """Train ``model`` at each width n (n1 = n2 = n) from one members' stream.
 
     Args:
         model: the network description; its widths are replaced by each n.
@@ -116,37 +132,41 @@ def run_width_coupling(
         trainer: online SGD with α = 1 if omitted.
         widths: at least two distinct widths; the widest is the reference.
         times: saved times (t = 0 is added).
-        members: the ensemble size at every width, or one per width. The
-            widest run needs at least one; gaps use the members it shares
-            with each width.
-        seed: member i uses ``fold_in(key(seed), i)`` at every width.
-        memory_budget: bytes for one compiled chunk, as in ``run_ensemble``.
+        members: the ensemble size at every width, or one per width. Gaps use
+            the members each width shares with the widest run.
+        seed: the members' stream (an integer or a key), the SAME at every
+            width: that sharing is the coupling. (Ensembles meant to be
+            independent across widths need one stream per width instead.)
+        **engine: passed to :func:`~jaxlimit.training.run_ensemble`
+            (``chunk_size``, ``memory_budget``, ``checkpoint_dir``, ``fresh``,
+            ``progress``, ``dtype``).
 
     Returns:
         A :class:`WidthCoupling`.
     """
     trainer = Trainer() if trainer is None else trainer
-    widths = [int(n) for n in widths]
-    if len(widths) < 2 or any(n < 1 for n in widths) or len(set(widths)) != len(widths):
-        raise InputError(f"need at least two distinct positive widths, got {widths}")
+    _check_data(model, data)
+    widths = [require_int(n, "widths") for n in widths]
+    if len(widths) < 2 or len(set(widths)) != len(widths):
+        raise InputError(f"widths needs at least two distinct widths, got {widths}")
     order = np.argsort(widths)
     widths = [widths[i] for i in order]
     if isinstance(members, (int, np.integer)):
         members = [int(members)] * len(widths)
+    elif len(members) == len(widths):
+        members = [int(members[i]) for i in order]
     else:
-        members = [int(members[i]) for i in order] if len(members) == len(widths) else None
-    if members is None or min(members) < 1:
-        raise InputError("members must be a positive integer or one positive integer per width")
+        raise InputError(f"members must be one integer or one per width ({len(widths)}), got {members}")
+    members = [require_int(e, "members") for e in members]
     block = widths[0]
     t = validate_times(times)
-    results = []
-    for n, e in zip(widths, members):
-        results.append(run_ensemble(
-            model.replace(n1=n, n2=n), data, trainer, times=t, n_members=e, seed=seed,
-            memory_budget=memory_budget, dtype=dtype,
-            observables={BLOCK_OBSERVABLE: _leading_block(block)}, progress=progress,
-        ))
-    return WidthCoupling(widths=tuple(widths), results=tuple(results), block=block, dim=data.dim)
+    observables = {BLOCK_OBSERVABLE: functools.partial(leading_block, k=block)}
+    results = tuple(
+        run_ensemble(model.replace(n1=n, n2=n), data, trainer, times=t, n_members=e, seed=seed,
+                     observables=observables, **engine)
+        for n, e in zip(widths, members)
+    )
+    return WidthCoupling(widths=tuple(widths), results=results, block=block, dim=data.dim)
 
 
 def _coupled_finite(c: WidthCoupling, i: int) -> np.ndarray:
@@ -162,7 +182,7 @@ def output_gaps(c: WidthCoupling) -> list[np.ndarray]:
     gaps = []
     for i in range(len(c.widths) - 1):
         e = c.n_coupled(i)
-        diff = c.results[i].outputs[:e] - c.widest.outputs[:e]
+        diff = c.results[i].outputs[:e].astype(np.float64) - c.widest.outputs[:e]
         g = np.sqrt(np.mean(diff**2, axis=-1))
         g[~_coupled_finite(c, i)] = np.nan
         gaps.append(g)
@@ -180,7 +200,7 @@ def weight_gaps(c: WidthCoupling) -> list[np.ndarray]:
     for i in range(len(c.widths) - 1):
         e = c.n_coupled(i)
         mine = c.block_weights(i)
-        ms = [np.mean((a[:e] - b[:e]).reshape(e, a.shape[1], -1) ** 2, axis=-1)
+        ms = [np.mean((a[:e].astype(np.float64) - b[:e]).reshape(e, a.shape[1], -1) ** 2, axis=-1)
               for a, b in zip(mine, ref)]
         g = np.sqrt(np.mean(ms, axis=0))
         g[~_coupled_finite(c, i)] = np.nan
@@ -188,57 +208,51 @@ def weight_gaps(c: WidthCoupling) -> list[np.ndarray]:
     return gaps
 
 
-def summarize_gaps(gaps: list[np.ndarray]) -> np.ndarray:
-    """One number per width: the RMS over coupled members of sup_t gap(t)."""
-    return np.array([np.sqrt(np.nanmean(np.nanmax(g, axis=1) ** 2)) if np.any(np.isfinite(g))
-                     else np.nan for g in gaps])
+def summarize_gaps(gaps: list[np.ndarray]) -> list[Estimate]:
+    """One estimate per width: the RMS over coupled members of sup_t gap(t), with its standard error."""
+    return [root_mean_square(np.max(g, axis=1)) for g in gaps]
 
 
-def seed_spread(result: EnsembleResult) -> tuple[np.ndarray, np.ndarray]:
-    """The spread across seeds over time, from the finite members.
-
-    Returns (output_spread (T,), loss_spread (T,)): the RMS over points of the
-    across-member standard deviation of ŷ (ddof = 1), and the standard
-    deviation of the training loss. NaN with fewer than two finite members.
-    """
-    ok = result.finite()
-    if ok.n_members < 2:
-        nan = np.full(len(result.times), np.nan)
-        return nan, nan
-    out = np.sqrt(np.mean(np.var(ok.outputs, axis=0, ddof=1), axis=-1))
-    return out, np.std(ok.loss, axis=0, ddof=1)
+# Step size -----------------------------------------------------------------------------
 
 
 def gradient_flow(model: ThreeLayer, params0: ThreeLayerParams, data: Dataset, times, *,
-                  alpha: float = 1.0, loss="squared", rtol: float = 1e-9,
-                  atol: float = 1e-9) -> tuple[jax.Array, jax.Array]:
+                  alpha: float = 1.0, loss="squared", rtol: float | None = None,
+                  atol: float | None = None, max_steps: int = DEFAULT_MAX_STEPS) -> tuple[jax.Array, jax.Array]:
     """The ε → 0 limit at fixed width: dθ/dt = −α ξ ⊙ g_MF(θ) on the full batch.
 
-    g_MF is :meth:`ThreeLayer.mean_field_gradient` of the mean training loss.
-    Integrated with diffrax (Tsit5, adaptive steps) in ``params0``'s dtype.
+    g_MF is :meth:`ThreeLayer.mean_field_gradient` of the mean training loss,
+    integrated by :func:`~jaxlimit.limits._ode.solve_ode` (Tsit5, adaptive
+    steps, tolerances from ``params0``'s dtype unless given, at most
+    ``max_steps`` of them). ``params0`` may carry a leading member axis (E
+    networks integrated together).
 
     Returns:
-        outputs (T, M + Q) on training and probe points, and the mean
-        training loss (T,), at ``times``.
+        outputs ((E,) T, M + Q) on training and probe points, and the mean
+        training loss ((E,) T), at ``times``.
     """
+    from jaxlimit.losses import get_loss
+
+    _check_data(model, data)
     loss = get_loss(loss)
-    t = validate_times(times)
+    alpha = require_real(alpha, "alpha")
+    if params0.w1.ndim not in (2, 3):
+        raise InputError(f"params0.w1 must have shape ([E,] n1, d), got {params0.w1.shape}")
+    batched = params0.w1.ndim == 3
     dtype = params0.w1.dtype
     x, y = data.x_train.astype(dtype), data.y_train.astype(dtype)
-    xi = ThreeLayerParams(*(alpha * v for v in model.xi))
+    rates = ThreeLayerParams(*(alpha * v for v in model.xi))
 
-    def field(s, theta, args):
+    def one(theta):
         g = model.mean_field_gradient(theta, x, y, loss)
-        return jax.tree_util.tree_map(lambda gi, r: -r * gi, g, xi)
+        return jax.tree_util.tree_map(lambda gi, r: -r * gi, g, rates)
 
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=float(t[-1]), dt0=None, y0=params0,
-        saveat=diffrax.SaveAt(ts=jnp.asarray(t, dtype)),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=1_000_000,
-    )
+    field = (lambda s, theta, args: jax.vmap(one)(theta)) if batched else (lambda s, theta, args: one(theta))
+    path = solve_ode(field, params0, times, rtol=rtol, atol=atol, max_steps=max_steps, steps_option="--refine-t-max")
     x_all = data.x_all.astype(dtype)
-    outputs = jax.vmap(lambda p: model.apply(p, x_all))(sol.ys)
-    losses = jnp.mean(loss(outputs[:, : data.n_train], y), axis=1)
+    apply = jax.vmap(lambda p: model.apply(p, x_all))  # over times
+    outputs = jax.vmap(apply, in_axes=1, out_axes=0)(path) if batched else apply(path)
+    losses = jnp.mean(loss(outputs[..., : data.n_train], y), axis=-1)
     return outputs, losses
 
 
@@ -246,9 +260,10 @@ class StepRefinement(eqx.Module):
     """Gaps to gradient flow at one width for decreasing steps ε.
 
     Attributes:
-        epsilons: the steps, shape (K,).
+        epsilons: the steps, shape (K,), decreasing.
         method: ``"fullbatch"`` (expected gap ∝ ε) or ``"online"`` (∝ √ε).
-        gaps: shape (K, E): RMS over points of |ŷ_ε − ŷ_flow| at t_max, per member.
+        gaps: shape (K, E): RMS over points of |ŷ_ε − ŷ_flow| at t_max, per member
+            (NaN for a member that diverged).
         t_max: the comparison time.
         width: n1 = n2.
     """
@@ -259,49 +274,193 @@ class StepRefinement(eqx.Module):
     t_max: float = eqx.field(static=True)
     width: int = eqx.field(static=True)
 
-    def rms_gaps(self) -> np.ndarray:
-        """(K,): the RMS over members of the gap."""
-        return np.sqrt(np.nanmean(self.gaps**2, axis=1))
+    def rms_gaps(self) -> list[Estimate]:
+        """Per step: the RMS over members of the gap, with its standard error."""
+        return [root_mean_square(g) for g in self.gaps]
 
 
-def step_size_refinement(model: ThreeLayer, data: Dataset, *, epsilons: Sequence[float],
-                         t_max: float, method: str = "fullbatch", n_members: int = 4,
-                         seed: int = 0, alpha: float = 1.0, loss="squared",
-                         dtype=jnp.float64) -> StepRefinement:
-    """Train members 0..E−1 at each ε and compare them with their gradient flow.
+def step_size_refinement(model: ThreeLayer, data: Dataset, trainer: Trainer, *, epsilons: Sequence[float],
+                         t_max: float, n_members: int = 4, seed: int | jax.Array = 0,
+                         dtype=jnp.float64, **engine) -> StepRefinement:
+    """Train members 0..E−1 at each ε and compare them with their own gradient flow.
 
-    The networks (``model`` at each ε) come from ``run_ensemble``; each
-    member's flow starts from the same initial weights, rebuilt from the
-    engine's key convention (member key split into init and data keys).
+    The networks (``model`` at each ε, trained by ``trainer``: ``"fullbatch"``
+    or ``"online"``) come from :func:`~jaxlimit.training.run_ensemble` with the
+    members' stream ``seed``; each member's flow starts from the same initial
+    weights, drawn by the engine's own member program. ``engine`` options
+    (checkpoints, progress, memory budget) go to every ``run_ensemble`` call.
     """
-    if method not in ("fullbatch", "online"):
-        raise InputError(f"step-size refinement uses fullbatch or online, got {method!r}")
-    eps = np.asarray(sorted(float(e) for e in epsilons))[::-1]
-    if eps.size < 2 or np.any(eps <= 0) or len(set(eps.tolist())) != eps.size:
-        raise InputError(f"need at least two distinct positive steps, got {list(epsilons)}")
+    _check_data(model, data)
+    if not isinstance(trainer, Trainer) or trainer.method not in ("fullbatch", "online"):
+        raise InputError("step-size refinement compares full-batch descent or online SGD with the flow, got "
+                         f"{getattr(trainer, 'method', trainer)!r}")
+    n_members = require_int(n_members, "n_members")
+    t_max = require_real(t_max, "t_max")
+    eps = np.asarray(sorted((require_real(e, "epsilons") for e in epsilons), reverse=True))
+    if eps.size < 2 or len(set(eps.tolist())) != eps.size:
+        raise InputError(f"epsilons needs at least two distinct positive steps, got {list(epsilons)}")
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise InputError("a float64 refinement needs jax.config.update('jax_enable_x64', True)")
     for e in eps:
         if abs(model.replace(eps=float(e)).steps_to(t_max) * e - t_max) > 1e-9 * max(1.0, t_max):
-            raise InputError(f"t_max = {t_max} is not a whole number of steps of {e}")
-    trainer = Trainer(alpha=alpha, method=method, loss=get_loss(loss))
+            raise InputError(f"t_max = {t_max:g} is not a whole number of steps of {e:g}")
+    init = generic_program(model, data, trainer, {}, dtype).init
     keys = member_keys(seed, jnp.arange(n_members, dtype=jnp.uint32))
-    params0 = jax.vmap(lambda k: model.init(jax.random.split(k)[0], dtype))(keys)
-    flow = jax.jit(jax.vmap(lambda p: gradient_flow(model, p, data, [0.0, t_max], alpha=alpha,
-                                                    loss=loss)[0][-1]))(params0)
+    params0 = jax.vmap(lambda k: init(k)[0])(keys)
+    flow, _ = gradient_flow(model, params0, data, [0.0, t_max], alpha=trainer.alpha, loss=trainer.loss)
+    flow_end = np.asarray(flow[:, -1], np.float64)
     gaps = []
     for e in eps:
-        m = model.replace(eps=float(e))
-        r = run_ensemble(m, data, trainer, times=[0.0, t_max], n_members=n_members, seed=seed,
-                         dtype=dtype)
-        g = np.sqrt(np.mean((r.outputs[:, -1] - np.asarray(flow)) ** 2, axis=-1))
+        r = run_ensemble(model.replace(eps=float(e)), data, trainer, times=[0.0, t_max], n_members=n_members,
+                         seed=seed, dtype=dtype, **engine)
+        g = np.sqrt(np.mean((np.asarray(r.outputs[:, -1], np.float64) - flow_end) ** 2, axis=-1))
         g[np.asarray(r.diverged)] = np.nan
         gaps.append(g)
-    return StepRefinement(epsilons=eps, method=method, gaps=np.stack(gaps), t_max=float(t_max),
+    return StepRefinement(epsilons=eps, method=trainer.method, gaps=np.stack(gaps), t_max=float(t_max),
                           width=model.n1)
 
 
+# The limit, by a proxy ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyEstimate:
+    """What the proxy ensemble says about the limit at some times.
+
+    Attributes:
+        times: shape (T,).
+        mean: the proxy's ensemble mean, (T, P): the limit's outputs up to an
+            O(1/N_p + ε_p) bias.
+        mean_se: its Monte Carlo standard error, (T, P).
+        scaled_cov: N_p × the proxy's seed covariance (ddof = 1), (T, P, P):
+            the covariance of a width-n network's outputs is scaled_cov / n.
+        proxy_width: N_p.
+        result: the proxy ensemble (diverged members flagged).
+    """
+
+    times: np.ndarray
+    mean: np.ndarray
+    mean_se: np.ndarray
+    scaled_cov: np.ndarray
+    proxy_width: int
+    result: EnsembleResult
+
+    def law(self, width: int) -> Gaussian:
+        """The predicted law of a width-``width`` network's outputs: mean (T, P), cov scaled_cov / width."""
+        width = require_int(width, "width")
+        if width >= self.proxy_width:
+            raise InputError(f"the proxy of width {self.proxy_width} describes narrower networks, got width {width}")
+        return Gaussian(self.mean, self.scaled_cov / width)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreeLayerLimit:
+    """The deterministic three-layer mean-field limit, estimated by a wide proxy.
+
+    jaxlimit does not solve the limit (weights that are functions on the
+    neuronal embedding, docs/three-layer.md#the-limit). The proxy is E_p
+    networks of width N_p (n1 = n2 = N_p, wider than the networks described)
+    from the model's initial law, trained by full-batch gradient descent at
+    the step ε_p with the model's rates. For width-n networks (n = n1 = n2 of
+    ``model``) trained by full-batch descent, :meth:`predict` answers
+
+        mean(t)      = the proxy's ensemble mean: the limit up to an O(1/N_p + ε_p)
+                       bias and a Monte Carlo error (``ProxyEstimate.mean_se``);
+        cov(t) at n  = scaled_cov(t) / n,  scaled_cov = N_p · (the proxy's seed covariance),
+
+    the leading 1/n term of the fluctuations around the limit (the spread
+    across seeds falls like n^{-1/2}, docs/three-layer.md#spread-across-seeds).
+    It is a leading-order statement: the variance at width n is
+    Σ(t)/n + O(1/n²), and scaled_cov = Σ(t) + O(1/N_p). Where Σ(t) is small
+    the next order dominates at every width one can run: at t = 0 with an odd
+    φ1 the limit has H2 = 0, so a network's output spread is O(1/n) (variance
+    O(1/n²)) and the prediction understates narrower networks' spread until
+    training has moved H2 away from 0. The covariance has rank at most E_p − 1,
+    so it is singular when E_p ≤ P.
+
+    Why full batch: its only randomness is the initial draw, so the proxy's
+    seed covariance is that 1/n part alone. Online SGD adds sampling noise of
+    variance O(ε) that does not shrink with n: networks trained online follow
+    the same limit mean but not this covariance, and are refused. Also
+    refused: a stationary start (docs/three-layer.md#the-degenerate-start:
+    the limit stays at ŷ = φ3(0) while every finite network leaves it after a
+    plateau that lengthens with n, so no finite proxy and no 1/n law describe
+    it), n1 ≠ n2, and a proxy no wider than the networks.
+    """
+
+    model: ThreeLayer
+    data: Dataset
+    trainer: Trainer
+    proxy_width: int
+    proxy_ensemble: int
+    proxy_step: float
+    seed: int | jax.Array
+    engine: dict
+
+    @property
+    def proxy_model(self) -> ThreeLayer:
+        return self.model.replace(n1=self.proxy_width, n2=self.proxy_width, eps=self.proxy_step)
+
+    def estimate(self, times) -> ProxyEstimate:
+        """Train the proxy ensemble to ``times`` (through the engine, so it checkpoints) and summarise it."""
+        t = validate_times(times)
+        result = run_ensemble(self.proxy_model, self.data, self.trainer, times=t, n_members=self.proxy_ensemble,
+                              seed=self.seed, **self.engine)
+        ok = result.finite()
+        if ok.n_members < 2:
+            raise InputError(f"only {ok.n_members} of {result.n_members} proxy networks stayed finite; the limit "
+                             "cannot be estimated (reduce the step)")
+        x = np.asarray(ok.outputs, np.float64)
+        centred = x - x.mean(axis=0)
+        cov = np.einsum("etp,etq->tpq", centred, centred) / (ok.n_members - 1)
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        mean_se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2) / ok.n_members)
+        return ProxyEstimate(result.times, x.mean(axis=0), mean_se, self.proxy_width * cov, self.proxy_width,
+                             result)
+
+    def predict(self, times) -> Gaussian:
+        """The law of the model's outputs at ``times``: mean (T, P), cov (T, P, P) = scaled_cov / n."""
+        return self.estimate(times).law(self.model.n1)
+
+
+def three_layer_limit(model: ThreeLayer, data: Dataset, trainer: Trainer | None = None, *, proxy_width: int,
+                      proxy_ensemble: int = 8, proxy_step: float | None = None, seed: int | jax.Array = 0,
+                      **engine) -> ThreeLayerLimit:
+    """The limit of ``model`` trained by ``trainer`` on ``data``, by a proxy (see :class:`ThreeLayerLimit`).
+
+    Args:
+        model: width-n networks, n1 = n2 = n.
+        trainer: full-batch gradient descent (the default here); any other method is refused.
+        proxy_width: N_p > n.
+        proxy_ensemble: E_p ≥ 2 proxy networks.
+        proxy_step: ε_p, the model's step by default.
+        seed: the proxy members' stream (an integer or a key).
+        **engine: options for :func:`~jaxlimit.training.run_ensemble` (checkpoints, progress, memory).
+    """
+    trainer = Trainer(method="fullbatch") if trainer is None else trainer
+    _check_data(model, data)
+    if not isinstance(trainer, Trainer) or trainer.method != "fullbatch":
+        raise InputError(
+            "the three-layer limit's covariance is the initial draw's 1/n fluctuation, which describes full-batch "
+            f"descent; {getattr(trainer, 'method', trainer)!r} training adds sampling noise that does not shrink "
+            "with the width: use method='fullbatch'")
+    if model.n1 != model.n2:
+        raise InputError(f"the proxy describes square networks n1 = n2, got n1 = {model.n1}, n2 = {model.n2}")
+    if model.starts_stationary(np.asarray(data.x_train)):
+        raise InputError(
+            "this initial law is a stationary start of the limit (w3 = 0 and no w3 update; "
+            "docs/three-layer.md#the-degenerate-start): the limit stays at ŷ = φ3(0) while finite networks leave "
+            "it, so no proxy describes it")
+    proxy_width = require_int(proxy_width, "proxy_width")
+    if proxy_width <= model.n1:
+        raise InputError(f"proxy_width must exceed the width it describes ({model.n1}), got {proxy_width}")
+    proxy_ensemble = require_int(proxy_ensemble, "proxy_ensemble", low=2)
+    proxy_step = model.eps if proxy_step is None else require_real(proxy_step, "proxy_step")
+    return ThreeLayerLimit(model, data, trainer, proxy_width, proxy_ensemble, float(proxy_step), seed, dict(engine))
+
+
 __all__ = [
-    "StepRefinement", "WidthCoupling", "gradient_flow", "output_gaps", "run_width_coupling",
-    "seed_spread", "step_size_refinement", "summarize_gaps", "weight_gaps",
+    "BLOCK_OBSERVABLE", "ProxyEstimate", "StepRefinement", "ThreeLayerLimit", "WidthCoupling", "gradient_flow",
+    "leading_block", "output_gaps", "run_width_coupling", "step_size_refinement", "summarize_gaps",
+    "three_layer_limit", "weight_gaps",
 ]

@@ -1,4 +1,4 @@
-"""The three-layer network in the mean-field regime (Pham & Nguyen; THEORY §4).
+"""The three-layer network in the mean-field regime (Pham & Nguyen; docs/three-layer.md).
 
     H2(x, j2) = (1/n1) Σ_{j1} w2(j1, j2) φ1(⟨w1(j1), x⟩)
     H3(x)     = (1/n2) Σ_{j2} w3(j2) φ2(H2(x, j2))
@@ -26,7 +26,16 @@ at every width, and each step moves the output by O(ε).
 Coupling across widths: every unit's (and every pair's) initial randomness is
 a function of its index alone, so a width-(n1, n2) network is exactly the
 leading sub-block (first n1 layer-1 units, first n2 layer-2 units, the
-matching n1×n2 block of w2) of any wider network drawn from the same key.
+matching n1×n2 block of w2) of any wider network drawn from the same key
+(docs/three-layer.md#width-by-coupling).
+
+The degenerate start (docs/three-layer.md#the-degenerate-start): at t = 0 the
+limit has H2(x) = E[w2] E[φ1(⟨w1, x⟩)], zero whatever E[w2] for an odd φ1
+(w1 is symmetric), so a zero-mean w2 alone is not stuck: learning starts
+through w3. The limit sits at a stationary point only when w3 ≡ 0 and the w3
+update vanishes too (φ2(H2) = 0, e.g. E[w2] = 0 with φ2(0) = 0, or ξ3 = 0):
+:meth:`ThreeLayer.starts_stationary` decides it, :data:`DEGENERATE_INIT` is
+the standard example.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ from typing import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxlimit.activations import Activation, get_activation
+from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss
 
@@ -56,17 +67,19 @@ class ThreeLayerParams(eqx.Module):
 
 
 class ThreeLayerInit(eqx.Module):
-    """The i.i.d. initial law (THEORY §4): layers independent of each other.
+    """The i.i.d. initial law (docs/three-layer.md#model-and-scaling): layers independent of each other.
 
     w1(j1) ~ N(0, w1_std² I_d) (full support, as the global-convergence
     theorem asks). Each w2(j1, j2) and each w3(j2) has the given mean and
     standard deviation, with a uniform law (bounded, as the theorem asks) or
     a Gaussian one; a standard deviation of 0 gives a point mass.
 
-    The default has E[w3] = 1. Why: with an odd φ1 and symmetric w1,
-    E[w2 φ1(⟨w1, x⟩)] = 0 whatever the mean of w2, so in the limit H2 = 0 and
-    ŷ = φ3(0) at t = 0. Learning then starts through w3 (dH3/dt ∝ E[w3²]):
-    if w3 = 0 as well the limit sits at a stationary point (:data:`DEGENERATE_INIT`).
+    The default has E[w3] = 1. Why (docs/three-layer.md#the-degenerate-start):
+    with an odd φ1 and symmetric w1, E[w2 φ1(⟨w1, x⟩)] = 0 whatever the mean
+    of w2, so in the limit H2 = 0 and ŷ = φ3(0) at t = 0; a non-zero E[w2]
+    does not change that. Learning then starts through w3 (dH3/dt ∝ E[w3²]).
+    Only with w3 = 0 as well (and φ2(0) = 0, or ξ3 = 0) does the limit sit at
+    a stationary point (:data:`DEGENERATE_INIT`).
     """
 
     kind: str = eqx.field(static=True, default="uniform")
@@ -79,16 +92,12 @@ class ThreeLayerInit(eqx.Module):
     def __check_init__(self):
         if self.kind not in ("uniform", "gaussian"):
             raise InputError(f"unknown initial law {self.kind!r}; choose uniform or gaussian")
-        values = (self.w1_std, self.w2_mean, self.w2_std, self.w3_mean, self.w3_std)
-        if not all(math.isfinite(v) for v in values):
-            raise InputError(f"initial law parameters must be finite, got {values}")
-        if not self.w1_std > 0:
-            raise InputError(f"w1_std must be positive (w1 needs full support), got {self.w1_std}")
-        if self.w2_std < 0 or self.w3_std < 0:
-            raise InputError(
-                f"standard deviations must be non-negative, got w2_std={self.w2_std}, "
-                f"w3_std={self.w3_std}"
-            )
+        for name in ("w2_mean", "w3_mean"):
+            require_real(getattr(self, name), name, low=None)
+        for name in ("w2_std", "w3_std"):
+            require_real(getattr(self, name), name, low=0.0, low_open=False)
+        if not (isinstance(self.w1_std, (int, float)) and math.isfinite(self.w1_std) and self.w1_std > 0):
+            raise InputError(f"w1_std must be positive and finite (w1 needs full support), got {self.w1_std!r}")
 
     def _draw(self, key, shape, dtype, mean, std, gaussian=False):
         # Drawn in float32 whatever ``dtype`` (as for the two-layer model): one
@@ -114,9 +123,11 @@ class ThreeLayerInit(eqx.Module):
 
 
 DEGENERATE_INIT = ThreeLayerInit(w2_mean=0.0, w3_mean=0.0, w3_std=0.0)
-"""E[w2] = 0 and w3 = 0: the limit starts (and stays) at the stationary point
-H2 = 0, w3 = 0, ŷ = φ3(0); finite networks escape only through their
-O(n^{-1/2}) fluctuations, later as the width grows."""
+"""E[w2] = 0 and w3 = 0: with φ2(0) = 0 (tanh, erf, relu, gelu, identity; not
+sigmoid) the limit starts (and stays) at the stationary point H2 = 0, w3 = 0,
+ŷ = φ3(0), for any φ1; finite networks escape only through their O(n^{-1/2})
+fluctuations, after a loss plateau that lengthens with the width
+(docs/three-layer.md#the-degenerate-start)."""
 
 
 def _tiled(draw: Callable, key: jax.Array, unit_shape: tuple[int, ...],
@@ -126,7 +137,7 @@ def _tiled(draw: Callable, key: jax.Array, unit_shape: tuple[int, ...],
     The index space is cut into TILE-sized blocks (TILE×TILE for two unit
     axes); block (r[, c]) is ``draw(fold_in(fold_in(key, r), c), block_shape)``.
     Drawing ⌈n/TILE⌉ blocks and slicing to n gives, for any width, the leading
-    sub-block of every wider draw: the coupling of THEORY §4. At n = 4096 this
+    sub-block of every wider draw: the coupling of docs/three-layer.md#width-by-coupling. At n = 4096 this
     costs one pass over the 16.7M entries of w2, and for small widths at most
     one partial block is wasted per axis.
     """
@@ -157,13 +168,11 @@ class ThreeLayerForward(eqx.Module):
 
 
 def _width(value, label: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise InputError(f"{label} must be a positive integer, got {value}")
-    return int(value)
+    return require_int(value, label)
 
 
 class ThreeLayer(eqx.Module):
-    """The mean-field three-layer network and its SGD scaling (THEORY §4).
+    """The mean-field three-layer network and its SGD scaling (docs/three-layer.md#model-and-scaling).
 
     Attributes:
         n1, n2: the hidden widths.
@@ -193,12 +202,10 @@ class ThreeLayer(eqx.Module):
         self.n1 = _width(n1, "n1")
         self.n2 = _width(n2, "n2")
         self.dim = _width(dim, "input dimension")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise InputError(f"step eps must be a positive finite number, got {eps}")
-        self.eps = float(eps)
-        xi = tuple(float(v) for v in xi)
-        if len(xi) != 3 or not all(math.isfinite(v) and v >= 0 for v in xi):
-            raise InputError(f"xi must be three non-negative finite numbers, got {xi}")
+        self.eps = require_real(eps, "step eps")
+        if isinstance(xi, (str, bytes)) or not hasattr(xi, "__len__") or len(xi) != 3:
+            raise InputError(f"xi must be three non-negative finite numbers, got {xi!r}")
+        xi = tuple(require_real(v, "xi", low=0.0, low_open=False) for v in xi)
         if not any(xi):
             raise InputError("xi is zero for all three layers: nothing would train")
         self.xi = xi
@@ -257,7 +264,7 @@ class ThreeLayer(eqx.Module):
         return ThreeLayerParams(w1=float(self.n1), w2=float(self.n1 * self.n2), w3=float(self.n2))
 
     def learning_rates(self) -> ThreeLayerParams:
-        """ε ξ1 n1, ε ξ2 n1 n2, ε ξ3 n2 (THEORY §4), multiplied by the trainer's α."""
+        """ε ξ1 n1, ε ξ2 n1 n2, ε ξ3 n2 (docs/three-layer.md#model-and-scaling), multiplied by the trainer's α."""
         n = self.width_factors()
         x1, x2, x3 = self.xi
         return ThreeLayerParams(w1=self.eps * x1 * n.w1, w2=self.eps * x2 * n.w2,
@@ -272,6 +279,42 @@ class ThreeLayer(eqx.Module):
         if not (1 <= n1 <= self.n1 and 1 <= n2 <= self.n2):
             raise InputError(f"sub-block ({n1}, {n2}) does not fit in ({self.n1}, {self.n2})")
         return ThreeLayerParams(w1=params.w1[:n1], w2=params.w2[:n1, :n2], w3=params.w3[:n2])
+
+    def limit_hidden_field(self, x) -> np.ndarray:
+        """H2(x) of the limit at t = 0 for inputs x (P, d): E[w2] E[φ1(⟨w1, x⟩)], shape (P,).
+
+        w2 is independent of w1, and ⟨w1, x⟩ ~ N(0, w1_std² |x|²); the
+        expectation is a 64-node Gauss–Hermite rule (exactly zero for an odd φ1,
+        whose nodes cancel in pairs).
+        """
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise InputError(f"inputs must have shape (P, {self.dim}), got {x.shape}")
+        law = self.init_law
+        if law.w2_mean == 0.0:
+            return np.zeros(len(x))
+        nodes, weights = np.polynomial.hermite_e.hermegauss(64)
+        scale = law.w1_std * np.linalg.norm(x, axis=1)
+        values = np.asarray(self.phi1(jnp.asarray(scale[:, None] * nodes[None, :])), np.float64)
+        return law.w2_mean * (values @ weights) / math.sqrt(2.0 * math.pi)
+
+    def starts_stationary(self, x_train) -> bool:
+        """Whether the limit sits at a stationary point from t = 0 on these training inputs.
+
+        True when w3 ≡ 0 (w3_mean = w3_std = 0) and the w3 update vanishes:
+        ξ3 = 0, or φ2(H2(x)) = 0 at every training input with H2 the limit's
+        t = 0 field (:meth:`limit_hidden_field`). Then every update is zero
+        (w3 = 0 kills those of w1 and w2), ŷ = φ3(0) for all t in the limit, and
+        finite networks leave only through their fluctuations
+        (docs/three-layer.md#the-degenerate-start).
+        """
+        law = self.init_law
+        if law.w3_mean != 0.0 or law.w3_std != 0.0:
+            return False
+        if self.xi[2] == 0.0:
+            return True
+        h2 = self.limit_hidden_field(x_train)
+        return bool(np.all(np.abs(np.asarray(self.phi2(jnp.asarray(h2)))) <= 1e-9))
 
     def describe(self) -> dict:
         return {

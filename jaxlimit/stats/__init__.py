@@ -8,19 +8,26 @@ from jaxlimit.stats.gaussian import (
     gaussian_w2,
 )
 from jaxlimit.stats.scaling import (
-    PowerLawFit, Proportion, bootstrap_ci, fit_power_law, proportion, proportion_interval,
+    PowerLawFit, Proportion, bootstrap_ci, fit_power_law, fit_valid_points, proportion, proportion_interval,
 )
+from jaxlimit.stats.summaries import Estimate, SeedSpread, ratio_of_means, root_mean_square, seed_spread
 
 __all__ = [
     "COVARIANCE_RTOL",
+    "Estimate",
     "Gaussian",
     "GaussianComparison",
     "PowerLawFit",
     "Proportion",
+    "SeedSpread",
     "bootstrap_ci",
     "compare_gaussian",
     "fit_power_law",
+    "fit_valid_points",
     "gaussian_w2",
     "proportion",
     "proportion_interval",
+    "ratio_of_means",
+    "root_mean_square",
+    "seed_spread",
 ]

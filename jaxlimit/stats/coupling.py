@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxlimit.errors import InputError
 from jaxlimit.stats.gaussian import gaussian_w2
+from jaxlimit.stats.summaries import root_mean_square
 
 
 def _pair(outputs, paths) -> tuple[np.ndarray, np.ndarray]:
@@ -42,25 +43,13 @@ class PathwiseError:
     per_time: np.ndarray
 
 
-def rms_with_se(squares) -> tuple[float, float]:
-    """sqrt(mean of ``squares``) over members (one non-negative number each, e.g. a squared
-    distance) and its standard error by the delta method, se(mean) / (2 rms)."""
-    sq = np.asarray(squares, np.float64).ravel()
-    if sq.size < 2 or not np.all(np.isfinite(sq)) or np.any(sq < 0):
-        raise InputError(f"need at least 2 finite non-negative squares, got {sq.size}")
-    rms = float(np.sqrt(sq.mean()))
-    se = float(sq.std(ddof=1) / (2.0 * rms * math.sqrt(len(sq)))) if rms > 0 else 0.0
-    return rms, se
-
-
 def pathwise_error(outputs, paths) -> PathwiseError:
     """Compare each network with its own limit path; both of shape (E, T, P)."""
     x, lim = _pair(outputs, paths)
     gap = np.abs(x - lim)
-    worst = gap.reshape(len(gap), -1).max(axis=1)
-    rms, se = rms_with_se(worst**2)
-    per_time = np.sqrt(np.mean(gap.max(axis=2) ** 2, axis=0)) if gap.ndim == 3 else np.array([rms])
-    return PathwiseError(rms, se, per_time)
+    worst = root_mean_square(gap.reshape(len(gap), -1).max(axis=1))
+    per_time = np.sqrt(np.mean(gap.max(axis=2) ** 2, axis=0)) if gap.ndim == 3 else np.array([worst.value])
+    return PathwiseError(worst.value, worst.se, per_time)
 
 
 def coupled_moments(outputs_t, paths_t, mean_t, cov_t) -> tuple[np.ndarray, np.ndarray]:
@@ -126,4 +115,4 @@ def coupled_bures(outputs_t, paths_t, mean_t, cov_t, *, n_boot: int = 200, seed:
     return CoupledBures(value, float(np.std(boots, ddof=1)), noise)
 
 
-__all__ = ["CoupledBures", "PathwiseError", "coupled_bures", "coupled_moments", "pathwise_error", "rms_with_se"]
+__all__ = ["CoupledBures", "PathwiseError", "coupled_bures", "coupled_moments", "pathwise_error"]

@@ -134,6 +134,20 @@ def fit_power_law(x, y, *, level: float = 0.95, y_err=None) -> PowerLawFit:
     )
 
 
+def fit_valid_points(x, y, *, y_err=None, level: float = 0.95) -> PowerLawFit | None:
+    """:func:`fit_power_law` over the points whose y (and y_err) are finite and positive, or None
+    with fewer than two such points (a gap that is exactly zero, or a width whose members all
+    diverged, is left out rather than refused)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(y) & (y > 0)
+    if y_err is not None:
+        y_err = np.asarray(y_err, float)
+        ok &= np.isfinite(y_err) & (y_err > 0)
+    if ok.sum() < 2:
+        return None
+    return fit_power_law(x[ok], y[ok], level=level, y_err=None if y_err is None else y_err[ok])
+
+
 def proportion_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion k / n:
 

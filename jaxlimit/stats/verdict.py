@@ -46,10 +46,12 @@ def agreement(measured: float, predicted: float, se: float, *, z: float = 3.0) -
     return CONSISTENT if abs(measured - predicted) <= z * se else INCONSISTENT
 
 
-def slope_agreement(fit: PowerLawFit, predicted: float, tolerance: float = 0.0) -> str:
+def slope_agreement(fit: PowerLawFit | None, predicted: float, tolerance: float = 0.0) -> str:
     """``"consistent"`` when the fitted slope's confidence interval, widened by ``tolerance`` on each
     side (for higher-order terms the fit does not model), covers ``predicted``; ``"not resolved at
-    this size"`` when the fit has no interval (two points, no errors)."""
+    this size"`` when there is no fit or it has no interval (two points, no errors)."""
+    if fit is None:
+        return NOT_RESOLVED
     lo, hi = fit.slope_ci
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return NOT_RESOLVED

@@ -51,7 +51,7 @@ from jaxlimit.limits.teacher_student import (
 )
 from jaxlimit.report import Report
 from jaxlimit.stats import fit_power_law, proportion
-from jaxlimit.stats.coupling import rms_with_se
+from jaxlimit.stats.summaries import root_mean_square
 from jaxlimit.stats.verdict import (
     CONSISTENT, INCONSISTENT, NOT_RESOLVED, RESOLVED, combine, probability_at_least, resolution, slope_agreement,
 )
@@ -378,9 +378,11 @@ def _sgd(config, problem, store, warnings) -> dict:
         if len(w) >= 2:
             sq_gd = np.sum((w - gd_w) ** 2, axis=(-2, -1))       # (E, T)
             sq_flow = np.sum((w - flow_w) ** 2, axis=(-2, -1))
-            entry["rms_gd"], entry["rms_gd_se"] = rms_with_se(sq_gd.mean(axis=1))
-            entry["rms_flow"], entry["rms_flow_se"] = rms_with_se(sq_flow.mean(axis=1))
-            entry["per_time"] = [rms_with_se(sq_gd[:, i]) for i in range(len(times))]
+            gd, flow = (root_mean_square(np.sqrt(sq.mean(axis=1))) for sq in (sq_gd, sq_flow))
+            entry["rms_gd"], entry["rms_gd_se"] = gd.value, gd.se
+            entry["rms_flow"], entry["rms_flow_se"] = flow.value, flow.se
+            entry["per_time"] = [(e.value, e.se) for e in (root_mean_square(np.sqrt(sq_gd[:, i]))
+                                                           for i in range(len(times)))]
             mean = w.mean(axis=0)
             se = w.std(axis=0, ddof=1) / np.sqrt(len(w))
             entry["mean_gap"], entry["mean_gap_se"] = mean - flow_w, se

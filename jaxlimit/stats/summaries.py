@@ -1,0 +1,123 @@
+"""Summaries of an ensemble over its members, each with its standard error.
+
+* :func:`root_mean_square`: √(mean v²) over members (a typical size of a gap
+  or an error), with its delta-method standard error.
+* :func:`seed_spread`: the spread across members (seeds) of outputs at P
+  points, the RMS over points of the standard deviation, at every time.
+* :func:`ratio_of_means`: mean(a) / mean(b) over the same members (a final
+  over an initial loss), with its paired delta-method standard error.
+
+Members whose values are NaN (diverged runs) are left out and counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from jaxlimit.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A summary over members: ``value`` ± ``se`` from ``n`` finite members (NaN with too few)."""
+
+    value: float
+    se: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _members(values, name: str) -> np.ndarray:
+    array = np.asarray(values, np.float64)
+    if array.ndim < 1:
+        raise InputError(f"{name} needs a leading member axis, got a scalar")
+    if np.any(np.isinf(array)):
+        raise InputError(f"{name} must not hold infinities (mark diverged members with NaN)")
+    return array
+
+
+def root_mean_square(values) -> Estimate:
+    """√(mean over members of v²) for ``values`` of shape (E,), NaN entries left out.
+
+    Standard error by the delta method, se(√m) = se(m) / (2√m) with se(m) the
+    standard error of the mean of v²; NaN with fewer than two finite members.
+    """
+    v = _members(values, "values")
+    if v.ndim != 1:
+        raise InputError(f"values must have shape (E,), got {v.shape}")
+    sq = v[np.isfinite(v)] ** 2
+    n = int(sq.size)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), 0)
+    rms = float(np.sqrt(sq.mean()))
+    if n < 2:
+        return Estimate(rms, float("nan"), n)
+    se = float(sq.std(ddof=1) / (2.0 * rms * math.sqrt(n))) if rms > 0 else 0.0
+    return Estimate(rms, se, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedSpread:
+    """The spread across members over time.
+
+    Attributes:
+        per_time: RMS over points of the across-member standard deviation
+            (ddof = 1), shape (T,).
+        per_time_se: its standard error, per_time / √(2 (E − 1)) (the
+            Gaussian approximation for a standard deviation from E members).
+        n: the members used.
+    """
+
+    per_time: np.ndarray
+    per_time_se: np.ndarray
+    n: int
+
+    @property
+    def worst(self) -> Estimate:
+        """The largest spread over time (its time's standard error)."""
+        if not np.any(np.isfinite(self.per_time)):
+            return Estimate(float("nan"), float("nan"), self.n)
+        i = int(np.nanargmax(self.per_time))
+        return Estimate(float(self.per_time[i]), float(self.per_time_se[i]), self.n)
+
+
+def seed_spread(outputs) -> SeedSpread:
+    """The spread across members of ``outputs`` (E, T, P); members with any NaN are left out."""
+    x = _members(outputs, "outputs")
+    if x.ndim != 3:
+        raise InputError(f"outputs must have shape (E, T, P), got {x.shape}")
+    x = x[np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)]
+    n = len(x)
+    if n < 2:
+        nan = np.full(x.shape[1], np.nan)
+        return SeedSpread(nan, nan, n)
+    spread = np.sqrt(np.mean(np.var(x, axis=0, ddof=1), axis=-1))
+    return SeedSpread(spread, spread / math.sqrt(2.0 * (n - 1)), n)
+
+
+def ratio_of_means(numerator, denominator) -> Estimate:
+    """mean(a) / mean(b) over members (E,), pairs with a NaN left out.
+
+    Paired delta method for a ratio estimator: se(r)² ≈ Var(a − r b) / (E b̄²).
+    """
+    a = _members(numerator, "numerator")
+    b = _members(denominator, "denominator")
+    if a.shape != b.shape or a.ndim != 1:
+        raise InputError(f"numerator and denominator must have one shape (E,), got {a.shape} and {b.shape}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    n = int(a.size)
+    if n == 0 or b.mean() == 0:
+        return Estimate(float("nan"), float("nan"), n)
+    r = float(a.mean() / b.mean())
+    if n < 2:
+        return Estimate(r, float("nan"), n)
+    return Estimate(r, float(np.std(a - r * b, ddof=1) / (abs(b.mean()) * math.sqrt(n))), n)
+
+
+__all__ = ["Estimate", "SeedSpread", "ratio_of_means", "root_mean_square", "seed_spread"]

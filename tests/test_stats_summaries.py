@@ -1,0 +1,80 @@
+"""Summaries over members with standard errors, fits over valid points, slope verdicts (jaxlimit.stats)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from jaxlimit.errors import InputError
+from jaxlimit.stats import fit_power_law, fit_valid_points, ratio_of_means, root_mean_square, seed_spread
+from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, slope_agreement
+
+
+def test_root_mean_square_and_its_standard_error_are_calibrated():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.0, 2.0, size=(2000, 50))              # 2000 repetitions of 50 members
+    est = [root_mean_square(row) for row in draws]
+    values = np.array([e.value for e in est])
+    assert abs(values.mean() - 2.0) < 0.01
+    # The delta-method SE matches the spread of the estimate over repetitions (within 10 %).
+    assert np.mean([e.se for e in est]) == pytest.approx(values.std(), rel=0.1)
+
+
+def test_root_mean_square_leaves_out_diverged_members():
+    e = root_mean_square([3.0, 4.0, np.nan])
+    assert e.n == 2 and e.value == pytest.approx(math.sqrt(12.5)) and e.se > 0
+    assert math.isnan(root_mean_square([np.nan, np.nan]).value)
+    assert math.isnan(root_mean_square([2.0]).se)
+    with pytest.raises(InputError, match="infinities"):
+        root_mean_square([1.0, np.inf])
+    with pytest.raises(InputError, match=r"shape \(E,\)"):
+        root_mean_square(np.ones((2, 2)))
+
+
+def test_seed_spread_is_the_rms_over_points_of_the_sd():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.0, [1.0, 3.0], size=(4000, 5, 2))       # sd 1 and 3 at every time
+    s = seed_spread(x)
+    assert s.n == 4000 and s.per_time.shape == (5,)
+    np.testing.assert_allclose(s.per_time, math.sqrt(5.0), rtol=0.03)
+    np.testing.assert_allclose(s.per_time_se, s.per_time / math.sqrt(2 * 3999))
+    x[0, 2, 1] = np.nan
+    assert seed_spread(x).n == 3999
+    assert math.isnan(seed_spread(x[:1]).worst.value)
+    with pytest.raises(InputError, match=r"\(E, T, P\)"):
+        seed_spread(np.ones((3, 2)))
+
+
+def test_ratio_of_means_with_paired_members():
+    rng = np.random.default_rng(2)
+    b = rng.uniform(1.0, 2.0, size=(3000, 40))
+    a = 0.1 * b + rng.normal(0.0, 0.01, size=b.shape)        # a ≈ b / 10, strongly paired
+    est = [ratio_of_means(ai, bi) for ai, bi in zip(a, b)]
+    values = np.array([e.value for e in est])
+    assert abs(values.mean() - 0.1) < 1e-3
+    assert np.mean([e.se for e in est]) == pytest.approx(values.std(), rel=0.1)
+    with pytest.raises(InputError, match="one shape"):
+        ratio_of_means([1.0, 2.0], [1.0])
+
+
+def test_fit_valid_points_leaves_out_what_a_log_cannot_take():
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    y = 3.0 * x**-0.5
+    fit = fit_valid_points(x, [y[0], np.nan, y[2], y[3]])
+    assert fit.n_points == 3 and fit.slope == pytest.approx(-0.5)
+    assert fit_valid_points(x, [y[0], 0.0, np.nan, -1.0]) is None
+    weighted = fit_valid_points(x, y, y_err=[0.1, np.nan, 0.1, 0.1])
+    assert weighted.weighted and weighted.n_points == 3
+
+
+def test_slope_agreement_widens_the_interval_by_the_tolerance():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    noise = np.array([1.0, -1.0, 1.0, -1.0, 1.0]) * 0.01
+    fit = fit_power_law(x, x**-0.45 * np.exp(noise))
+    lo, hi = fit.slope_ci
+    assert hi < -0.4                          # the interval alone misses -0.4 ...
+    assert slope_agreement(fit, -0.4, 0.0) == INCONSISTENT
+    assert slope_agreement(fit, -0.4, 0.1) == CONSISTENT          # ... the widened one covers it
+    assert slope_agreement(fit, -1.0, 0.1) == INCONSISTENT
+    assert slope_agreement(None, -0.5, 0.1) == INCONSISTENT
+    assert slope_agreement(fit_power_law([1.0, 2.0], [1.0, 0.5]), -1.0, 0.1) == INCONSISTENT  # no interval
