@@ -22,8 +22,7 @@ ROOT = Path(__file__).parent.parent
 DEVICE_SCRIPT = r"""
 import os, sys
 n = int(sys.argv[1])
-if n > 1:
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n}"
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n}"
 import jax, numpy as np
 import jaxlimit as jl
 assert len(jax.devices()) == n

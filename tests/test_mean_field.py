@@ -184,22 +184,22 @@ def test_variance_falls_like_one_over_width(data):
 
 
 def test_empirical_ntk_at_init_is_the_xavier_kernel(data):
-    # Θ = Σ_leaves lr J Jᵀ is O(1/N) for every γ; with ⌊N t⌋ steps per unit of time the output
-    # ODE's kernel is N Θ, which tends to A at initialisation.
+    # Σ_leaves lr J Jᵀ is O(1/N) for every γ and a unit of time is N steps, so the kernel of the
+    # output ODE, Θ = Σ_leaves (lr / dt) J Jᵀ, tends to A at initialisation.
     a = estimate_xavier_kernels(data.x_all, data.x_all, "tanh").ntk
     for scaling in ("xavier", "mean-field"):
         model = TwoLayer(8192, data.dim, scaling, "tanh")
         params = model.init(jax.random.key(0), jnp.float64)
         k = empirical_ntk(model, params, data.x_all)
         assert k.shape == (8, 8)
-        assert relative_frobenius(model.steps_to(1.0) * k, a) < 0.05
-    # The kernel the engine follows: one full-batch step moves the outputs by (α/M) Θ r to first order.
+        assert relative_frobenius(k, a) < 0.05
+    # The kernel the engine follows: one full-batch step moves the outputs by (α/M) dt Θ r to first order.
     model = TwoLayer(64, data.dim, "mean-field", "tanh")
     params = model.init(jax.random.key(1), jnp.float64)
     _, step = make_step(model, data, Trainer(alpha=1e-4, method="fullbatch"))
     moved = model.apply(step(params, (), None, 0)[0], data.x_all) - model.apply(params, data.x_all)
     r = data.y_train - model.apply(params, data.x_train)
-    expected = 1e-4 / data.n_train * empirical_ntk(model, params, data.x_all)[:, : data.n_train] @ r
+    expected = 1e-4 / data.n_train * model.time_step * empirical_ntk(model, params, data.x_all)[:, : data.n_train] @ r
     np.testing.assert_allclose(moved, expected, rtol=1e-3, atol=1e-12)
     with pytest.raises(InputError, match="x must have shape"):
         empirical_ntk(model, params, data.x_all[0])

@@ -7,7 +7,7 @@ import pytest
 
 from jaxlimit.errors import InputError
 from jaxlimit.stats import fit_power_law, fit_valid_points, ratio_of_means, root_mean_square, seed_spread
-from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, slope_agreement
+from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, NOT_RESOLVED, slope_agreement
 
 
 def test_root_mean_square_and_its_standard_error_are_calibrated():
@@ -76,5 +76,5 @@ def test_slope_agreement_widens_the_interval_by_the_tolerance():
     assert slope_agreement(fit, -0.4, 0.0) == INCONSISTENT
     assert slope_agreement(fit, -0.4, 0.1) == CONSISTENT          # ... the widened one covers it
     assert slope_agreement(fit, -1.0, 0.1) == INCONSISTENT
-    assert slope_agreement(None, -0.5, 0.1) == INCONSISTENT
-    assert slope_agreement(fit_power_law([1.0, 2.0], [1.0, 0.5]), -1.0, 0.1) == INCONSISTENT  # no interval
+    assert slope_agreement(None, -0.5, 0.1) == NOT_RESOLVED
+    assert slope_agreement(fit_power_law([1.0, 2.0], [1.0, 0.5]), -1.0, 0.1) == NOT_RESOLVED  # no interval

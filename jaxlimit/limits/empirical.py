@@ -71,6 +71,8 @@ def empirical_ntk(model: Any, params: Any, x, *, time_step: float | None = None)
     """
     weights = kernel_weights(model, time_step)
     x = jnp.asarray(x)
+    if x.ndim != 2:
+        raise InputError(f"x must have shape (P, d), got {x.shape}")
     jac = jax.jacrev(lambda p: model.apply(p, x))(params)
     return _ntk_from_jacobian(jac, weights)
 

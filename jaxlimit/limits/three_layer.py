@@ -304,9 +304,10 @@ def step_size_refinement(model: ThreeLayer, data: Dataset, trainer: Trainer, *, 
     for e in eps:
         if abs(model.replace(eps=float(e)).steps_to(t_max) * e - t_max) > 1e-9 * max(1.0, t_max):
             raise InputError(f"t_max = {t_max:g} is not a whole number of steps of {e:g}")
-    init = generic_program(model, data, trainer, {}, dtype).init
+    init = generic_program(model, trainer, {}, dtype).init
+    typed = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
     keys = member_keys(seed, jnp.arange(n_members, dtype=jnp.uint32))
-    params0 = jax.vmap(lambda k: init(k)[0])(keys)
+    params0 = jax.vmap(lambda k: init(k, typed)[0])(keys)
     flow, _ = gradient_flow(model, params0, data, [0.0, t_max], alpha=trainer.alpha, loss=trainer.loss)
     flow_end = np.asarray(flow[:, -1], np.float64)
     gaps = []

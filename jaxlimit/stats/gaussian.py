@@ -88,7 +88,9 @@ class Gaussian(eqx.Module):
             if np.any(asym > 1e-6 * scale):
                 raise InputError("a Gaussian's covariance must be symmetric")
             lam = np.linalg.eigvalsh(0.5 * (cov + np.swapaxes(cov, -1, -2)))
-            if np.any(lam[..., 0] < -_NOT_PSD_RTOL * np.maximum(lam[..., -1], 0.0) - 1e-300):
+            # Rounding is relative to the largest scale in the batch: a law that has
+            # contracted to nearly nothing (late times) keeps the errors of its start.
+            if np.any(lam[..., 0] < -_NOT_PSD_RTOL * max(float(np.max(lam[..., -1])), 0.0) - 1e-300):
                 worst = float(np.min(lam[..., 0]))
                 raise InputError(
                     f"a Gaussian's covariance must be positive semi-definite (smallest eigenvalue {worst:.3g})"

@@ -14,7 +14,7 @@ MEMBER_BUDGET = 16 * 512**2
 """Coupled networks at width n: MEMBER_BUDGET / n², clipped to [--widest-ensemble, --ensemble]
 (equal work per width below the cap)."""
 
-ZERO_AT_ZERO = ("tanh", "erf", "relu", "gelu", "identity")
+ZERO_AT_ZERO = ("tanh", "erf", "relu", "gelu", "identity", "abs", "sin", "leaky_relu")
 """Activations with φ(0) = 0 (checked against jaxlimit.activations by the tests): a degenerate start
 is stationary only when φ2 is one of them."""
 
