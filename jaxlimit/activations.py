@@ -36,7 +36,7 @@ class Activation:
         fn: σ, applied elementwise.
         derivative: σ′, applied elementwise. For ReLU, σ′(0) = 0.
         odd: whether σ(−u) = −σ(u); with no bias, an odd σ makes the kernel
-            singular on antipodal inputs (THEORY §2).
+            singular on antipodal inputs (docs/xavier.md#the-limit).
     """
 
     name: str

@@ -46,11 +46,11 @@ def _run_devices(n, path):
         return {k: f[k] for k in f.files}
 
 
-def test_one_three_and_four_devices_give_identical_bits(tmp_path):
-    # 70 members in blocks of 8: 9 blocks, so 4 devices run a chunk of 4, 4 and then 1 block
-    # alone, and 3 devices three chunks of 3: every way of splitting is exercised.
+def test_one_and_four_devices_give_identical_bits(tmp_path):
+    # 70 members in blocks of 8: 9 blocks, so 4 devices run chunks of 4, 4 and then 1 block alone
+    # (a chunk narrower than the device count), and the last block is partly empty.
     one = _run_devices(1, tmp_path / "one.npz")
-    for n in (3, 4):
+    for n in (4,):
         many = _run_devices(n, tmp_path / f"d{n}.npz")
         for key in one:
             np.testing.assert_array_equal(many[key], one[key], err_msg=f"{n} devices, {key}")
@@ -91,9 +91,13 @@ def test_two_processes_give_the_single_process_report(tmp_path):
     assert report["provenance"]["processes"] == 2
 
 
-@pytest.mark.parametrize("method", ["online", "minibatch", "fullbatch"])
-@pytest.mark.parametrize("activation,loss", [("tanh", "squared"), ("relu", "huber")])
+# Each method once, each activation and each loss twice: the programs' activation and loss code
+# does not depend on the method.
+@pytest.mark.parametrize("method,activation,loss", [("online", "tanh", "squared"), ("minibatch", "relu", "huber"),
+                                                     ("fullbatch", "tanh", "huber"), ("online", "relu", "squared")])
 def test_hand_derived_programs_agree_with_autodiff(method, activation, loss):
+    from jaxlimit.training.ensemble import choose_program
+
     for dim in (4, 20):  # d < P: weights; d > P: the pre-activation representation pays
         data = jl.synthetic_problem(jax.random.key(0), 6, dim, 2)
         model = jl.TwoLayer(96, dim, 0.75, activation)
@@ -105,11 +109,10 @@ def test_hand_derived_programs_agree_with_autodiff(method, activation, loss):
             fast = jl.run_ensemble(model, data, trainer, program=program, **kw)
             np.testing.assert_allclose(fast.outputs, generic.outputs, rtol=0, atol=1e-12)
             np.testing.assert_allclose(fast.loss, generic.loss, rtol=1e-12)
-        auto = jl.run_ensemble(model, data, trainer, **kw)
-        assert auto.config["program"] == ("pre-activations" if dim > 8 else "weights")
-        # float32 to float32 rounding.
-        f32 = jl.run_ensemble(model, data, trainer, **{**kw, "dtype": jnp.float32})
-        np.testing.assert_allclose(f32.outputs, generic.outputs, rtol=0, atol=5e-5)
+        assert choose_program("auto", model, data, trainer, {}) == ("pre-activations" if dim > 8 else "weights")
+    # float32 to float32 rounding.
+    f32 = jl.run_ensemble(model, data, trainer, **{**kw, "dtype": jnp.float32})
+    np.testing.assert_allclose(f32.outputs, generic.outputs, rtol=0, atol=5e-5)
     # The comparison has teeth: one more step is far outside these tolerances.
     longer = jl.run_ensemble(model, data, trainer, program="weights", **{**kw, "times": [0.5, 2.0 + 1 / 96]})
     assert np.max(np.abs(longer.outputs[:, -1] - generic.outputs[:, -1])) > 1e-6

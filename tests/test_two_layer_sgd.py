@@ -1,5 +1,5 @@
 """The two-layer model and its SGD against an independent NumPy implementation
-of THEORY §1, and the per-step scalings in N."""
+of docs/xavier.md#model-and-scaling, and the per-step scalings in N."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ from jaxlimit.training import make_step, member_keys
 
 
 def numpy_sgd(c, w, x, y, idx, *, gamma, alpha, act, dact):
-    """THEORY §1 written out by hand: one sample per step, lr α N^{-(2-2γ)}."""
+    """docs/xavier.md#model-and-scaling written out by hand: one sample per step, lr α N^{-(2-2γ)}."""
     n = len(c)
     lr = alpha * n ** (-(2 - 2 * gamma))
     for j in idx:
@@ -72,7 +72,7 @@ def test_fullbatch_is_mean_gradient_step():
     c, w = np.asarray(params.c), np.asarray(params.w)
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
     dc, dw = np.zeros_like(c), np.zeros_like(w)
-    for j in range(4):  # average of the per-sample updates of THEORY §1
+    for j in range(4):  # average of the per-sample updates of docs/xavier.md#model-and-scaling
         cj, wj = numpy_sgd(c, w, x, y, [j], gamma=1.0, alpha=0.7, act=np.tanh,
                            dact=lambda u: 1 - np.tanh(u) ** 2)
         dc += (cj - c) / 4
@@ -119,7 +119,7 @@ def test_per_step_movement_scales_with_width(scaling, param_slope):
     sizes = np.array([_one_step_sizes(n, scaling) for n in widths])
     slope_param = np.polyfit(np.log(widths), np.log(sizes[:, 0]), 1)[0]
     slope_out = np.polyfit(np.log(widths), np.log(sizes[:, 1]), 1)[0]
-    # Exponents THEORY §1 predicts: parameters N^{-3/2} (Xavier) or N^{-1} (mean field),
+    # Exponents docs/xavier.md#model-and-scaling predicts: parameters N^{-3/2} (Xavier) or N^{-1} (mean field),
     # the output N^{-1} for both. A wrong learning-rate scaling is off by ≥ 0.5.
     assert abs(slope_param - param_slope) < 0.1, slope_param
     assert abs(slope_out - (-1.0)) < 0.1, slope_out

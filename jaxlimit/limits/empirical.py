@@ -1,4 +1,4 @@
-"""Empirical and Monte Carlo kernels of any network (THEORY §7, "any architecture").
+"""Empirical and Monte Carlo kernels of any network (docs/deep.md#any-architecture-monte-carlo-kernels).
 
 For a model whose gradient step multiplies the gradient of leaf ℓ by
 lr_ℓ = dt · w_ℓ (the engine's ``learning_rates()``, dt the model's

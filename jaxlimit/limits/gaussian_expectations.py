@@ -1,7 +1,7 @@
 """Bivariate Gaussian expectations of an activation and of its derivative.
 
-Every kernel in jaxlimit (the one-hidden-layer Xavier kernels, THEORY §2, and
-the deep NNGP/NTK recursion, THEORY §7) needs, for
+Every kernel in jaxlimit (the one-hidden-layer Xavier kernels, docs/xavier.md#the-limit, and
+the deep NNGP/NTK recursion, docs/deep.md) needs, for
 
     (u, v) ~ N(0, S),    S = [[s11, s12], [s12, s22]],
 

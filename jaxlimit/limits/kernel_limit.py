@@ -1,4 +1,4 @@
-"""The Gaussian prediction of linear kernel gradient flow (THEORY §2 and §7).
+"""The Gaussian prediction of linear kernel gradient flow (docs/xavier.md#the-limit and docs/deep.md#what-the-limit-predicts).
 
 M training points with targets Y and the remaining points (test or probe
 points, P of them) make N = M + P points, training first. Given the NNGP K and
@@ -16,7 +16,7 @@ multiplies t by the learning rate and divides the eigenvalues by
     R_t = Θ_{:,M} V diag(φ_t(λ)) Vᵀ,    φ_t(λ) = (1 − e^{−βλt})/λ,
 
 so on the training rows R_t = I − e^{−βΘ_MM t} and on the test rows
-R_t = Θ_sM Θ_MM⁻¹ (I − e^{−βΘ_MM t}) (THEORY §7's P_t). Hence f_t is Gaussian with
+R_t = Θ_sM Θ_MM⁻¹ (I − e^{−βΘ_MM t}) (docs/deep.md's P_t). Hence f_t is Gaussian with
 
     mean_t = R_t Y,    cov_t = (I − R_t S) K (I − R_t S)ᵀ,
 
@@ -38,7 +38,7 @@ regression with observation noise variance σ²: mean = K_{:,M}(K_MM + σ²I)⁻
 cov = K − K_{:,M}(K_MM + σ²I)⁻¹ K_{M,:} (NT's ``gp_inference`` with
 ``get="nngp"`` and ``diag_reg=σ²`` in absolute units).
 
-The Xavier limit (THEORY §2, :class:`~jaxlimit.limits.xavier.XavierLimit`) is
+The Xavier limit (docs/xavier.md#the-limit, :class:`~jaxlimit.limits.xavier.XavierLimit`) is
 the same flow with β = α/M and its own kernels; both use the functions here.
 """
 

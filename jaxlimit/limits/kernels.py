@@ -1,4 +1,4 @@
-"""The two kernels of the Xavier limit (THEORY §2).
+"""The two kernels of the Xavier limit (docs/xavier.md#the-limit).
 
 For one neuron at initialisation, c ~ N(0, c_std²) independent of
 w ~ N(0, w_std² I_d), and inputs x, x′:

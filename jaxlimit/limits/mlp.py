@@ -1,4 +1,4 @@
-"""NNGP and NTK of deep fully connected networks (THEORY §7), any depth.
+"""NNGP and NTK of deep fully connected networks (docs/deep.md), any depth.
 
 The network, in neural-tangents' "ntk" parameterisation (W, b ~ N(0, 1)):
 
@@ -449,7 +449,7 @@ def mlp_limit(
     kernel_errors: bool = True,
 ) -> KernelLimit:
     """The infinite-ensemble, infinite-width prediction of a depth-L network trained
-    by gradient flow on the mean squared loss (THEORY §7, NT's convention).
+    by gradient flow on the mean squared loss (docs/deep.md#what-the-limit-predicts, NT's convention).
 
     Args:
         x_train: training inputs (M, d).

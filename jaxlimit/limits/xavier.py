@@ -1,4 +1,4 @@
-"""The Xavier (γ = 1/2) limit: a Gaussian random ODE (THEORY §2).
+"""The Xavier (γ = 1/2) limit: a Gaussian random ODE (docs/xavier.md#the-limit).
 
 As N → ∞ the outputs on the M training points followed by the Q probe points,
 h_t ∈ R^P with P = M + Q, solve the linear random ODE

@@ -1,4 +1,4 @@
-"""A deep fully connected network in neural-tangents' "ntk" parameterisation (THEORY §7).
+"""A deep fully connected network in neural-tangents' "ntk" parameterisation (docs/deep.md).
 
     z¹ = (σ_w/√d) W⁰ x + σ_b b⁰,    z^{l+1} = (σ_w/√n_l) W^l φ(z^l) + σ_b b^l,    f(x) = z^{L+1},
 

@@ -1,4 +1,4 @@
-"""The one-hidden-layer network with width normalisation N^{-γ} (THEORY §1).
+"""The one-hidden-layer network with width normalisation N^{-γ} (docs/xavier.md#model-and-scaling).
 
     g^N(x) = N^{-γ} Σ_{i=1..N} c^i σ(w^i · x)
 

@@ -1,4 +1,4 @@
-"""Does an ensemble of network outputs follow a predicted Gaussian? (THEORY §6)
+"""Does an ensemble of network outputs follow a predicted Gaussian? (docs/statistics.md)
 
 The limit theories predict that the outputs of E independent networks at P
 points are (asymptotically) i.i.d. draws from N(μ, C). This module holds the

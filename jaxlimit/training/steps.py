@@ -5,7 +5,7 @@ the batch-mean loss is multiplied leaf by leaf by ``model.learning_rates()``
 (α N^{-(2-2γ)} for the two-layer family) and by the base step α.
 
 * ``"online"``: one training sample per step, drawn uniformly: exactly the
-  SGD of Sirignano & Spiliopoulos (THEORY §1).
+  SGD of Sirignano & Spiliopoulos (docs/xavier.md#model-and-scaling).
 * ``"minibatch"``: ``batch_size`` samples per step, drawn uniformly with
   replacement; the same drift as online SGD with 1/B of its noise.
 * ``"fullbatch"``: gradient descent on the mean loss over all M points, the

@@ -18,16 +18,16 @@ import math
 import numpy as np
 
 from jaxlimit import figures as comparison
+from jaxlimit.experiments.against_limit import against_limit
 from jaxlimit.experiments.deep import figures
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
 from jaxlimit.limits.empirical import ntk_observable
 from jaxlimit.report import Report
 from jaxlimit.stats import compare_gaussian
-from jaxlimit.stats.coupling import pathwise_error
 from jaxlimit.stats.kernels import kernel_summary
 from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
-from jaxlimit.stats.verdict import INCONSISTENT, resolution, verdict_over_times
+from jaxlimit.stats.verdict import INCONSISTENT, resolution
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
 
@@ -74,10 +74,8 @@ def run(config: DeepConfig) -> Report:
 
     test_seed = stream_seed(config.seed, "tests")
     with timed(timing, "comparison"):
-        paths = np.asarray(limit.pathwise(ok.outputs[:, 0].astype(np.float64), times))
-        path_err = pathwise_error(ok.outputs, paths)
-        verdict = verdict_over_times(ok.outputs, prediction, compare_idx, times=times, level=config.level,
-                                     seed=test_seed)
+        check = against_limit(ok.outputs, limit, prediction, times, compare_idx, level=config.level, seed=test_seed)
+        paths, path_err, verdict = check.paths, check.pathwise, check.verdict
         every_time = [compare_gaussian(ok.outputs[:, i], prediction[i], seed=test_seed + i)
                       for i in range(len(times))]
         last = compare_idx[-1]

@@ -13,16 +13,16 @@ import math
 
 import numpy as np
 
+from jaxlimit.experiments.against_limit import against_limit
 from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
 from jaxlimit.experiments.sweep_deep import figures
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.limits.empirical import ntk_observable
 from jaxlimit.report import Report
 from jaxlimit.stats import fit_power_law
-from jaxlimit.stats.coupling import pathwise_error
 from jaxlimit.stats.kernels import kernel_summary
 from jaxlimit.stats.nulls import bures_null_size
-from jaxlimit.stats.verdict import INCONSISTENT, NOT_RESOLVED, RESOLVED, resolution, slope_agreement, verdict_over_times
+from jaxlimit.stats.verdict import INCONSISTENT, NOT_RESOLVED, RESOLVED, resolution, slope_agreement
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
 
@@ -60,10 +60,9 @@ def run(config: SweepDeepConfig) -> Report:
             warnings.append(f"width {width}: too few finite members to compare; the width is left out")
             continue
         with timed(timing, "comparison"):
-            paths = np.asarray(limit.pathwise(ok.outputs[:, 0].astype(np.float64), times))
-            path_err = pathwise_error(ok.outputs, paths)
-            verdict = verdict_over_times(ok.outputs, prediction, compare_idx, times=times, level=config.level,
-                                         seed=test_seed)
+            check = against_limit(ok.outputs, limit, prediction, times, compare_idx, level=config.level,
+                                  seed=test_seed)
+            path_err, verdict = check.pathwise, check.verdict
             bures = verdict.comparisons[-1].bures_w2
             boot = np.random.default_rng(stream_seed(config.seed, "bootstrap", width))
             resampled = [verdict_free_bures(ok.outputs[boot.integers(0, ok.n_members, ok.n_members), final],

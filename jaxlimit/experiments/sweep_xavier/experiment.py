@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxlimit.experiments.against_limit import against_limit
 from jaxlimit.experiments.problem import ensemble_options, timed, two_layer_problem, with_compare_times
 from jaxlimit.experiments.sweep_xavier import figures
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
 from jaxlimit.limits.xavier import xavier_limit
 from jaxlimit.report import Report
 from jaxlimit.stats import fit_power_law
-from jaxlimit.stats.coupling import coupled_bures, pathwise_error
+from jaxlimit.stats.coupling import coupled_bures
 from jaxlimit.stats.nulls import bures_null_size
-from jaxlimit.stats.verdict import INCONSISTENT, RESOLVED, resolution, slope_agreement, verdict_over_times
+from jaxlimit.stats.verdict import INCONSISTENT, RESOLVED, resolution, slope_agreement
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
 
@@ -57,10 +58,9 @@ def run(config: SweepXavierConfig) -> Report:
             warnings.append(f"width {width}: too few finite members to compare; the width is left out")
             continue
         with timed(timing, "comparison"):
-            paths = np.asarray(limit.pathwise(ok.outputs[:, 0].astype(np.float64), times))
-            path_err = pathwise_error(ok.outputs, paths)
-            verdict = verdict_over_times(ok.outputs, prediction, compare_idx, times=times, level=config.level,
-                                         seed=test_seed)
+            check = against_limit(ok.outputs, limit, prediction, times, compare_idx, level=config.level,
+                                  seed=test_seed)
+            paths, path_err, verdict = check.paths, check.pathwise, check.verdict
             bures = coupled_bures(ok.outputs[:, final], paths[:, final], mean[final], cov[final],
                                   seed=stream_seed(config.seed, "bootstrap", width))
         rows.append({
