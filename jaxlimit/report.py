@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxlimit.display import format_value
 from jaxlimit.errors import InputError
 
 SCHEMA_VERSION = 2
@@ -116,18 +117,6 @@ def to_jsonable(value: Any) -> Any:
     return f if math.isfinite(f) else None
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list) and len(value) > 8:
-        return f"[{len(value)} values]"
-    if isinstance(value, list):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
-    if value is None:
-        return "n/a"
-    return str(value)
-
-
 def to_markdown(report: Report, *, figures: bool = True) -> str:
     data = report.to_json()
     lines = [f"# jaxlimit report: {report.experiment}", ""]
@@ -137,7 +126,7 @@ def to_markdown(report: Report, *, figures: bool = True) -> str:
     if data["verdict"]:
         lines += ["## Verdict", ""] + [f"- **{k}**: {v}" for k, v in data["verdict"].items()] + [""]
     lines += ["## Metrics", "", "| metric | value |", "| --- | --- |"]
-    lines += [f"| `{k}` | {_format(v)} |" for k, v in data["metrics"].items()]
+    lines += [f"| `{k}` | {format_value(v)} |" for k, v in data["metrics"].items()]
     if figures and report.figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in report.figures]
     if report.tables or report.arrays:
@@ -145,7 +134,7 @@ def to_markdown(report: Report, *, figures: bool = True) -> str:
     lines += ["", "## Configuration", "", "```json", json.dumps(data["config"], indent=2), "```"]
     if data["timing"]:
         lines += ["", "## Timing (seconds)", ""]
-        lines += [f"- {k}: {_format(v)}" for k, v in data["timing"].items()]
+        lines += [f"- {k}: {format_value(v)}" for k, v in data["timing"].items()]
     prov = data.get("provenance") or {}
     if prov:
         versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items())

@@ -242,6 +242,11 @@ class GaussianComparison:
     def consistent(self) -> bool:
         return self.verdict == "consistent"
 
+    def _repr_markdown_(self) -> str:  # Jupyter: every number, the verdict first
+        from jaxlimit.display import markdown_table
+
+        return f"**{self.verdict}**\n\n" + markdown_table(["", ""], self.as_dict().items())
+
     @property
     def smallest_pvalue(self) -> float:
         """The smallest p-value of the tests the verdict combines (support is 1 when r = P)."""

@@ -134,6 +134,15 @@ class TimeVerdict:
         """The per-test rejection threshold: level / (K · tests per time)."""
         return self.level / (len(self.comparisons) * max(c.n_tests for c in self.comparisons))
 
+    def _repr_markdown_(self) -> str:  # Jupyter: the verdict and one row per compared time
+        from jaxlimit.display import markdown_table
+
+        rows = [(t, c.smallest_pvalue, self.threshold, c.mean_error_z, c.cov_rel_error, c.bures_w2)
+                for t, c in zip(self.times, self.comparisons)]
+        return (f"**{self.verdict}** at level {self.level:g}\n\n"
+                + markdown_table(["t", "smallest p-value", "per-test threshold", "mean error (SE)",
+                                  "covariance error", "Bures W2"], rows))
+
     def as_dict(self) -> dict:
         return {"verdict": self.verdict, "level": self.level, "times": list(self.times),
                 "smallest_pvalue_by_time": self.smallest_pvalue_by_time,

@@ -58,6 +58,22 @@ class EnsembleResult(eqx.Module):
         """Shape (E, T, Q)."""
         return self.outputs[:, :, self.n_train :]
 
+    def _repr_markdown_(self) -> str:  # Jupyter: what was run, and the loss at each saved time
+        from jaxlimit.display import format_value, markdown_table
+
+        loss = np.asarray(self.loss, np.float64)[~np.asarray(self.diverged)]
+        head = (f"**EnsembleResult**: {self.n_members} members ({self.n_diverged} diverged), "
+                f"{len(self.times)} saved times, {self.outputs.shape[-1]} points ({self.n_train} training)")
+        described = [(k, self.config[k]) for k in ("model", "trainer", "dataset", "program", "lanes", "dtype")
+                     if k in self.config]
+        about = markdown_table(["", ""], [(k, format_value(v)) for k, v in described])
+        per_time = markdown_table(
+            ["t", "steps", "mean training loss", "its standard error"],
+            [(float(t), int(k), float(m), float(e)) for t, k, m, e in zip(
+                self.times, self.steps, loss.mean(0) if len(loss) else [np.nan] * len(self.times),
+                loss.std(0, ddof=1) / np.sqrt(len(loss)) if len(loss) > 1 else [np.nan] * len(self.times))])
+        return "\n\n".join([head, about, per_time])
+
     def finite(self) -> "EnsembleResult":
         """The same result restricted to the members that did not diverge."""
         keep = ~np.asarray(self.diverged)
