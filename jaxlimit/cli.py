@@ -115,12 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from jaxlimit import __version__
 
-    try:
-        return version("jaxlimit")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 _NEGATIVE = re.compile(r"^-\.?\d")

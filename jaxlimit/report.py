@@ -231,8 +231,10 @@ def provenance(*, streams: list, command_line: list[str] | None = None) -> dict:
 
     import jax
 
-    versions = {}
-    for name in _PACKAGES:
+    from jaxlimit import __version__
+
+    versions = {"jaxlimit": __version__}  # the source's own, not a stale installed record
+    for name in _PACKAGES[1:]:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:

@@ -204,7 +204,9 @@ def versions() -> dict:
         except PackageNotFoundError:
             return "unknown"
 
-    return {"jaxlimit": v("jaxlimit"), "jax": jax.__version__, "jaxlib": v("jaxlib"),
+    from jaxlimit import __version__
+
+    return {"jaxlimit": __version__, "jax": jax.__version__, "jaxlib": v("jaxlib"),
             "backend": jax.default_backend()}
 
 

@@ -1,6 +1,6 @@
 """``jaxlimit sweep deep``: one deep NTK-regime comparison per width, then rates in n.
 
-Expected (docs/deep.md#finite-width-open-to-be-measured): each network follows
+Expected (docs/deep.md#finite-width): each network follows
 its own linearised path to O(n^{-1/2}); the ensemble's law approaches the
 Gaussian at O(1/n); the empirical NTK moves during training by O(n^{-1/2}) or
 less. These are open: the sweep reports the fitted exponents with intervals,
