@@ -14,9 +14,10 @@ import dataclasses
 
 import numpy as np
 
+from jaxlimit.report import Report
 from jaxlimit.stats.coupling import PathwiseError, pathwise_error
 from jaxlimit.stats.gaussian import Gaussian
-from jaxlimit.stats.verdict import TimeVerdict, verdict_over_times
+from jaxlimit.stats.verdict import INCONSISTENT, TimeVerdict, verdict_over_times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,4 +46,24 @@ def against_limit(outputs, limit, prediction: Gaussian, times, compare_idx, *, l
     return AgainstLimit(paths, pathwise_error(outputs, paths), verdict)
 
 
-__all__ = ["AgainstLimit", "against_limit"]
+def finite_members(experiment: str, result, n_points: int, warnings: list, timing: dict):
+    """``(finite members, None)``, or ``(None, report)`` when too few stayed finite to compare.
+
+    Diverged members are reported in ``warnings`` and make the verdict inconsistent (the limit
+    never diverges); a comparison of P points needs at least P + 2 finite members.
+    """
+    ok = result.finite()
+    if result.n_diverged:
+        warnings.append(f"{result.n_diverged} of {result.n_members} members diverged; the limit never does, so "
+                        "the verdict is inconsistent; statistics use the finite members")
+    if ok.n_members >= n_points + 2:
+        return ok, None
+    warnings.append(f"only {ok.n_members} members stayed finite, too few to compare with the limit")
+    return None, Report(experiment=experiment, config={"ensemble": result.config},
+                        metrics={"n_members": result.n_members, "n_diverged": result.n_diverged},
+                        verdict={"gaussian_limit": INCONSISTENT}, timing=timing, warnings=warnings,
+                        arrays={"outputs": result.outputs, "diverged": result.diverged},
+                        summary=["Too few members stayed finite to compare with the limit; verdict inconsistent."])
+
+
+__all__ = ["AgainstLimit", "against_limit", "finite_members"]

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from jaxlimit import figures as comparison
-from jaxlimit.experiments.against_limit import against_limit
+from jaxlimit.experiments.against_limit import against_limit, finite_members
 from jaxlimit.experiments.deep import figures
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
@@ -61,16 +61,9 @@ def run(config: DeepConfig) -> Report:
 
     with timed(timing, "ensemble"):
         result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config))
-    ok = result.finite()
-    if result.n_diverged:
-        warnings.append(f"{result.n_diverged} of {result.n_members} members diverged; the limit never does, so the "
-                        "verdict is inconsistent; statistics use the finite members")
-    n_points = data.n_train + data.n_probe
-    if ok.n_members < n_points + 2:
-        return Report(experiment="deep", config={}, metrics={"n_members": result.n_members,
-                                                              "n_diverged": result.n_diverged},
-                      verdict={"gaussian_limit": INCONSISTENT}, timing=timing, warnings=warnings,
-                      summary=["Too few members stayed finite to compare with the limit; verdict inconsistent."])
+    ok, too_few = finite_members("deep", result, data.n_train + data.n_probe, warnings, timing)
+    if too_few:
+        return too_few
 
     test_seed = stream_seed(config.seed, "tests")
     with timed(timing, "comparison"):

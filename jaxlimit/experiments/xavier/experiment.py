@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from jaxlimit.experiments.against_limit import against_limit
+from jaxlimit.experiments.against_limit import against_limit, finite_members
 from jaxlimit.experiments.problem import (
     ensemble_options, timed, two_layer_problem, with_compare_times,
 )
@@ -76,13 +76,9 @@ def run(config: XavierConfig) -> Report:
 
     with timed(timing, "ensemble"):
         result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config))
-    ok = result.finite()
-    if result.n_diverged:
-        warnings.append(f"{result.n_diverged} of {result.n_members} members diverged; the limit never does, so "
-                        "the verdict is inconsistent; statistics use the finite members")
-    n_points = data.n_train + data.n_probe
-    if ok.n_members < n_points + 2:
-        return _all_diverged(config, result, warnings, timing)
+    ok, too_few = finite_members("xavier", result, data.n_train + data.n_probe, warnings, timing)
+    if too_few:
+        return too_few
 
     test_seed = stream_seed(config.seed, "tests")
     with timed(timing, "comparison"):
@@ -196,16 +192,6 @@ def run(config: XavierConfig) -> Report:
         summary.append(long_run["summary"])
     return Report(experiment="xavier", config=config_extra, metrics=metrics, verdict={"gaussian_limit": word},
                   timing=timing, figures=figs, tables=tables, arrays=arrays, summary=summary, warnings=warnings)
-
-
-def _all_diverged(config, result, warnings, timing) -> Report:
-    warnings.append(f"only {result.n_members - result.n_diverged} members stayed finite, too few to compare "
-                    "with the limit")
-    return Report(experiment="xavier", config={"ensemble": result.config},
-                  metrics={"n_members": result.n_members, "n_diverged": result.n_diverged},
-                  verdict={"gaussian_limit": INCONSISTENT}, timing=timing, warnings=warnings,
-                  arrays={"outputs": result.outputs, "diverged": result.diverged},
-                  summary=["Too few members stayed finite to compare with the limit; verdict inconsistent."])
 
 
 def _outputs_table(ok, prediction, times, n_train) -> dict:
