@@ -27,6 +27,8 @@ def test_wide_networks_are_consistent_with_the_ntk_gaussian(wide_report):
     assert min(m["smallest_pvalue_by_time"]) > m["per_test_threshold"]
     # Each network stays near its own linearised path; the NTK at init matches the analytic one.
     assert m["pathwise_max_error"] < 0.2
+    # The coupled finite-width bias of the mean is a small share of the mean's own noise at this width.
+    assert abs(m["mean_drift_in_mean_se"]) < 2.0 and abs(m["mean_drift"]) < 0.02
     assert m["ntk_init_max_abs_z"] < 5.0 and m["ntk_init_mean_rel_error"] < 0.1
     assert 0 < m["ntk_change_final"] < 0.2
     assert m["limit_ode_max_error"] < 1e-8
@@ -38,6 +40,10 @@ def test_narrow_networks_are_rejected(tmp_path):
     report = run(DeepConfig(width=8, ensemble=512, kernel_ensemble=0, out=str(tmp_path / "r"), **SMALL))
     assert report.verdict["gaussian_limit"] == "inconsistent"
     assert min(report.metrics["smallest_pvalue_by_time"]) < 1e-4
+    # The coupling resolves the bias of the mean far beyond its noise, and it dominates the mean error.
+    m = report.metrics
+    assert abs(m["mean_drift_z"]) > 5.0 and abs(m["mean_drift_in_mean_se"]) > 2.5 and abs(m["mean_drift"]) > 0.04
+    assert m["bures_w2_coupled_resolution"] == "resolved"
 
 
 def test_report_files_and_figures(wide_report, tmp_path):

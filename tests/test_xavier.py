@@ -16,7 +16,7 @@ from jaxlimit.limits.xavier import xavier_limit as _xavier_limit
 from jaxlimit.losses import huber_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer
 from jaxlimit.stats import Gaussian, fit_power_law
-from jaxlimit.stats.coupling import coupled_moments, pathwise_error
+from jaxlimit.stats.coupling import coupled_moments, mean_drift, pathwise_error
 from jaxlimit.stats.verdict import verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import Trainer, run_ensemble
@@ -218,6 +218,25 @@ def test_coupled_moments_are_exact_when_networks_equal_their_limit(tanh_limit):
     np.testing.assert_allclose(c, cov[1], atol=1e-14)
     shifted_m, _ = coupled_moments(paths[:, 1] + 0.1, paths[:, 1], mean[1], cov[1])
     np.testing.assert_allclose(shifted_m, mean[1] + 0.1, atol=1e-12)
+
+
+def test_mean_drift_finds_a_shift_hidden_in_the_initial_draw_noise():
+    # Outputs = paths + Δ with a shift 0.02 at point 1 and noise 0.05; the paths themselves
+    # scatter with sd 1, so the shift is 0.6 SE of the plain mean but 12.6 SE of the coupled drift.
+    rng = np.random.default_rng(0)
+    e, shift = 1000, np.array([0.0, 0.02, 0.0])
+    paths = rng.normal(size=(e, 3))
+    delta = shift + 0.05 * rng.normal(size=(e, 3))
+    drift = mean_drift(paths + delta, paths)
+    assert drift.worst == 1
+    np.testing.assert_allclose(drift.value, delta.mean(axis=0), atol=1e-15)
+    np.testing.assert_allclose(drift.se, delta.std(axis=0, ddof=1) / np.sqrt(e), rtol=1e-12)
+    assert 9.0 < drift.z < 16.0
+    assert abs(drift.in_units_of(np.ones(3) / np.sqrt(e))) < 1.0
+    exact = mean_drift(paths, paths)
+    assert exact.z == 0.0 and np.all(exact.value == 0.0)
+    with pytest.raises(InputError, match="one shape"):
+        mean_drift(paths[:, :2], paths)
 
 
 def test_limit_rejects_malformed_inputs(tanh_limit):

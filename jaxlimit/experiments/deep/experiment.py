@@ -25,6 +25,7 @@ from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_opti
 from jaxlimit.limits.empirical import ntk_observable
 from jaxlimit.report import Report
 from jaxlimit.stats import compare_gaussian
+from jaxlimit.stats.coupling import coupled_bures, mean_drift
 from jaxlimit.stats.kernels import kernel_summary
 from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
 from jaxlimit.stats.verdict import INCONSISTENT, resolution
@@ -74,6 +75,10 @@ def run(config: DeepConfig) -> Report:
         last = compare_idx[-1]
         cov_null = covariance_error_null(cov[last], ok.n_members)
         bures_null = bures_null_size(mean[last], cov[last], ok.n_members, seed=stream_seed(config.seed, "null"))
+        drift = mean_drift(ok.outputs[:, last], paths[:, last])
+        mean_se = np.sqrt(np.diagonal(cov[last])) / math.sqrt(ok.n_members)
+        bures_c = coupled_bures(ok.outputs[:, last], paths[:, last], mean[last], cov[last],
+                                seed=stream_seed(config.seed, "bootstrap"))
         loss_limit = np.asarray(limit.train_loss(prediction))
     with timed(timing, "kernels"):
         arm = kernel_arm(config, model, data, trainer, times)
@@ -94,6 +99,13 @@ def run(config: DeepConfig) -> Report:
         "bures_w2": c_last.bures_w2,
         "bures_w2_null": bures_null,
         "bures_w2_resolution": resolution(c_last.bures_w2, bures_null),
+        "mean_drift": float(drift.value[drift.worst]),
+        "mean_drift_z": drift.z,
+        "mean_drift_in_mean_se": drift.in_units_of(mean_se),
+        "bures_w2_coupled": bures_c.value,
+        "bures_w2_coupled_se": bures_c.se,
+        "bures_w2_coupled_noise": bures_c.noise,
+        "bures_w2_coupled_resolution": resolution(bures_c.value, bures_c.noise, bures_c.se),
         "pathwise_max_error": path_err.rms,
         "pathwise_max_error_se": path_err.se,
         "ntk_min_eigenvalue": conditioning.min_eigenvalue,
@@ -150,6 +162,12 @@ def run(config: DeepConfig) -> Report:
         f"{c_last.bures_w2:.3g} against {bures_null:.2g} ({resolution(c_last.bures_w2, bures_null)}).",
         f"Each network against its own linearised path: RMS over members of the max error {path_err.rms:.3g} ± "
         f"{path_err.se:.1g}.",
+        f"Finite-width bias of the mean at t = {times[last]:g}, coupled (members minus their own linearised paths, "
+        f"free of the initial draw's noise): largest {drift.value[drift.worst]:.3g}, {drift.z:.2f} of its own standard "
+        f"errors and {drift.in_units_of(mean_se):.2f} standard errors of the ensemble mean (its share of the mean "
+        f"error above; the rest is the initial draw's noise carried forward). Coupled Bures distance "
+        f"{bures_c.value:.2g} ± {bures_c.se:.1g}, noise level {bures_c.noise:.2g}: "
+        f"{resolution(bures_c.value, bures_c.noise, bures_c.se)}.",
     ]
     if kernels:
         summary.append(
