@@ -30,6 +30,28 @@ def test_chunk_size_does_not_change_a_single_bit(problem, method):
     assert np.unique(whole.outputs[:, -1, 0]).size == 70
 
 
+@pytest.mark.parametrize("width, members, expected", [
+    (1024, 64, 16),     # 16 members × (d + 1) × N × 4 B = 576 KiB ≤ 1 MiB < 32 members
+    (128, 64, 64),      # the cache allows 227: capped at DEFAULT_LANES["cpu"]
+    (8192, 64, 4),      # one member's 288 KiB allows 3: raised to MIN_CPU_LANES
+    (1024, 5, 8),       # no wider than the ensemble rounded up to a power of two
+])
+def test_default_lanes_keep_a_fast_programs_block_in_cache(width, members, expected):
+    from jaxlimit.training.ensemble import CPU_BLOCK_CACHE_BYTES
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the cache rule is the CPU's")
+    data = jl.synthetic_problem(jax.random.key(0), 16, 8, 0)
+    result = jl.run_ensemble(jl.TwoLayer(width, 8, "xavier", "tanh"), data, times=[0.0], n_members=members)
+    assert result.config["program"] == "weights" and result.config["lanes"] == expected
+    block = expected * 9 * width * 4
+    assert block <= CPU_BLOCK_CACHE_BYTES or expected == 4
+    # The generic program of the same model keeps the plain CPU default.
+    generic = jl.run_ensemble(jl.TwoLayer(width, 8, "xavier", "tanh"), data, times=[0.0], n_members=members,
+                              program="generic")
+    assert generic.config["lanes"] == (8 if members == 5 else 64)
+
+
 def test_seed_changes_results(problem):
     model, data = problem
     a = jl.run_ensemble(model, data, times=[0.5], n_members=4, seed=1)

@@ -13,8 +13,10 @@ not depend on its position inside a vmap of fixed width. So members always
 run in blocks of ``lanes``; the same stream gives the same bits whatever the
 chunk size, and a run with more members repeats the first members exactly.
 ``lanes`` defaults to min(64 on a CPU or 1024 on an accelerator, the ensemble
-size rounded up to a power of two, members that fit the memory budget); pin
-it to compare ensembles of different sizes below that bit for bit.
+size rounded up to a power of two, members that fit the memory budget), and on
+a CPU a hand-derived program's block is also sized to stay in a core's L2
+cache (:func:`default_lanes`); pin it to compare ensembles of different sizes
+below that bit for bit.
 
 Saved work: with ``checkpoint_dir`` every block's records and training state
 are saved after every segment (see :mod:`jaxlimit.training.checkpoints`), so a
@@ -50,6 +52,8 @@ from jaxlimit.training.steps import Trainer
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
+CPU_BLOCK_CACHE_BYTES = 1 << 20
+MIN_CPU_LANES = 4
 """The default vmap width by backend: a CPU keeps one block's weights in cache;
 an accelerator needs wide blocks to fill its cores."""
 MAX_RESULT_BYTES = 8 * 2**30
@@ -123,6 +127,22 @@ def estimate_member_bytes(model: Model, trainer: Trainer, data: Dataset, dtype) 
     units = min(getattr(model, "hidden_units", n_param), n_param)
     opt = 2 * n_param if trainer.method == "optax" else 0
     return jnp.dtype(dtype).itemsize * (6 * n_param + opt + 3 * rows * units)
+
+
+def default_lanes(kind: str, program: MemberProgram, data: Dataset, n_members: int, fits: int) -> int:
+    """The vmap width when none is given: ``DEFAULT_LANES`` for the backend, no more members
+    than the ensemble (rounded up to a power of two) or the memory budget holds; on a CPU, a
+    hand-derived program's block of lanes is also kept within ``CPU_BLOCK_CACHE_BYTES`` (its
+    state then stays in a core's L2 cache between steps, which is what bounds its speed),
+    but never below ``MIN_CPU_LANES``, below which the per-step overhead dominates."""
+    backend = jax.default_backend()
+    widest = DEFAULT_LANES.get(backend, DEFAULT_LANES["cpu"])
+    if backend == "cpu" and kind != "generic":
+        shapes = jax.eval_shape(lambda k: program.init(k, data), jax.random.key(0))
+        state = sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(shapes))
+        cached = 1 << max(int(CPU_BLOCK_CACHE_BYTES // state).bit_length() - 1, 0)
+        widest = min(widest, max(MIN_CPU_LANES, cached))
+    return min(widest, 1 << (n_members - 1).bit_length(), fits)
 
 
 def run_description(model: Model, data: Dataset, trainer: Trainer, *, root: jax.Array, dtype,
@@ -267,22 +287,21 @@ def run_ensemble(
     if fits < 1:
         raise InputError(f"one member needs about {member_bytes / 1e9:.3g} GB, more than the memory "
                          f"budget of {memory_budget / 1e9:.3g} GB; reduce the width or raise the budget")
-    if lanes is None:
-        widest = DEFAULT_LANES.get(jax.default_backend(), DEFAULT_LANES["cpu"])
-        lanes = min(widest, 1 << (n_members - 1).bit_length(), fits)
-    lanes = _positive_int(lanes, "lanes")
+    if lanes is not None:
+        lanes = _positive_int(lanes, "lanes")
     if chunk_size is not None:
         chunk_size = _positive_int(chunk_size, "chunk_size")
-    n_blocks = -(-n_members // lanes)
 
     root = members_root(seed)
     kind = choose_program(program, model, data, trainer, observables)
     data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
+    program = (generic_program(model, trainer, observables, dtype) if kind == "generic"
+               else two_layer_program(model, trainer, observables, dtype, kind))
+    if lanes is None:
+        lanes = default_lanes(kind, program, data, n_members, fits)
+    n_blocks = -(-n_members // lanes)
     engine_key = _engine_key(kind, model, trainer, observables, dtype, lanes)
-    program = None if engine_key in _ENGINES else (
-        generic_program(model, trainer, observables, dtype) if kind == "generic"
-        else two_layer_program(model, trainer, observables, dtype, kind))
-    program = program or _ENGINES[engine_key].program
+    program = _ENGINES[engine_key].program if engine_key in _ENGINES else program
     point_count = data.n_train + data.n_probe
     record_shapes = jax.eval_shape(
         lambda k: program.record(program.init(k, data), program.init(k, data), data), jax.random.key(0))
