@@ -30,6 +30,20 @@ def test_chunk_size_does_not_change_a_single_bit(problem, method):
     assert np.unique(whole.outputs[:, -1, 0]).size == 70
 
 
+@pytest.mark.parametrize("program", ["weights", "pre-activations", "generic"])
+def test_saved_times_do_not_change_a_single_bit(problem, program):
+    # Segments end at the saved times; the hand-derived programs draw their sample rows
+    # SAMPLE_BLOCK (64) steps at a time from the segment's start, so segments of 29, 134 and
+    # 317 steps (width 96: t = 0.3, 1.7, 5) cross those blocks at other places than one of 480.
+    model, data = problem
+    trainer = jl.Trainer(alpha=1.0, method="minibatch", batch_size=2)
+    kw = dict(n_members=9, seed=5, program=program)
+    once = jl.run_ensemble(model, data, trainer, times=[5.0], **kw)
+    split = jl.run_ensemble(model, data, trainer, times=[0.3, 1.7, 5.0], **kw)
+    np.testing.assert_array_equal(split.outputs[:, -1], once.outputs[:, -1])
+    assert not np.allclose(split.outputs[:, 0], split.outputs[:, -1])
+
+
 @pytest.mark.parametrize("width, members, expected", [
     (1024, 64, 16),     # 16 members × (d + 1) × N × 4 B = 576 KiB ≤ 1 MiB < 32 members
     (128, 64, 64),      # the cache allows 227: capped at DEFAULT_LANES["cpu"]

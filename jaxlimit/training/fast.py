@@ -24,7 +24,10 @@ representations of the state:
   no observable needs them.
 
 Both give the generic program's numbers to float rounding (tested), and both
-draw the same sample stream ``randint(fold_in(data_key, k))``.
+draw the same sample stream ``randint(fold_in(data_key, k))``, for
+``SAMPLE_BLOCK`` steps at a time outside the step loop (the rows of step k are
+still a function of (member key, k) alone, so segments and chunks cannot change
+them).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from jaxlimit.training.program import MemberProgram, Observable, Record, _data_k
 from jaxlimit.training.steps import Trainer
 
 REPRESENTATIONS = ("weights", "pre-activations")
+SAMPLE_BLOCK = 64
 
 
 def fast_program_kind(model, data: Dataset, trainer: Trainer, observables: Mapping[str, Observable]) -> str | None:
@@ -61,9 +65,7 @@ def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[st
     sigma, dsigma = model.activation.fn, model.activation.derivative
     clip = trainer.loss.residual
 
-    def batch(data_key, k, m):
-        if full:
-            return jnp.arange(m, dtype=jnp.int32)
+    def draw(data_key, k, m):
         rows = trainer.rows_per_step(m)
         return jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m, dtype=jnp.int32)
 
@@ -79,9 +81,8 @@ def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[st
             p = model.init(jax.random.split(key)[0], dtype)
             return p.c, p.w.T
 
-        def step(k, state, data_key, data, gram):
+        def step(idx, state, data, gram):
             c, wt = state
-            idx = batch(data_key, k, data.n_train)
             xb = data.x_train[idx]
             a, da, g = coefficients(c, xb @ wt, data.y_train[idx])
             return c + g @ a, wt + xb.T @ (g[:, None] * da * c[None, :])
@@ -97,9 +98,8 @@ def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[st
             p = model.init(jax.random.split(key)[0], dtype)
             return p.c, data.x_all @ p.w.T
 
-        def step(k, state, data_key, data, gram):
+        def step(idx, state, data, gram):
             c, z = state
-            idx = batch(data_key, k, data.n_train)
             a, da, g = coefficients(c, z[idx], data.y_train[idx])
             return c + g @ a, z + gram[:, idx] @ (g[:, None] * da * c[None, :])
 
@@ -112,9 +112,23 @@ def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[st
         raise ValueError(f"unknown representation {kind!r}")
 
     def advance(state, key, k0, k1, data):
-        data_key = _data_key(key)
         gram = data.x_all @ data.x_train.T if kind == "pre-activations" else None  # (P, M)
-        return jax.lax.fori_loop(k0, k1, lambda k, st: step(k, st, data_key, data, gram), state)
+        if full:
+            every = jnp.arange(data.n_train, dtype=jnp.int32)
+            return jax.lax.fori_loop(k0, k1, lambda k, st: step(every, st, data, gram), state)
+        data_key = _data_key(key)
+
+        def block(j, st):
+            # The rows of SAMPLE_BLOCK steps drawn at once: the same values as one draw per
+            # step (each is randint(fold_in(data_key, k))), without a draw inside the step loop.
+            start = k0 + j * SAMPLE_BLOCK
+            ks = start + jnp.arange(SAMPLE_BLOCK, dtype=jnp.int32)
+            rows = jax.vmap(lambda k: draw(data_key, k, data.n_train))(ks)  # (SAMPLE_BLOCK, |B|)
+            stop = jnp.minimum(start + SAMPLE_BLOCK, k1)
+            return jax.lax.fori_loop(start, stop, lambda k, s_: step(rows[k - start], s_, data, gram), st)
+
+        n_blocks = (k1 - k0 + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK
+        return jax.lax.fori_loop(0, n_blocks, block, state)
 
     def record(state, state0, data):
         out = outputs(state, data)
