@@ -52,10 +52,11 @@ from jaxlimit.training.steps import Trainer
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
-CPU_BLOCK_CACHE_BYTES = 1 << 20
-MIN_CPU_LANES = 4
 """The default vmap width by backend: a CPU keeps one block's weights in cache;
 an accelerator needs wide blocks to fill its cores."""
+CPU_BLOCK_CACHE_BYTES = 1 << 20
+"""A hand-derived program's block state on a CPU is kept within this (a core's L2 cache)."""
+MIN_CPU_LANES = 4
 MAX_RESULT_BYTES = 8 * 2**30
 """Outputs, losses and observables of the whole ensemble must fit in this many bytes."""
 

@@ -65,10 +65,6 @@ def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[st
     sigma, dsigma = model.activation.fn, model.activation.derivative
     clip = trainer.loss.residual
 
-    def draw(data_key, k, m):
-        rows = trainer.rows_per_step(m)
-        return jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m, dtype=jnp.int32)
-
     def coefficients(c, u, y):
         """σ(U), σ′(U) and g_k for pre-activations U (|B|, N) at targets y (|B|,)."""
         a = sigma(u)
@@ -123,7 +119,7 @@ def two_layer_program(model: TwoLayer, trainer: Trainer, observables: Mapping[st
             # step (each is randint(fold_in(data_key, k))), without a draw inside the step loop.
             start = k0 + j * SAMPLE_BLOCK
             ks = start + jnp.arange(SAMPLE_BLOCK, dtype=jnp.int32)
-            rows = jax.vmap(lambda k: draw(data_key, k, data.n_train))(ks)  # (SAMPLE_BLOCK, |B|)
+            rows = jax.vmap(lambda k: trainer.sample_rows(data_key, k, data.n_train))(ks)  # (SAMPLE_BLOCK, |B|)
             stop = jnp.minimum(start + SAMPLE_BLOCK, k1)
             return jax.lax.fori_loop(start, stop, lambda k, s_: step(rows[k - start], s_, data, gram), st)
 

@@ -76,6 +76,12 @@ class Trainer(eqx.Module):
             return n_train
         return self.batch_size
 
+    def sample_rows(self, data_key, k, n_train: int):
+        """The training rows of step k: ``randint(fold_in(data_key, k))``, a function of
+        (member, k) alone, so chunks, segments and programs all draw the same ones."""
+        return jax.random.randint(jax.random.fold_in(data_key, k), (self.rows_per_step(n_train),), 0, n_train,
+                                  dtype=jnp.int32)
+
     def describe(self) -> dict:
         out = {"method": self.method, "alpha": self.alpha, "loss": self.loss.name}
         if self.method in ("minibatch", "optax"):
@@ -102,7 +108,7 @@ def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, 
         if full:
             x, y = data.x_train, data.y_train
         else:
-            idx = jax.random.randint(jax.random.fold_in(data_key, k), (rows,), 0, m, dtype=jnp.int32)
+            idx = trainer.sample_rows(data_key, k, m)
             x, y = data.x_train[idx], data.y_train[idx]
         grads = jax.grad(batch_loss)(params, x, y)
         return jax.tree_util.tree_map(lambda g, s: s * g, grads, lr)
