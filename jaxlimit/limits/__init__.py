@@ -2,6 +2,7 @@
 and their Gaussian prediction, the mean-field particle flow, three-layer width
 coupling and its proxy limit, and Tian's teacher–student flow."""
 
+from jaxlimit.limits.base import Limit, mismatch
 from jaxlimit.limits.three_layer import (
     ProxyEstimate, StepRefinement, ThreeLayerLimit, WidthCoupling, gradient_flow, output_gaps,
     run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
