@@ -25,7 +25,7 @@ _export("jaxlimit.data", "Dataset", "digits_problem", "make_dataset", "synthetic
 _export("jaxlimit.losses", "Loss", "get_loss", "huber_loss", "squared_loss")
 _export("jaxlimit.names", "SCALINGS", "resolve_gamma")
 _export("jaxlimit.streams", "stream_key")
-_export("jaxlimit.limits", "Limit", "KernelLimit", "MLPKernels", "MonteCarloKernels", "empirical_ntk", "estimate_mlp_kernels",
+_export("jaxlimit.limits", "Limit", "LinearNoise", "ODELimit", "ode_limit", "lazy_limit", "KernelLimit", "MLPKernels", "MonteCarloKernels", "empirical_ntk", "estimate_mlp_kernels",
         "limit_from_kernels", "mlp_kernels", "mlp_limit", "monte_carlo_kernels")
 _export("jaxlimit.models", "MLP", "UserNetwork", "from_equinox")
 _export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer", "TwoLayerParams")
@@ -37,7 +37,7 @@ _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "es
         "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling", "three_layer_limit",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
         "xavier_limit")
-_export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
+_export("jaxlimit.stats", "Comparison", "compare", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
         "fit_power_law", "gaussian_w2", "proportion_interval")
 _export("jaxlimit.report", "Report", "write_report")
 _export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")

@@ -3,6 +3,7 @@ and their Gaussian prediction, the mean-field particle flow, three-layer width
 coupling and its proxy limit, and Tian's teacher–student flow."""
 
 from jaxlimit.limits.base import Limit, mismatch
+from jaxlimit.limits.user import LinearNoise, ODELimit, ode_limit
 from jaxlimit.limits.three_layer import (
     ProxyEstimate, StepRefinement, ThreeLayerLimit, WidthCoupling, gradient_flow, output_gaps,
     run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
@@ -16,6 +17,7 @@ from jaxlimit.limits.kernels import (
 from jaxlimit.limits.kernel_limit import KernelLimit, limit_from_kernels
 from jaxlimit.limits.empirical import MonteCarloKernels, empirical_ntk, monte_carlo_kernels
 from jaxlimit.limits.mlp import MLPKernels, estimate_mlp_kernels, mlp_kernels, mlp_limit
+from jaxlimit.limits.lazy import lazy_limit
 from jaxlimit.limits.xavier import (
     KernelConditioning, XavierLimit, initial_kurtosis_excess, xavier_limit,
 )

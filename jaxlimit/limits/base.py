@@ -17,10 +17,12 @@ Three optional parts, each with a default that says "not defined":
   line, a model, data set or training method that the limit does not describe.
   The default compares :attr:`Limit.assumptions` with the descriptions the
   model, data and trainer give of themselves.
-* ``fluctuation_scale``: for a deterministic limit whose finite-width
-  fluctuations are known only up to a scale (mean field: variance ∝ 1/N),
-  that scale; None when ``predict``'s covariance is already the law of the
-  networks described.
+* ``fluctuation_scale``: for a limit that is deterministic at infinite size
+  (mean field, an ODE with linear-noise fluctuations, the three-layer proxy),
+  the scale 1/N of the finite system's covariance that ``predict`` returns
+  (its covariance is then O(1/N) and shrinks with the size); None for a limit
+  whose law is random at infinite width (the kernel limits: an O(1) covariance)
+  or that predicts no fluctuations.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class Limit(eqx.Module):
 
     @property
     def fluctuation_scale(self) -> float | None:
-        """The scale of the finite-width fluctuations a deterministic limit leaves out (None: none left out)."""
+        """1/N when the limit is deterministic at infinite size and ``predict``'s covariance is the O(1/N)
+        law of size-N systems; None otherwise (module docstring)."""
         return None
 
     @property
@@ -79,11 +82,20 @@ class Limit(eqx.Module):
             raise InputError(f"{type(self).__name__} does not describe this run: {reason}")
 
 
+def normalised(description: dict) -> dict:
+    """A ``describe()`` dict with the derived settings limits assume: ``depth`` = the number of hidden
+    widths of a network described by its ``widths``."""
+    out = dict(description)
+    if "widths" in out and "depth" not in out:
+        out["depth"] = len(out["widths"])
+    return out
+
+
 def _described(obj) -> dict:
     if hasattr(obj, "describe"):
-        return obj.describe()
+        return normalised(obj.describe())
     if isinstance(obj, dict):
-        return obj
+        return normalised(obj)
     return {}
 
 
@@ -113,4 +125,4 @@ def mismatch(assumptions: dict, actual: dict) -> str | None:
     return None
 
 
-__all__ = ["GRADIENT_FLOW", "Limit", "mismatch"]
+__all__ = ["GRADIENT_FLOW", "Limit", "mismatch", "normalised"]

@@ -54,6 +54,7 @@ import numpy as np
 from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 from jaxlimit.limits._ode import check_times, solve_ode
+from jaxlimit.limits.base import GRADIENT_FLOW, Limit
 from jaxlimit.limits.gaussian_expectations import require_x64
 from jaxlimit.stats.gaussian import Gaussian
 
@@ -212,7 +213,7 @@ def check_targets(y_train, n_train: int | None = None, name: str = "y_train") ->
     return y
 
 
-class KernelLimit(eqx.Module):
+class KernelLimit(Limit):
     """The Gaussian law of an infinite ensemble under kernel gradient flow (module docstring).
 
     Build it from Gram matrices (analytic, e.g. :func:`mlp_limit`, or Monte
@@ -225,6 +226,10 @@ class KernelLimit(eqx.Module):
         learning_rate: η > 0; the flow is df/dt = (η/M) Θ_{:,M}(Y − f_M).
         kernel_error: the largest error (bound or standard error) of a kernel entry.
         kernel_method: how the kernels were obtained.
+        description: what the kernels describe, ``{"model": {...}}`` in the model's
+            ``describe()`` vocabulary (empty: any model); see :attr:`assumptions`.
+        method: the training method whose limit this is (``"fullbatch"``: gradient
+            flow), or None when online SGD and minibatches share the limit (Xavier).
     """
 
     nngp: jax.Array
@@ -233,9 +238,11 @@ class KernelLimit(eqx.Module):
     learning_rate: float = eqx.field(static=True)
     kernel_error: float = eqx.field(static=True, default=0.0)
     kernel_method: str = eqx.field(static=True, default="given")
+    description: dict = eqx.field(static=True, default_factory=dict)
+    method: str | None = eqx.field(static=True, default=GRADIENT_FLOW)
 
     def __init__(self, nngp, ntk, y_train, learning_rate: float, *, kernel_error: float = 0.0,
-                 kernel_method: str = "given"):
+                 kernel_method: str = "given", describes: dict | None = None, method: str | None = GRADIENT_FLOW):
         require_x64("kernel limits")
         k = _matrix(nngp, "nngp")
         theta = _matrix(ntk, "ntk")
@@ -250,6 +257,16 @@ class KernelLimit(eqx.Module):
         self.learning_rate = require_real(learning_rate, "learning_rate")
         self.kernel_error = float(kernel_error)
         self.kernel_method = str(kernel_method)
+        self.description = dict(describes or {})
+        self.method = method
+
+    @property
+    def assumptions(self) -> dict:
+        """The described model (if given) and the training: squared loss, base rate α = η, and the method."""
+        trainer = {"alpha": self.learning_rate, "loss": "squared"}
+        if self.method is not None:
+            trainer["method"] = self.method
+        return {**self.description, "trainer": trainer}
 
     @property
     def n_train(self) -> int:
@@ -278,13 +295,13 @@ class KernelLimit(eqx.Module):
         """
         t = check_times(times, allow_inf=True)
         mean, cov = flow_moments(self.nngp, self.ntk, self.y_train, self.beta, t)
-        return Gaussian(mean, cov)
+        return Gaussian(mean, cov, t)
 
     def predict_ode(self, times, *, rtol: float | None = None, atol: float | None = None) -> Gaussian:
         """:meth:`predict` by integrating the moment ODEs with diffrax (finite times only)."""
         t = check_times(times)
         mean, cov = flow_moments_ode(self.nngp, self.ntk, self.y_train, self.beta, t, rtol=rtol, atol=atol)
-        return Gaussian(mean, 0.5 * (cov + jnp.swapaxes(cov, 1, 2)))
+        return Gaussian(mean, 0.5 * (cov + jnp.swapaxes(cov, 1, 2)), t)
 
     def pathwise(self, f0, times) -> jax.Array:
         """Each network's own linearised path f_t = f_0 + R_t (Y − f_0,M).

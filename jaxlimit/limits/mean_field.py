@@ -107,6 +107,7 @@ from jaxlimit.activations import Activation, get_activation
 from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
+from jaxlimit.limits.base import Limit
 from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer, TwoLayerParams
@@ -474,7 +475,7 @@ def _sgd_caveat(method: str) -> str:
 
 # The limit --------------------------------------------------------------------
 
-class MeanFieldLimit(eqx.Module):
+class MeanFieldLimit(Limit):
     """The deterministic mean-field limit h̄_t of a γ = 1 network, and its predicted fluctuations.
 
     Made by :func:`mean_field_limit` from the model, data and trainer that an
@@ -609,7 +610,19 @@ class MeanFieldLimit(eqx.Module):
             cov = _covariance(phi, particles.weights)[None]
         else:
             cov = self.fluctuations(grid).cov
-        return Gaussian(jnp.asarray(mean), jnp.asarray(cov)[index] / self.width)
+        return Gaussian(jnp.asarray(mean), jnp.asarray(cov)[index] / self.width, t)
+
+    @property
+    def fluctuation_scale(self) -> float:
+        """1/N: the limit is deterministic and :meth:`predict`'s covariance is C_t/N at the model's width."""
+        return 1.0 / self.width
+
+    @property
+    def assumptions(self) -> dict:
+        """γ = 1 two-layer networks of this width and activation, trained at rate α on this loss."""
+        return {"model": {"model": "two-layer", "gamma": 1.0, "width": self.width,
+                          "activation": self.activation.name},
+                "trainer": {"alpha": self.alpha, "loss": self.loss.name}}
 
     def warnings(self) -> list[str]:
         """What a reader of a comparison with this limit must know."""
@@ -647,7 +660,7 @@ def mean_field_limit(
     data: Dataset,
     trainer: Trainer | None = None,
     *,
-    times,
+    times=None,
     n_particles: int = 2**18,
     fluctuation_particles: int = 2**14,
     rule: str = "sobol",
@@ -670,8 +683,9 @@ def mean_field_limit(
     when ``jax_enable_x64`` is on.
 
     Args:
-        times: the times at which the flow is solved now (``limit.outputs``);
-            :meth:`MeanFieldLimit.predict` accepts any others.
+        times: the times at which the flow and its error estimates are solved now
+            (``limit.outputs``; t = 0 and 1 by default); :meth:`MeanFieldLimit.predict`
+            solves at any others when asked.
         n_particles: K, the size of the quadrature of the initial law (2^18 by
             default: a few seconds on a CPU, error ~1e-5 for tanh).
         fluctuation_particles: K for the influence functions behind the
@@ -685,6 +699,7 @@ def mean_field_limit(
     """
     activation, alpha, loss = _flow_settings(model, data, trainer)
     method = "online" if trainer is None else trainer.method
+    times = (0.0, 1.0) if times is None else times
     fluctuation_particles = require_int(fluctuation_particles, "fluctuation_particles", low=2, high=2**40)
     fluctuation_seed = check_seed(fluctuation_seed, "fluctuation_seed")
     particles = sample_particles(model.init_law, data.dim, n_particles, rule=rule, seed=seed)

@@ -480,7 +480,10 @@ def mlp_limit(
                              method=method, tile_size=tile_size, return_error=kernel_errors)
     # Symmetric by construction up to rounding; the limit wants exactly symmetric matrices.
     nngp, ntk = 0.5 * (k.nngp + k.nngp.T), 0.5 * (k.ntk + k.ntk.T)
-    return KernelLimit(nngp, ntk, y, lr, kernel_error=k.max_error, kernel_method=k.method)
+    described = {"model": {"model": "mlp", "depth": check_depth(depth),
+                           "activation": get_activation(activation).name, "W_std": float(W_std),
+                           "b_std": float(b_std)}}
+    return KernelLimit(nngp, ntk, y, lr, kernel_error=k.max_error, kernel_method=k.method, describes=described)
 
 
 __all__ = ["DEFAULT_TILE", "MLPKernels", "check_depth", "check_points", "check_scales",

@@ -59,6 +59,7 @@ import scipy.special
 
 from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
+from jaxlimit.limits.base import Limit
 from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.models.relu_committee import relu_committee_sample_grad
 from jaxlimit.stats.gaussian import Gaussian
@@ -546,7 +547,7 @@ def _flow_field(_, W, W_star):
     return -_population_grad(W, W_star)
 
 
-class PopulationFlowLimit(eqx.Module):
+class PopulationFlowLimit(Limit):
     """The population gradient flow dW/dt = −∇J(W) from one start: the limit that gradient
     descent (step η → 0) and SGD (step η → 0 or samples per step n → ∞) from that start approach.
 
@@ -586,7 +587,7 @@ class PopulationFlowLimit(eqx.Module):
         """The law of the flattened weights at ``times``: mean (T, K d) = W_t, covariance (T, K d, K d) = 0."""
         w = self.trajectory(times)
         mean = w.reshape(w.shape[0], -1)
-        return Gaussian(mean, jnp.zeros((*mean.shape, mean.shape[-1]), mean.dtype))
+        return Gaussian(mean, jnp.zeros((*mean.shape, mean.shape[-1]), mean.dtype), check_times(times))
 
     def loss(self, times) -> jax.Array:
         """J(W_t) at ``times``, shape (T,)."""

@@ -44,6 +44,7 @@ import numpy as np
 from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
+from jaxlimit.limits.base import Limit
 from jaxlimit.limits._ode import DEFAULT_MAX_STEPS, solve_ode
 from jaxlimit.models.three_layer import ThreeLayer, ThreeLayerParams
 from jaxlimit.stats.gaussian import Gaussian
@@ -351,11 +352,10 @@ class ProxyEstimate:
         width = require_int(width, "width")
         if width >= self.proxy_width:
             raise InputError(f"the proxy of width {self.proxy_width} describes narrower networks, got width {width}")
-        return Gaussian(self.mean, self.scaled_cov / width)
+        return Gaussian(self.mean, self.scaled_cov / width, np.asarray(self.times, np.float64))
 
 
-@dataclasses.dataclass(frozen=True)
-class ThreeLayerLimit:
+class ThreeLayerLimit(Limit):
     """The deterministic three-layer mean-field limit, estimated by a wide proxy.
 
     jaxlimit does not solve the limit (weights that are functions on the
@@ -392,11 +392,21 @@ class ThreeLayerLimit:
     model: ThreeLayer
     data: Dataset
     trainer: Trainer
-    proxy_width: int
-    proxy_ensemble: int
-    proxy_step: float
+    proxy_width: int = eqx.field(static=True)
+    proxy_ensemble: int = eqx.field(static=True)
+    proxy_step: float = eqx.field(static=True)
     seed: int | jax.Array
-    engine: dict
+    engine: dict = eqx.field(static=True)
+
+    @property
+    def fluctuation_scale(self) -> float:
+        """1/n: the covariance of :meth:`predict` is the proxy's scaled covariance over the model's width."""
+        return 1.0 / self.model.n1
+
+    @property
+    def assumptions(self) -> dict:
+        return {"model": {"model": self.model.describe().get("model"), "n1": self.model.n1, "n2": self.model.n2},
+                "trainer": {"method": "fullbatch"}}
 
     @property
     def proxy_model(self) -> ThreeLayer:

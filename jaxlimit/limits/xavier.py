@@ -42,10 +42,7 @@ import numpy as np
 from jaxlimit.activations import Activation, get_activation
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
-from jaxlimit.limits.kernel_limit import (
-    SINGULAR_RTOL, KernelConditioning, expected_train_loss, flow_moments, flow_moments_ode, flow_pathwise,
-    flow_pathwise_ode, kernel_conditioning,
-)
+from jaxlimit.limits.kernel_limit import SINGULAR_RTOL, KernelConditioning, KernelLimit, flow_moments_ode
 from jaxlimit.limits._ode import check_times
 from jaxlimit.limits.kernels import estimate_xavier_kernels
 from jaxlimit.models.two_layer import TwoLayer
@@ -53,70 +50,27 @@ from jaxlimit.stats.gaussian import Gaussian
 from jaxlimit.training.steps import Trainer
 
 
-class XavierLimit(eqx.Module):
-    """The Gaussian limit of a γ = 1/2 two-layer network on fixed points.
+class XavierLimit(KernelLimit):
+    """The Gaussian limit of a γ = 1/2 two-layer network on fixed points: the kernel
+    flow of :class:`~jaxlimit.limits.kernel_limit.KernelLimit` with η = α and the
+    Xavier kernels Σ (``nngp``) and A (``ntk``) on all P = M + Q points.
 
-    Attributes:
-        nngp: Σ on all P = M + Q points (training first), shape (P, P).
-        ntk: A on all points, shape (P, P).
-        y_train: targets Y, shape (M,).
-        alpha: the base learning rate α.
-        kernel_error: the largest estimated absolute error of a kernel entry.
-        kernel_method: how the kernels were evaluated.
+    SGD (online or minibatch) and gradient descent share this limit (the
+    sampling noise vanishes as N → ∞ at the Xavier clock), so ``method`` is None.
+    :meth:`pathwise` integrates the random ODE with diffrax (the closed form is
+    :meth:`pathwise_closed_form`); :meth:`predict` is the closed form and
+    :meth:`moments` the diffrax cross-check.
     """
 
-    nngp: jax.Array
-    ntk: jax.Array
-    y_train: jax.Array
-    alpha: float = eqx.field(static=True)
-    kernel_error: float = eqx.field(static=True, default=0.0)
-    kernel_method: str = eqx.field(static=True, default="given")
-
-    def __check_init__(self):
-        p = self.nngp.shape[0]
-        m = self.y_train.shape[0]
-        if self.nngp.shape != (p, p) or self.ntk.shape != (p, p) or not 1 <= m <= p:
-            raise InputError(
-                f"limit kernels must be square and of equal size with at least M={m} rows, "
-                f"got {self.nngp.shape} and {self.ntk.shape}"
-            )
-        if not self.alpha > 0:
-            raise InputError(f"alpha must be positive, got {self.alpha}")
-
     @property
-    def n_train(self) -> int:
-        return self.y_train.shape[0]
-
-    @property
-    def n_points(self) -> int:
-        return self.nngp.shape[0]
-
-    @property
-    def beta(self) -> float:
-        """β = α/M, the rate of the kernel ODE."""
-        return self.alpha / self.n_train
-
-    # The closed form -------------------------------------------------------
-
-    def predict(self, times) -> Gaussian:
-        """The law of the outputs at ``times``: mean (T, P) and cov (T, P, P), by the closed form."""
-        mean, cov = self.moments_closed_form(times)
-        return Gaussian(mean, cov)
-
-    def predict_ode(self, times) -> Gaussian:
-        """The same law by integrating the moment ODEs with diffrax (the cross-check)."""
-        mean, cov = self.moments(times)
-        return Gaussian(mean, cov)
+    def alpha(self) -> float:
+        """The base learning rate α (= the kernel flow's η)."""
+        return self.learning_rate
 
     def moments_closed_form(self, times) -> tuple[jax.Array, jax.Array]:
         """(mean (T, P), cov (T, P, P)) at ``times`` from one eigendecomposition."""
-        return flow_moments(self.nngp, self.ntk, self.y_train, self.beta, check_times(times))
-
-    def pathwise_closed_form(self, h0, times) -> jax.Array:
-        """The limit path h_t = h_0 + R_t (Y − S h_0) for each row of ``h0`` (E, P) → (E, T, P)."""
-        return flow_pathwise(self.ntk, self.y_train, self.beta, self._check_h0(h0), check_times(times))
-
-    # diffrax ---------------------------------------------------------------
+        law = self.predict(times)
+        return law.mean, law.cov
 
     def moments(self, times, *, rtol: float | None = None, atol: float | None = None) -> tuple[jax.Array, jax.Array]:
         """(mean (T, P), cov (T, P, P)) by integrating the moment ODEs with diffrax.
@@ -125,38 +79,13 @@ class XavierLimit(eqx.Module):
         """
         return flow_moments_ode(self.nngp, self.ntk, self.y_train, self.beta, check_times(times), rtol=rtol, atol=atol)
 
+    def pathwise_closed_form(self, h0, times) -> jax.Array:
+        """The limit path h_t = h_0 + R_t (Y − S h_0) for each row of ``h0`` (E, P) → (E, T, P)."""
+        return KernelLimit.pathwise(self, h0, times)
+
     def pathwise(self, h0, times, *, rtol: float | None = None, atol: float | None = None) -> jax.Array:
-        """Integrate dh/dt = β K (Y − S h) with diffrax from each row of ``h0``.
-
-        Args:
-            h0: initial outputs, shape (E, P) (training points then probes), e.g.
-                the finite networks' own outputs at t = 0 for the coupled
-                comparison.
-            times: save times, non-decreasing from 0.
-
-        Returns:
-            Limit paths of shape (E, T, P).
-        """
-        return flow_pathwise_ode(self.ntk, self.y_train, self.beta, self._check_h0(h0), check_times(times),
-                                 rtol=rtol, atol=atol)
-
-    # Summaries ---------------------------------------------------------------
-
-    def train_loss(self, prediction: Gaussian) -> jax.Array:
-        """Expected training loss ½ mean_j E[(y_j − h_j)²] = ½ mean_j ((y_j − μ_j)² + C_jj).
-
-        Args:
-            prediction: the law over T times from :meth:`predict`.
-
-        Returns:
-            Shape (T,).
-        """
-        return expected_train_loss(self.y_train, jnp.asarray(prediction.mean), jnp.asarray(prediction.cov))
-
-    def conditioning(self) -> KernelConditioning:
-        """λ_min, λ_max and the condition number of the training kernel A_MM."""
-        m = self.n_train
-        return kernel_conditioning(self.ntk[:m, :m], self.alpha, self.kernel_error)
+        """Integrate dh/dt = β K (Y − S h) with diffrax from each row of ``h0`` (E, P): shape (E, T, P)."""
+        return self.pathwise_ode(h0, times, rtol=rtol, atol=atol)
 
     def warnings(self) -> list[str]:
         """What a reader of a comparison with this limit must know (singular or badly
@@ -173,12 +102,6 @@ class XavierLimit(eqx.Module):
         if self.kernel_error > 1e-6:
             out.append(f"the kernels were computed by {self.kernel_method} with error up to {self.kernel_error:.2g}")
         return out
-
-    def _check_h0(self, h0) -> jax.Array:
-        h0 = jnp.asarray(h0, self.nngp.dtype)
-        if h0.ndim != 2 or h0.shape[1] != self.n_points:
-            raise InputError(f"initial outputs must have shape (E, {self.n_points}), got {h0.shape}")
-        return h0
 
 
 def xavier_limit(model: TwoLayer, data: Dataset, trainer: Trainer | None = None) -> XavierLimit:
@@ -210,8 +133,10 @@ def xavier_limit(model: TwoLayer, data: Dataset, trainer: Trainer | None = None)
     # Symmetrise: the kernels are symmetric, rounding and quadrature need not be.
     nngp = 0.5 * (k.nngp + k.nngp.T)
     ntk = 0.5 * (k.ntk + k.ntk.T)
+    described = {"model": {"model": model.describe().get("model"), "gamma": model.gamma,
+                           "activation": model.activation.name}}
     return XavierLimit(nngp, ntk, jnp.asarray(data.y_train, nngp.dtype), float(trainer.alpha),
-                       k.max_error, k.method)
+                       kernel_error=k.max_error, kernel_method=k.method, describes=described, method=None)
 
 
 def initial_kurtosis_excess(

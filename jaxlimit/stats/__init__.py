@@ -7,6 +7,7 @@ from jaxlimit.stats.gaussian import (
     compare_gaussian,
     gaussian_w2,
 )
+from jaxlimit.stats.compare import Comparison, compare
 from jaxlimit.stats.scaling import (
     PowerLawFit, Proportion, bootstrap_ci, fit_power_law, fit_valid_points, proportion, proportion_interval,
 )
@@ -14,6 +15,8 @@ from jaxlimit.stats.summaries import Estimate, SeedSpread, ratio_of_means, root_
 
 __all__ = [
     "COVARIANCE_RTOL",
+    "Comparison",
+    "compare",
     "Estimate",
     "Gaussian",
     "GaussianComparison",

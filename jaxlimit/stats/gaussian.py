@@ -58,6 +58,10 @@ class Gaussian(eqx.Module):
         mean: shape (..., P); a limit's ``predict(times)`` gives (T, P).
         cov: shape (..., P, P), symmetric positive semi-definite; it may be
             singular (outputs that the limit pins down exactly).
+        times: the training time of each law, shape (T,), or None. Every
+            limit's ``predict(times)`` labels its laws, and statistics that pair
+            an ensemble's saved times with a prediction refuse a mismatch
+            (:func:`check_aligned`), so t = 0 is never compared with the t = 1 law.
 
     ``g[i]`` is the law at the i-th batch entry (for example the i-th time);
     ``g.select(idx)`` the marginal law of some coordinates. Construction
@@ -68,6 +72,7 @@ class Gaussian(eqx.Module):
 
     mean: Array
     cov: Array
+    times: Array | None = None
 
     def __check_init__(self):
         m, c = np.shape(self.mean), np.shape(self.cov)
@@ -76,6 +81,9 @@ class Gaussian(eqx.Module):
                 f"a Gaussian needs mean of shape (..., P) and cov of shape (..., P, P), "
                 f"got {m} and {c}"
             )
+        if self.times is not None and np.shape(self.times) != tuple(m[:1] if len(m) > 1 else ()):
+            raise InputError(f"a Gaussian's times must have one entry per law, shape {tuple(m[:1])}, "
+                             f"got {np.shape(self.times)}")
         if isinstance(self.mean, jax.core.Tracer) or isinstance(self.cov, jax.core.Tracer):
             return  # inside a transformation: the values are checked where they are concrete
         mean = np.asarray(self.mean, np.float64)
@@ -110,7 +118,8 @@ class Gaussian(eqx.Module):
         """The law at one batch entry (or a slice of them): ``g[t]``."""
         if not self.batch_shape:
             raise InputError("this Gaussian has no batch axis to index; use select() for coordinates")
-        return Gaussian(self.mean[index], self.cov[index])
+        times = None if self.times is None else np.asarray(self.times)[index]
+        return Gaussian(self.mean[index], self.cov[index], times)
 
     def __len__(self) -> int:
         if not self.batch_shape:
@@ -142,7 +151,31 @@ class Gaussian(eqx.Module):
     def select(self, indices) -> "Gaussian":
         """The marginal law of the coordinates ``indices`` (e.g. the probe points)."""
         idx = np.asarray(indices)
-        return Gaussian(self.mean[..., idx], self.cov[..., idx[:, None], idx[None, :]])
+        return Gaussian(self.mean[..., idx], self.cov[..., idx[:, None], idx[None, :]], self.times)
+
+    def at_times(self, times) -> "Gaussian":
+        """The same laws labelled with the training ``times`` they describe (one per batch entry)."""
+        return Gaussian(self.mean, self.cov, np.asarray(times, np.float64))
+
+
+def check_aligned(saved_times, predicted_times, *, what: str = "the prediction") -> None:
+    """Refuse (one InputError line) predicted laws labelled with other times than the saved ones.
+
+    Times agree when they are equal to 1e-6 relative (a time that went through
+    float32 and back still matches); unlabelled predictions (None) are not checked.
+    """
+    if predicted_times is None or saved_times is None:
+        return
+    a = np.atleast_1d(np.asarray(saved_times, np.float64))
+    b = np.atleast_1d(np.asarray(predicted_times, np.float64))
+    if a.shape != b.shape or not np.allclose(a, b, rtol=1e-6, atol=1e-9):
+        raise InputError(f"{what} is for times {_short(b)} but the ensemble was saved at {_short(a)}; "
+                         "predict at result.times (or pick saved times with result.at(t))")
+
+
+def _short(t: np.ndarray) -> str:
+    values = [f"{v:g}" for v in t[:6]]
+    return "[" + ", ".join(values) + (", …]" if len(t) > 6 else "]")
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from jaxlimit.errors import InputError
-from jaxlimit.stats.gaussian import Gaussian, GaussianComparison, compare_gaussian
+from jaxlimit.stats.gaussian import Gaussian, GaussianComparison, check_aligned, compare_gaussian
 from jaxlimit.stats.scaling import PowerLawFit, Proportion, proportion
 
 CONSISTENT = "consistent"
@@ -170,6 +170,8 @@ def verdict_over_times(outputs, prediction: Gaussian, indices, *, times=None, le
     if outputs.ndim != 3 or prediction.batch_shape != (outputs.shape[1],):
         raise InputError(f"outputs (E, T, P) and a prediction over the same T times are needed, got "
                          f"{outputs.shape} and batch shape {prediction.batch_shape}")
+    if times is not None:
+        check_aligned(times, prediction.times)
     each = level / len(indices)
     comparisons = tuple(compare_gaussian(outputs[:, i], prediction[i], seed=seed + i, level=each)
                         for i in indices)

@@ -58,6 +58,27 @@ class EnsembleResult(eqx.Module):
         """Shape (E, T, Q)."""
         return self.outputs[:, :, self.n_train :]
 
+    def time_index(self, t: float) -> int:
+        """The index of the saved time ``t`` (equal to 1e-6 relative); InputError if ``t`` was not saved."""
+        saved = np.asarray(self.times, np.float64)
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise InputError(f"a time must be a number, got {t!r}") from None
+        hits = np.flatnonzero(np.isclose(saved, t, rtol=1e-6, atol=1e-9))
+        if hits.size == 0:
+            shown = ", ".join(f"{v:g}" for v in saved)
+            raise InputError(f"t = {t:g} was not saved; the saved times are [{shown}] (t = 0 is always saved first)")
+        return int(hits[0])
+
+    def at(self, t: float) -> np.ndarray:
+        """The outputs of every member at the saved time ``t``: shape (E, P).
+
+        Use this rather than a position: ``times=[1, 10]`` saves [0, 1, 10], so
+        ``outputs[:, 0]`` is t = 0, not t = 1.
+        """
+        return self.outputs[:, self.time_index(t)]
+
     def _repr_markdown_(self) -> str:  # Jupyter: what was run, and the loss at each saved time
         from jaxlimit.display import format_value, markdown_table
 
