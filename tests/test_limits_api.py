@@ -33,7 +33,7 @@ def _limits(data):
         "xavier": (jl.xavier_limit(jl.TwoLayer(32, 3, "xavier", "tanh"), data, jl.Trainer(1.0)),
                    jl.TwoLayer(32, 3, "xavier", "relu"), jl.Trainer(1.0)),
         "mean-field": (jl.mean_field_limit(jl.TwoLayer(32, 3, "mean-field", "tanh"), data, jl.Trainer(1.0),
-                                           n_particles=2**10, fluctuation_particles=2**8),
+                                           n_particles=2**8, fluctuation_particles=2**6),
                        jl.TwoLayer(64, 3, "mean-field", "tanh"), jl.Trainer(1.0)),
         "three-layer": (three_layer_limit(ThreeLayer(8, 8, 3), data, proxy_width=16, proxy_ensemble=4),
                         ThreeLayer(4, 4, 3), jl.Trainer(method="fullbatch")),
@@ -226,3 +226,20 @@ def test_compare_counts_diverged_members_against_the_verdict():
                                n_train=1, config=result.config)
     c = jl.compare(result, lim)
     assert c.verdict == "inconsistent" and c.n_diverged == 1 and all(x.consistent for x in c.per_time)
+
+
+def test_compare_reproduces_the_experiments_verdict_over_times():
+    # The kernel limit's own samples: compare gives the verdict and p-values of verdict_over_times
+    # on the same indices and seed (the numbers the deep and xavier commands report).
+    x = np.linspace(-1, 1, 8).reshape(4, 2)
+    lim = jl.mlp_limit(x[:3], np.array([0.5, -0.2, 0.1]), x[3:], depth=1, activation="erf", W_std=1.2, b_std=0.1,
+                       learning_rate=1.0)
+    t = np.array([0.0, 1.0, 3.0])
+    f0 = np.asarray(lim.predict([0.0])[0].sample(jax.random.key(0), 600))
+    outputs = np.asarray(lim.pathwise(f0, t))
+    result = _fake_result(outputs, t)
+    c = jl.compare(result, lim, times=[1.0, 3.0], seed=7)
+    v = jl.stats.verdict.verdict_over_times(outputs, lim.predict(t), [1, 2], times=t, level=0.05, seed=7)
+    assert c.verdict == v.verdict == "consistent"
+    np.testing.assert_allclose([x.smallest_pvalue for x in c.per_time], v.smallest_pvalue_by_time, rtol=0, atol=0)
+    assert c.pathwise.rms < 1e-9 and np.max(np.abs(c.drift.value)) < 1e-9  # members are their own paths

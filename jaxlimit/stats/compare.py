@@ -304,7 +304,7 @@ def compare(result, limit, *, level: float = 0.05, times=None, seed: int = 0) ->
         limit: what it is compared with; ``limit.predict(result.times)`` is asked once.
         level: the false-alarm rate of the verdict, in (0, 1).
         times: a subset of the saved times to compare (default: every saved time, t = 0 included).
-        seed: fixes the permutation tests (time i uses seed + i).
+        seed: fixes the permutation tests (saved time index i uses seed + i, as verdict_over_times).
 
     Refuses (InputError, before any test) a limit that does not describe the
     run (another model or training settings: :meth:`Limit.describes`), a
@@ -358,7 +358,7 @@ def compare(result, limit, *, level: float = 0.05, times=None, seed: int = 0) ->
                          "(reduce the step; see the divergence warning)")
     each = float(level) / len(idx)
     per_time = []
-    for j, i in enumerate(idx):
+    for i in idx:
         samples, law = outputs[:, i], prediction[i]
         if _deterministic(law, samples):
             per_time.append(TimeComparison(float(saved[i]), "mean", None, mean_test(samples, law.mean, level=each),
@@ -368,7 +368,7 @@ def compare(result, limit, *, level: float = 0.05, times=None, seed: int = 0) ->
                 raise InputError(f"a Gaussian comparison of {n_points} points needs at least {n_points + 2} "
                                  f"finite members, got {ok.n_members}")
             per_time.append(TimeComparison(float(saved[i]), "gaussian",
-                                           compare_gaussian(samples, law, seed=seed + j, level=each), None,
+                                           compare_gaussian(samples, law, seed=seed + i, level=each), None,
                                            _level=each))
     consistent = all(c.consistent for c in per_time) and result.n_diverged == 0
     pathwise = drift = None
