@@ -12,13 +12,14 @@ import pytest
 
 from jaxlimit.errors import InputError
 from jaxlimit.limits.teacher_student import (
-    classify_ending, population_flow_limit, relu_gradient_descent, relu_gradient_flow, relu_kernel,
+    classify_ending, population_flow_limit, relu_gradient_flow, relu_kernel,
     relu_kernel_grad, relu_population_grad, relu_population_hessian, relu_population_loss, relu_reduced_flow,
-    relu_reduced_velocity, relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
+    relu_reduced_velocity, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
     single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value, symmetric_weights,
     teacher_distance, time_within, uniform_ball,
 )
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.training.teacher_student import relu_gradient_descent, relu_sgd
 from tests.helpers.refusal import assert_refused
 from jaxlimit.models.relu_committee import (
     relu_committee, relu_committee_monte_carlo, relu_committee_sample_grad,

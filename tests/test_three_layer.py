@@ -13,9 +13,9 @@ import pytest
 from jaxlimit.cli import main
 from jaxlimit.data import synthetic_problem
 from jaxlimit.errors import InputError
-from jaxlimit.limits.three_layer import (
-    gradient_flow, output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit,
-    weight_gaps,
+from jaxlimit.limits.three_layer import gradient_flow
+from jaxlimit.training.three_layer import (
+    output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
 )
 from jaxlimit.losses import get_loss
 from jaxlimit.models.three_layer import (

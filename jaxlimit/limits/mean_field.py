@@ -113,7 +113,7 @@ from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer, TwoLayerParams
 from jaxlimit.stats.gaussian import Gaussian
 from jaxlimit.streams import check_seed
-from jaxlimit.training.ensemble import validate_times
+from jaxlimit.validation import validate_times
 from jaxlimit.training.steps import Trainer
 
 RULES = ("sobol", "monte-carlo")

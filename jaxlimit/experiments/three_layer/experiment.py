@@ -41,7 +41,7 @@ from jaxlimit.data import Dataset
 from jaxlimit.experiments.problem import ensemble_options, saved_times, timed, two_layer_data
 from jaxlimit.experiments.three_layer import figures
 from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
-from jaxlimit.limits.three_layer import (
+from jaxlimit.training.three_layer import (
     output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
 )
 from jaxlimit.losses import get_loss
@@ -104,7 +104,8 @@ def run(config: ThreeLayerConfig) -> Report:
         with timed(timing, "limit"):
             limit = three_layer_limit(build_model(config, data, min(config.spread_widths)), data,
                                       Trainer(method="fullbatch", loss=loss), proxy_width=config.proxy_width,
-                                      proxy_ensemble=config.proxy_ensemble, **_engine(config, name="members-proxy"))
+                                      proxy_ensemble=config.proxy_ensemble, times=times,
+                                      **_engine(config, name="members-proxy"))
             proxy = limit.estimate(times)
         warnings += _divergence("proxy", [config.proxy_width], [proxy.result])
         limit_rows = _limit_comparison(config, spread_runs, spread, proxy)
