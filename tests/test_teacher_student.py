@@ -489,12 +489,12 @@ def test_command_line_refuses_in_one_line(argv, fragment, capsys, tmp_path, monk
 def test_an_unstable_step_is_refused_before_the_long_parts(tmp_path, monkeypatch):
     from jaxlimit.experiments import run
     from jaxlimit.experiments.teacher_student import TeacherStudentConfig
-    from jaxlimit.experiments.teacher_student import experiment
+    from jaxlimit.limits import teacher_student
 
     def trap(*args, **kwargs):
         raise AssertionError("the flows started before the step was checked")
 
-    monkeypatch.setattr(experiment, "_orthonormal", trap)
+    monkeypatch.setattr(teacher_student, "_solve_batch", trap)  # every flow solves through it
     config = TeacherStudentConfig(sgd_k=10, step=1.0, sgd_time=20.0, out=str(tmp_path / "r"))
     with pytest.raises(InputError, match="unstable for gradient descent"):
         run(config)
