@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.streams import stream_key, stream_seed
+from jaxlimit.validation import require_int, require_real
 
 
 class Dataset(eqx.Module):

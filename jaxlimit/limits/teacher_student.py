@@ -59,11 +59,11 @@ import scipy.integrate
 import scipy.optimize
 import scipy.special
 
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 from jaxlimit.limits.base import Limit
 from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.validation import require_real
 
 _TWO_PI = 2.0 * math.pi
 

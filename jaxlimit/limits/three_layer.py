@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.limits.base import Limit
@@ -38,7 +37,7 @@ from jaxlimit.limits._ode import DEFAULT_MAX_STEPS, solve_ode
 from jaxlimit.models.three_layer import ThreeLayer, ThreeLayerParams
 from jaxlimit.stats.gaussian import Gaussian
 from jaxlimit.training.steps import Trainer
-from jaxlimit.validation import validate_times
+from jaxlimit.validation import require_int, require_real, validate_times
 
 
 def _check_data(model: ThreeLayer, data: Dataset) -> None:

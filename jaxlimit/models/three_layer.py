@@ -50,9 +50,9 @@ import numpy as np
 import optax
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss
+from jaxlimit.validation import require_int, require_real
 
 TILE = 64
 """Initial weights are drawn in TILE-sized blocks keyed by block index (see ``_tiled``)."""

@@ -23,12 +23,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.limits.teacher_student import (
     StudentTrajectories, _all_finite, _check_batch, _population_grad,
 )
 from jaxlimit.models.relu_committee import relu_committee_sample_grad
+from jaxlimit.validation import require_int, require_real
 
 
 def _check_schedule(step, n_steps, save_every) -> tuple[float, int, int]:

@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.limits.three_layer import (
@@ -49,7 +48,7 @@ from jaxlimit.training.ensemble import member_keys, run_ensemble
 from jaxlimit.training.program import generic_program
 from jaxlimit.training.results import EnsembleResult
 from jaxlimit.training.steps import Trainer
-from jaxlimit.validation import validate_times
+from jaxlimit.validation import require_int, require_real, validate_times
 
 BLOCK_OBSERVABLE = "leading_block"
 
