@@ -191,6 +191,13 @@ class ThreeLayerLimit(Limit):
     the limit stays at ŷ = φ3(0) while every finite network leaves it after a
     plateau that lengthens with n, so no finite proxy and no 1/n law describe
     it), n1 ≠ n2, and a proxy no wider than the networks.
+
+    The proxy is trained once (by ``train_proxy``, which
+    :func:`jaxlimit.three_layer_limit` sets to
+    :func:`jaxlimit.training.three_layer.train_proxy`: this module trains
+    nothing itself): to ``grid`` when the limit was built with times, and then
+    ``predict`` answers at those times only; otherwise at the first
+    ``predict`` of each new grid. Later calls are answered from ``proxies``.
     """
 
     model: ThreeLayer
