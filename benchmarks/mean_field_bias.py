@@ -38,12 +38,12 @@ jax.config.update("jax_enable_x64", True)
 
 from jaxlimit import Trainer, TwoLayer, run_ensemble  # noqa: E402
 from jaxlimit.experiments.mean_field import MeanFieldConfig  # noqa: E402
-from jaxlimit.experiments.problem import two_layer_problem  # noqa: E402
 from jaxlimit.limits.mean_field import (  # noqa: E402
     Particles, mean_field_limit, network_particles, sample_particles, solve_particle_flow,
 )
 from jaxlimit.streams import stream_key, stream_seed  # noqa: E402
 from jaxlimit.training import make_step  # noqa: E402
+from jaxlimit.training.problem import two_layer_problem  # noqa: E402
 
 
 def sampling_bias(problem, times, n_particles: int, n_probes: int, seed: int):

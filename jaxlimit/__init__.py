@@ -32,11 +32,13 @@ _export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer"
 _export("jaxlimit.training", "EnsembleResult", "Trainer", "rms_parameter_change", "run_ensemble")
 _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "estimate_xavier_kernels",
         "mean_field_limit", "predict_fluctuations", "PopulationFlowLimit", "StudentTrajectories",
-        "population_flow_limit", "relu_gradient_descent",
+        "population_flow_limit",
         "relu_gradient_flow", "relu_kernel", "relu_kernel_grad", "relu_population_grad",
-        "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling", "three_layer_limit",
+        "relu_population_loss", "relu_reduced_flow",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
         "xavier_limit")
+_export("jaxlimit.training.teacher_student", "relu_gradient_descent", "relu_sgd")
+_export("jaxlimit.training.three_layer", "run_width_coupling", "three_layer_limit")
 _export("jaxlimit.stats", "Comparison", "compare", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
         "fit_power_law", "gaussian_w2", "proportion_interval")
 _export("jaxlimit.report", "Report", "write_report")

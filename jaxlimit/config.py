@@ -17,44 +17,13 @@ This module imports nothing heavy (no JAX), so ``jaxlimit --help`` is fast.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
-from jaxlimit.errors import InputError
-
-MAX_SEED = 2**63 - 1
-
-
-class ConfigError(InputError):
-    """A bad value for one option: ``str(err)`` reads ``"<field> <problem>"``."""
-
-    def __init__(self, field: str, problem: str):
-        self.field, self.problem = field, problem
-        super().__init__(f"{field} {problem}")
-
-    def for_command_line(self) -> str:
-        return f"--{self.field.replace('_', '-')} {self.problem}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Spec:
-    """How one option is parsed, checked and documented."""
-
-    kind: str  # "int", "float", "str", "bool", "ints", "floats", "vector", "path"
-    help: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    choices: tuple[str, ...] | None = None
-    nullable: bool = False
-    min_len: int = 1
-    max_len: int = 64
-    metavar: str | None = None
-    group: str = "options"
-    report: bool = False  # a report directory: refuse one that holds other files
+# Generic validation lives in jaxlimit.validation; re-exported here for compatibility.
+from jaxlimit.validation import (  # noqa: F401
+    MAX_SEED, ConfigError, Spec, check_value, require_int, require_real,
+)
 
 
 def _field(default, spec: Spec):
@@ -118,92 +87,6 @@ def directory(default: str | None, help: str, *, nullable: bool = False, group: 
     """A directory that the run will write (checked: not a file, writable; with ``report``, not a
     directory holding files other than an earlier report, which would be replaced)."""
     return _field(default, Spec("path", help, nullable=nullable, group=group, metavar="DIR", report=report))
-
-
-def _check_number(name: str, spec: Spec, value: Any, what: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(name, f"must be {what}, got {value!r}")
-    if isinstance(value, numbers.Integral):
-        result: float | int = int(value)
-    else:
-        result = float(value)
-        if not math.isfinite(result):
-            raise ConfigError(name, f"must be a finite number, got {value!r}")
-    if spec.kind in ("int", "ints"):
-        if not float(result).is_integer():
-            raise ConfigError(name, f"must be an integer, got {value!r}")
-        result = int(result)
-    if spec.low is not None and (result < spec.low or (spec.low_open and result <= spec.low)):
-        bound = f"> {spec.low:g}" if spec.low_open else f"≥ {spec.low:g}"
-        raise ConfigError(name, f"must be {bound}, got {value!r}")
-    if spec.high is not None and result > spec.high:
-        raise ConfigError(name, f"must be at most {spec.high:g}, got {value!r}")
-    return result
-
-
-def _check_directory(name: str, value: Any, report: bool) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise ConfigError(name, f"must name a directory, got {value!r}")
-    path = Path(value).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(name, f"{str(value)!r} is a file, not a directory")
-    ancestor = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), None)
-    if ancestor is None or not ancestor.is_dir():
-        raise ConfigError(name, f"{str(value)!r} cannot be created")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(name, f"{str(value)!r} is not writable")
-    if report and path.is_dir() and any(path.iterdir()) and not (path / "report.json").exists():
-        raise ConfigError(name, f"{str(value)!r} holds files that are not a jaxlimit report; "
-                          "choose a new or empty directory")
-    return str(value)
-
-
-def check_value(name: str, spec: Spec, value: Any) -> Any:
-    """The validated (and normalised) value of one option."""
-    if value is None:
-        if spec.nullable:
-            return None
-        raise ConfigError(name, "must be given")
-    if spec.kind in ("int", "float"):
-        return _check_number(name, spec, value, "an integer" if spec.kind == "int" else "a number")
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(name, f"must be True or False, got {value!r}")
-        return value
-    if spec.kind == "str":
-        if not isinstance(value, str) or not value:
-            raise ConfigError(name, f"must be a non-empty string, got {value!r}")
-        if spec.choices is not None and value not in spec.choices:
-            raise ConfigError(name, f"must be one of {', '.join(spec.choices)}, got {value!r}")
-        return value
-    if spec.kind == "path":
-        return _check_directory(name, value, spec.report)
-    if spec.kind in ("ints", "floats", "vector"):
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise ConfigError(name, f"must be a list of numbers, got {value!r}")
-        items = [_check_number(name, spec, v, "a list of integers" if spec.kind == "ints" else
-                               "a list of numbers") for v in value]
-        if spec.kind == "vector":
-            if len(items) != spec.min_len:
-                raise ConfigError(name, f"must have exactly {spec.min_len} entries, got {len(items)}")
-            return tuple(float(v) for v in items)
-        if not spec.min_len <= len(items) <= spec.max_len:
-            raise ConfigError(name, f"must have {spec.min_len} to {spec.max_len} entries, got {len(items)}")
-        if len(set(items)) != len(items):
-            raise ConfigError(name, f"has a repeated entry: {', '.join(f'{v:g}' for v in value)}")
-        return tuple(sorted(items))
-    raise AssertionError(spec.kind)
-
-
-def require_int(value: Any, name: str, *, low: int = 1, high: int | None = None) -> int:
-    """``value`` as an int in [low, high], or a :class:`ConfigError` naming ``name``."""
-    return check_value(name, Spec("int", "", low, high), value)
-
-
-def require_real(value: Any, name: str, *, low: float | None = 0.0, high: float | None = None,
-                 low_open: bool = True) -> float:
-    """``value`` as a finite float in (low, high] (or [low, high]), or a :class:`ConfigError`."""
-    return check_value(name, Spec("float", "", low, high, low_open), value)
 
 
 def physical_memory_bytes() -> int:

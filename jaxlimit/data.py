@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
+from jaxlimit.streams import stream_key, stream_seed
+from jaxlimit.validation import require_int, require_real
 
 
 class Dataset(eqx.Module):
@@ -211,4 +212,31 @@ def digits_problem(
     return make_dataset(
         x[:n_train], y[:n_train], x[n_train : n_train + n_probe],
         name=f"digits {a} vs {b}, M={n_train}",
+    )
+
+
+# From an experiment configuration ----------------------------------------------------------------
+
+
+def data_seed(config) -> int:
+    """The data's seed of a configuration: its ``data_seed`` if given, else its ``seed``."""
+    value = getattr(config, "data_seed", None)
+    return config.seed if value is None else value
+
+
+def two_layer_data(config) -> Dataset:
+    """The data set a configuration describes (``data``, ``points``, ``probes``, ``dim``, the seeds).
+
+    Digits come from ``stream_seed(data seed, "data")``, the synthetic sets
+    from ``stream_key(data seed, "data")``; ``dim`` None means the
+    configuration's ``DEFAULT_DIM`` (4 unless it says).
+    """
+    seed = data_seed(config)
+    if config.data == "digits":
+        return digits_problem(config.points, config.probes, seed=stream_seed(seed, "data"))
+    dim = getattr(config, "DEFAULT_DIM", 4) if config.dim is None else config.dim
+    return synthetic_problem(
+        stream_key(seed, "data"), config.points, dim, config.probes,
+        inputs="gaussian" if config.data == "gaussian" else "sphere",
+        target="teacher" if config.data == "teacher" else "smooth",
     )

@@ -14,8 +14,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
+from jaxlimit.validation import require_real
 
 
 @dataclasses.dataclass(frozen=True)

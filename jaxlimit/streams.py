@@ -23,8 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.errors import InputError
-
-MAX_SEED = 2**63 - 1
+from jaxlimit.validation import MAX_SEED
 
 _RECORDED: contextvars.ContextVar[list | None] = contextvars.ContextVar("jaxlimit_streams", default=None)
 

@@ -10,7 +10,7 @@ import scipy.integrate
 
 import jaxlimit as jl
 from jaxlimit.limits.teacher_student import population_flow_limit
-from jaxlimit.limits.three_layer import three_layer_limit
+from jaxlimit.training.three_layer import three_layer_limit
 from jaxlimit.models.three_layer import ThreeLayer
 from jaxlimit.stats.compare import MethodMismatchWarning, mean_test
 

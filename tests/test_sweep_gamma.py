@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxlimit.cli import main
-from jaxlimit.experiments.sweep_gamma.experiment import predicted_bias_exponent, predicted_spread_exponents
+from jaxlimit.stats.scaling import predicted_bias_exponent, predicted_spread_exponents
 from tests.helpers.refusal import assert_refused
 from tests.helpers.reports import assert_figures_labelled, capture_written_report
 

@@ -12,13 +12,14 @@ import pytest
 
 from jaxlimit.errors import InputError
 from jaxlimit.limits.teacher_student import (
-    classify_ending, population_flow_limit, relu_gradient_descent, relu_gradient_flow, relu_kernel,
+    classify_ending, population_flow_limit, relu_gradient_flow, relu_kernel,
     relu_kernel_grad, relu_population_grad, relu_population_hessian, relu_population_loss, relu_reduced_flow,
-    relu_reduced_velocity, relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
+    relu_reduced_velocity, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
     single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value, symmetric_weights,
     teacher_distance, time_within, uniform_ball,
 )
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.training.teacher_student import relu_gradient_descent, relu_sgd
 from tests.helpers.refusal import assert_refused
 from jaxlimit.models.relu_committee import (
     relu_committee, relu_committee_monte_carlo, relu_committee_sample_grad,
@@ -488,12 +489,12 @@ def test_command_line_refuses_in_one_line(argv, fragment, capsys, tmp_path, monk
 def test_an_unstable_step_is_refused_before_the_long_parts(tmp_path, monkeypatch):
     from jaxlimit.experiments import run
     from jaxlimit.experiments.teacher_student import TeacherStudentConfig
-    from jaxlimit.experiments.teacher_student import experiment
+    from jaxlimit.limits import teacher_student
 
     def trap(*args, **kwargs):
         raise AssertionError("the flows started before the step was checked")
 
-    monkeypatch.setattr(experiment, "_orthonormal", trap)
+    monkeypatch.setattr(teacher_student, "_solve_batch", trap)  # every flow solves through it
     config = TeacherStudentConfig(sgd_k=10, step=1.0, sgd_time=20.0, out=str(tmp_path / "r"))
     with pytest.raises(InputError, match="unstable for gradient descent"):
         run(config)

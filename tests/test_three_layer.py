@@ -13,9 +13,9 @@ import pytest
 from jaxlimit.cli import main
 from jaxlimit.data import synthetic_problem
 from jaxlimit.errors import InputError
-from jaxlimit.limits.three_layer import (
-    gradient_flow, output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit,
-    weight_gaps,
+from jaxlimit.limits.three_layer import gradient_flow
+from jaxlimit.training.three_layer import (
+    output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
 )
 from jaxlimit.losses import get_loss
 from jaxlimit.models.three_layer import (
@@ -280,6 +280,53 @@ def test_proxy_law_scales_like_one_over_n_and_predict_is_the_model_width(data, m
     limit = three_layer_limit(ThreeLayer(16, 16, data.dim), data, proxy_width=128, proxy_ensemble=4)
     monkeypatch.setattr(ThreeLayerLimit, "estimate", lambda self, t: est)
     np.testing.assert_array_equal(limit.predict([0.0, 1.0, 2.0]).cov, law16.cov)
+
+
+def _counting_trainer(calls):
+    """A stand-in for the proxy's training: records each grid it is asked for (no networks trained)."""
+    from jaxlimit.limits.three_layer import ProxyEstimate
+
+    def train(limit, times):
+        calls.append(tuple(times))
+        t = np.asarray(times, np.float64)
+        p = limit.data.x_all.shape[0]
+        mean = np.outer(t, np.ones(p))
+        return ProxyEstimate(t, mean, np.ones_like(mean), np.broadcast_to(np.eye(p), (t.size, p, p)),
+                             limit.proxy_width, None)
+
+    return train
+
+
+def test_the_proxy_is_trained_once_per_grid_not_per_predict(data):
+    from jaxlimit.limits.three_layer import ThreeLayerLimit
+
+    calls = []
+    limit = three_layer_limit(ThreeLayer(16, 16, data.dim), data, proxy_width=64, proxy_ensemble=4)
+    limit = ThreeLayerLimit(limit.model, limit.data, limit.trainer, 64, 4, limit.proxy_step, 0, {},
+                            train_proxy=_counting_trainer(calls))
+    first = limit.predict([1.0, 2.0])
+    again = limit.predict([1.0, 2.0])
+    part = limit.predict([2.0])
+    assert calls == [(0.0, 1.0, 2.0)]
+    np.testing.assert_array_equal(first.mean, again.mean)
+    np.testing.assert_array_equal(part.mean, first.mean[[0, 2]])
+    np.testing.assert_array_equal(part.times, [0.0, 2.0])
+    limit.predict([3.0])  # a new grid: trained once more
+    assert calls == [(0.0, 1.0, 2.0), (0.0, 3.0)]
+
+
+def test_a_limit_built_with_times_trains_there_and_refuses_other_times(data, monkeypatch):
+    import jaxlimit.training.three_layer as training
+
+    calls = []
+    monkeypatch.setattr(training, "train_proxy", _counting_trainer(calls))
+    limit = three_layer_limit(ThreeLayer(16, 16, data.dim), data, proxy_width=64, proxy_ensemble=4, times=[0.5, 1.0])
+    assert calls == [(0.0, 0.5, 1.0)]
+    assert limit.predict([1.0]).mean.shape == (2, data.x_all.shape[0])
+    with pytest.raises(InputError, match="trained to the times") as info:
+        limit.predict([2.0])
+    assert len(str(info.value).splitlines()) == 1
+    assert calls == [(0.0, 0.5, 1.0)]
 
 
 @pytest.mark.parametrize("call, match", [

@@ -1,69 +1,22 @@
-"""From a configuration to what the engine and the limits take (two-layer and deep problems).
+"""From a configuration to what the engine and the limits take (deep problems, timing).
 
-Every two-layer experiment reads the same option names (``data``, ``points``,
-``probes``, ``dim``, ``width``, ``activation``, ``alpha``, ``method``, …) from
-its configuration; fields a command does not have take the papers' defaults
-(Gaussian initial law, squared loss, online SGD). Random streams come from
-:mod:`jaxlimit.streams`: the data from ``(data_seed, "data")``, the members
-from ``(seed, "members", *stream)``.
+The two-layer problem's library functions live in the library
+(:func:`jaxlimit.data.two_layer_data`, :mod:`jaxlimit.training.problem`) and
+are re-exported here for the experiments.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from contextlib import contextmanager
 
-import numpy as np
-
-from jaxlimit.data import Dataset, digits_problem, synthetic_problem
-from jaxlimit.experiments.options import input_dim
-from jaxlimit.losses import get_loss
+from jaxlimit.data import data_seed, two_layer_data
 from jaxlimit.limits.mlp import mlp_limit
 from jaxlimit.models.mlp import MLP
-from jaxlimit.models.two_layer import InitLaw, TwoLayer
-from jaxlimit.streams import stream_key, stream_seed
+from jaxlimit.training.problem import (
+    Problem, ensemble_options, saved_times, two_layer_problem, with_compare_times,
+)
 from jaxlimit.training.steps import Trainer
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """A resolved two-layer problem: what ``run_ensemble`` needs, minus the members' stream."""
-
-    model: TwoLayer
-    data: Dataset
-    trainer: Trainer
-    times: np.ndarray
-
-
-def data_seed(config) -> int:
-    """The data's seed: ``--data-seed`` if given, else ``--seed``."""
-    value = getattr(config, "data_seed", None)
-    return config.seed if value is None else value
-
-
-def two_layer_data(config) -> Dataset:
-    seed = data_seed(config)
-    if config.data == "digits":
-        return digits_problem(config.points, config.probes, seed=stream_seed(seed, "data"))
-    return synthetic_problem(
-        stream_key(seed, "data"), config.points, input_dim(config), config.probes,
-        inputs="gaussian" if config.data == "gaussian" else "sphere",
-        target="teacher" if config.data == "teacher" else "smooth",
-    )
-
-
-def two_layer_problem(config, *, width: int | None = None, scaling: str | float | None = None,
-                      data: Dataset | None = None) -> Problem:
-    """The model, data, trainer and saved times a configuration describes."""
-    data = two_layer_data(config) if data is None else data
-    law = InitLaw(getattr(config, "init", "gaussian"), getattr(config, "c_std", 1.0),
-                  getattr(config, "w_std", 1.0))
-    model = TwoLayer(width or config.width, data.dim, getattr(config, "scaling", "xavier") if scaling is None
-                     else scaling, config.activation, law)
-    trainer = Trainer(alpha=config.alpha, method=getattr(config, "method", "online"),
-                      batch_size=getattr(config, "batch_size", 1), loss=get_loss(getattr(config, "loss", "squared")))
-    return Problem(model, data, trainer, saved_times(config.t_max, getattr(config, "n_times", 20)))
 
 
 def deep_problem(config, width: int, data=None):
@@ -82,40 +35,6 @@ def deep_problem(config, width: int, data=None):
 def deep_limit(config, data):
     return mlp_limit(data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
                      W_std=config.w_std, b_std=config.b_std, learning_rate=config.alpha)
-
-
-def saved_times(t_max: float, n_times: int) -> np.ndarray:
-    """0, t_max/n, …, t_max (rounded to 12 digits so that ⌊N t⌋ is exact)."""
-    return np.round(np.linspace(0.0, t_max, n_times + 1), 12)
-
-
-def with_compare_times(times: np.ndarray, compare, t_max: float) -> tuple[np.ndarray, list[int]]:
-    """Merge the compared times (default 0, t_max/2, t_max) into the grid; return it and their indices."""
-    if compare is None:
-        compare = [0.0, t_max / 2.0, t_max]
-    compare = sorted(round(float(t), 12) for t in compare)
-    grid = np.unique(np.concatenate([times, compare]))
-    return grid, [int(np.searchsorted(grid, t)) for t in compare]
-
-
-def ensemble_options(config, *stream: int, name: str = "members") -> dict:
-    """Keyword arguments for ``run_ensemble``: size, members' stream, chunking, checkpoint.
-
-    ``stream`` (for example the width) selects an independent member stream
-    ``stream_key(seed, name, *stream)`` (``name`` tells arms apart); ensembles at
-    different widths must not share one, since ``jax.random`` draws of shape
-    (N, d) are the first rows of those of shape (2N, d) from the same key.
-    Without it the members use ``seed`` as ``run_ensemble`` does.
-    """
-    return {
-        "n_members": config.ensemble,
-        "seed": stream_key(config.seed, name, *stream) if stream or name != "members" else config.seed,
-        "chunk_size": getattr(config, "chunk_size", None),
-        "memory_budget": int(getattr(config, "memory_gb", 2.0) * 1e9),
-        "progress": not getattr(config, "no_progress", True),
-        "checkpoint_dir": getattr(config, "checkpoint", None),
-        "fresh": getattr(config, "fresh", False),
-    }
 
 
 @contextmanager

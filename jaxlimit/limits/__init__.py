@@ -1,13 +1,11 @@
 """The infinite-width limits: kernels, the Xavier Gaussian, deep NNGP/NTK kernels
-and their Gaussian prediction, the mean-field particle flow, three-layer width
-coupling and its proxy limit, and Tian's teacher–student flow."""
+and their Gaussian prediction, the mean-field particle flow, the three-layer
+proxy limit, and Tian's teacher–student flow. Limits never train networks: the
+runs they are compared with live in :mod:`jaxlimit.training`."""
 
 from jaxlimit.limits.base import Limit, mismatch
 from jaxlimit.limits.user import LinearNoise, ODELimit, ode_limit
-from jaxlimit.limits.three_layer import (
-    ProxyEstimate, StepRefinement, ThreeLayerLimit, WidthCoupling, gradient_flow, output_gaps,
-    run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
-)
+from jaxlimit.limits.three_layer import ProxyEstimate, ThreeLayerLimit, gradient_flow
 # The function gaussian_expectations stays in its module (same name): exporting it
 # here would hide the submodule attribute jaxlimit.limits.gaussian_expectations.
 from jaxlimit.limits.gaussian_expectations import ClosedForm, GaussianExpectations, closed_form_of, find_kinks
@@ -28,9 +26,9 @@ from jaxlimit.limits.mean_field import (
 )
 from jaxlimit.limits.teacher_student import (
     Ending, PopulationFlowLimit, StudentTrajectories, classify_ending, population_flow_limit,
-    relu_gradient_descent, relu_gradient_flow, relu_kernel, relu_kernel_grad, relu_population_grad,
+    relu_gradient_flow, relu_kernel, relu_kernel_grad, relu_population_grad,
     relu_population_hessian, relu_population_loss, relu_reduced_flow, relu_reduced_velocity,
-    relu_sgd, relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
+    relu_unstable_rate, single_neuron_bound, single_neuron_bound_radius,
     single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value,
     symmetric_weights, teacher_distance, time_within, uniform_ball,
 )

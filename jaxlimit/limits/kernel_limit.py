@@ -51,12 +51,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.limits.base import GRADIENT_FLOW, Limit
 from jaxlimit.limits.gaussian_expectations import require_x64
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.validation import require_real
 
 SINGULAR_RTOL = 1e-10
 """Θ_MM counts as singular when λ_min ≤ SINGULAR_RTOL · λ_max (or λ_min is

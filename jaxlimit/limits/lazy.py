@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxlimit.config import require_int
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.limits.empirical import monte_carlo_kernels
@@ -34,6 +33,7 @@ from jaxlimit.models.mlp import MLP
 from jaxlimit.models.two_layer import TwoLayer
 from jaxlimit.streams import stream_key
 from jaxlimit.training.steps import Trainer
+from jaxlimit.validation import require_int
 
 DEFAULT_KERNEL_MEMBERS = 256
 """Networks behind a Monte Carlo kernel limit by default: kernel entries then carry a relative

@@ -104,7 +104,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.limits.base import Limit
@@ -113,8 +112,8 @@ from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer, TwoLayerParams
 from jaxlimit.stats.gaussian import Gaussian
 from jaxlimit.streams import check_seed
-from jaxlimit.training.ensemble import validate_times
 from jaxlimit.training.steps import Trainer
+from jaxlimit.validation import require_int, require_real, validate_times
 
 RULES = ("sobol", "monte-carlo")
 """How :func:`sample_particles` discretises the initial law."""

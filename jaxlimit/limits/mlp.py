@@ -59,12 +59,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.config import require_real
 from jaxlimit.models.mlp import check_scales
 from jaxlimit.errors import InputError
 from jaxlimit.limits import gaussian_expectations as ge
 from jaxlimit.limits.kernels import KernelPair
 from jaxlimit.limits.kernel_limit import KernelLimit, check_targets
+from jaxlimit.validation import require_real
 
 DEFAULT_TILE = 2048
 """Pairs per tile side: 2048² float64 entries are 32 MB per array."""

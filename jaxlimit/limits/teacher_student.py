@@ -27,10 +27,12 @@ of gradient flow, gradient descent and SGD alike, and stays exactly zero; rows
 of any other norm, however small, follow the formula above. Nothing returns NaN
 for finite inputs.
 
-Dynamics, all vmapped over a batch of B initialisations W0 of shape (B, K, d)
+Dynamics, vmapped over a batch of B initialisations W0 of shape (B, K, d)
 and returned as :class:`StudentTrajectories`: gradient flow dW/dt = −∇J(W)
-(diffrax, through :func:`jaxlimit.limits._ode.solve_ode`), gradient descent
-with step η (time t = η · steps), and SGD on n fresh Gaussian samples per step.
+(diffrax, through :func:`jaxlimit.limits._ode.solve_ode`) and the reduced
+(x, y) flow. The training runs it is compared with, gradient descent with
+step η (time t = η · steps) and SGD on n fresh Gaussian samples per step,
+live in :mod:`jaxlimit.training.teacher_student` (limits never train).
 :func:`population_flow_limit` is the limit object of one start: the flow that
 gradient descent and SGD from that start approach as η → 0 and n → ∞, with
 ``predict(times) -> Gaussian``.
@@ -57,12 +59,11 @@ import scipy.integrate
 import scipy.optimize
 import scipy.special
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.limits.base import Limit
 from jaxlimit.limits._ode import check_times, solve_ode
-from jaxlimit.models.relu_committee import relu_committee_sample_grad
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.validation import require_real
 
 _TWO_PI = 2.0 * math.pi
 
@@ -396,63 +397,6 @@ def relu_reduced_flow(xy0: jax.Array, K: int, times, *, rtol: float = 1e-10,
 def _mean_difference_velocity(sd, K):
     v = relu_reduced_velocity(jnp.stack([sd[0] + sd[1], sd[0] - sd[1]]), K)
     return jnp.stack([v[0] + v[1], v[0] - v[1]]) / 2
-
-
-def _check_schedule(step, n_steps, save_every) -> tuple[float, int, int]:
-    step = require_real(step, "step", high=None)
-    n_steps = require_int(n_steps, "n_steps", high=2**31 - 1)
-    save_every = require_int(save_every, "save_every", high=2**31 - 1)
-    if n_steps % save_every:
-        raise InputError(f"n_steps ({n_steps}) must be a positive multiple of save_every "
-                         f"({save_every})")
-    return step, n_steps, save_every
-
-
-@functools.partial(jax.jit, static_argnames=("n_steps", "save_every", "n_samples"))
-def _descend(keys, W0, W_star, step, n_steps, save_every, n_samples):
-    def update(s, W, key):
-        if n_samples is None:
-            return W - step * _population_grad(W, W_star)
-        x = jax.random.normal(jax.random.fold_in(key, s), (n_samples, W.shape[-1]), W.dtype)
-        return W - step * relu_committee_sample_grad(W, W_star, x)
-
-    def member(key, W):  # key is None for gradient descent
-        def block(W, b):
-            W = jax.lax.fori_loop(b * save_every, (b + 1) * save_every,
-                                  lambda s, W: update(s, W, key), W)
-            return W, W
-        _, saved = jax.lax.scan(block, W, jnp.arange(n_steps // save_every))
-        return jnp.concatenate([W[None], saved])
-
-    ys = jax.vmap(member, in_axes=(None if keys is None else 0, 0))(keys, W0)
-    return ys, _all_finite(ys)
-
-
-def relu_gradient_descent(W0: jax.Array, W_star: jax.Array, step: float, n_steps: int,
-                          save_every: int = 1) -> StudentTrajectories:
-    """W ← W − η ∇J(W) on the closed-form loss from each start W0 (B, K, d).
-
-    Saves every ``save_every`` steps, at times η · steps (so t matches the flow's).
-    """
-    W0, W_star = _check_batch(W0, W_star)
-    step, n_steps, save_every = _check_schedule(step, n_steps, save_every)
-    ys, ok = _descend(None, W0, W_star, step, n_steps, save_every, None)
-    return StudentTrajectories(step * jnp.arange(0, n_steps + 1, save_every), ys, ok)
-
-
-def relu_sgd(key: jax.Array, W0: jax.Array, W_star: jax.Array, step: float, n_steps: int,
-             n_samples: int, save_every: int = 1) -> StudentTrajectories:
-    """SGD W ← W − η ∇Ĵ_n(W), Ĵ_n the empirical loss on n fresh x ~ N(0, I_d) per step.
-
-    Run b draws its samples from ``fold_in(key, b)`` (then ``fold_in(·, step)``),
-    so a run's noise does not depend on the batch it is computed in.
-    """
-    W0, W_star = _check_batch(W0, W_star)
-    step, n_steps, save_every = _check_schedule(step, n_steps, save_every)
-    n_samples = require_int(n_samples, "n_samples", high=10**8)
-    keys = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(W0.shape[0]))
-    ys, ok = _descend(keys, W0, W_star, step, n_steps, save_every, int(n_samples))
-    return StudentTrajectories(step * jnp.arange(0, n_steps + 1, save_every), ys, ok)
 
 
 # --------------------------------------------------------------------------

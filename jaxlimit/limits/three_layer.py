@@ -1,63 +1,43 @@
-"""The three-layer mean-field limit (docs/three-layer.md): coupling, step size, a proxy.
-
-Width, by coupling (docs/three-layer.md#width-by-coupling). Member i of a run
-has its initial weights and its SGD sample stream from (members' stream, i)
-alone, and :class:`~jaxlimit.models.ThreeLayer` draws weights so that a
-width-n network is the leading sub-block of every wider one from the same
-key; ⌊t/ε⌋ steps reach time t at every width. So member i at width n and
-member i at the widest width N, run from ONE members' stream, are one network
-and its sub-network, fed the same samples with the width-correct rates, and
-their difference is the finite-width error of the narrower one, up to that of
-the widest:
-
-    output gap(n, t) = RMS over points of |ŷ_n(x, t) − ŷ_N(x, t)|  ~  n^{-1/2}
-    weight gap(n, t) = RMS over the leading K×K block of the weight differences
-
-Both widths' errors are sums over the same leading units, so to leading order
-E gap² ∝ 1/n − 1/N (nested averages); fits against n_eff = (1/n − 1/N)^{-1}
-remove that bias near n = N.
+"""The three-layer mean-field limit (docs/three-layer.md): the step-size flow and a proxy limit.
 
 Step size (docs/three-layer.md#step-size): at a fixed width, ε → 0 gives
 gradient flow on the empirical loss (SGD samples uniformly, so its drift is
 the full-batch gradient), integrated here with diffrax (through
-:func:`~jaxlimit.limits._ode.solve_ode`) from the same initial weights.
-Full-batch gradient descent is its Euler scheme (error ∝ ε); one-pass SGD adds
-sampling noise (error ∝ √ε).
+:func:`~jaxlimit.limits._ode.solve_ode`) from the same initial weights:
+:func:`gradient_flow`. Full-batch gradient descent is its Euler scheme
+(error ∝ ε); one-pass SGD adds sampling noise (error ∝ √ε).
 
 The limit itself (docs/three-layer.md#the-limit) is deterministic, an
 evolution of functions on the neuronal embedding that jaxlimit does not
-solve; :func:`three_layer_limit` estimates it by a wide proxy and states the
-1/n scale of the fluctuations around it.
+solve; :class:`ThreeLayerLimit` estimates it by a wide proxy ensemble and
+states the 1/n scale of the fluctuations around it.
+
+Limits never train: the runs (width coupling, step-size refinement, and the
+proxy ensemble behind :func:`jaxlimit.three_layer_limit`) live in
+:mod:`jaxlimit.training.three_layer`. A :class:`ThreeLayerLimit` is built
+there with the function that trains its proxy, and trains it once per time
+grid (at construction when given ``times``), answering later ``predict``
+calls from the stored proxy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Sequence
+from typing import Any, Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.config import require_int, require_real
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.limits.base import Limit
 from jaxlimit.limits._ode import DEFAULT_MAX_STEPS, solve_ode
 from jaxlimit.models.three_layer import ThreeLayer, ThreeLayerParams
 from jaxlimit.stats.gaussian import Gaussian
-from jaxlimit.stats.summaries import Estimate, root_mean_square
-from jaxlimit.training import EnsembleResult, Trainer, member_keys, run_ensemble, validate_times
-from jaxlimit.training.program import generic_program
-
-BLOCK_OBSERVABLE = "leading_block"
-
-
-def leading_block(params: ThreeLayerParams, params0, data, *, k: int) -> jax.Array:
-    """Observable: the leading k units' weights, flattened (k d + k² + k entries)."""
-    return jnp.concatenate([params.w1[:k].ravel(), params.w2[:k, :k].ravel(), params.w3[:k]])
+from jaxlimit.training.steps import Trainer
+from jaxlimit.validation import require_int, require_real, validate_times
 
 
 def _check_data(model: ThreeLayer, data: Dataset) -> None:
@@ -67,151 +47,6 @@ def _check_data(model: ThreeLayer, data: Dataset) -> None:
         raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
     if data.dim != model.dim:
         raise InputError(f"data has input dimension {data.dim} but the model expects {model.dim}")
-
-
-# Width, by coupling ------------------------------------------------------------------
-
-
-class WidthCoupling(eqx.Module):
-    """Coupled runs at several widths n (n1 = n2 = n), widest last.
-
-    Attributes:
-        widths: increasing widths.
-        results: one :class:`EnsembleResult` per width; member i is the same
-            network (and sample stream) at every width.
-        block: K, the leading units whose weights were recorded.
-        dim: the input dimension (to split the recorded block).
-    """
-
-    widths: tuple[int, ...] = eqx.field(static=True)
-    results: tuple[EnsembleResult, ...]
-    block: int = eqx.field(static=True)
-    dim: int = eqx.field(static=True)
-
-    @property
-    def times(self) -> np.ndarray:
-        return self.results[0].times
-
-    @property
-    def widest(self) -> EnsembleResult:
-        return self.results[-1]
-
-    def n_coupled(self, i: int) -> int:
-        """Members shared by width i and the widest run."""
-        return min(self.results[i].n_members, self.widest.n_members)
-
-    def effective_widths(self) -> np.ndarray:
-        """n_eff = (1/n − 1/N)^{-1} for every width but the widest."""
-        n = np.asarray(self.widths[:-1], float)
-        return 1.0 / (1.0 / n - 1.0 / self.widths[-1])
-
-    def block_weights(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The recorded leading block at width i: w1 (E, T, K, d), w2 (E, T, K, K), w3 (E, T, K)."""
-        v = self.results[i].observables[BLOCK_OBSERVABLE]
-        k, d = self.block, self.dim
-        e, t = v.shape[:2]
-        return (v[..., : k * d].reshape(e, t, k, d), v[..., k * d : k * d + k * k].reshape(e, t, k, k),
-                v[..., k * d + k * k :])
-
-
-def run_width_coupling(
-    model: ThreeLayer,
-    data: Dataset,
-    trainer: Trainer | None = None,
-    *,
-    widths: Sequence[int],
-    times,
-    members: int | Sequence[int],
-    seed: int | jax.Array = 0,
-    **engine,
-) -> WidthCoupling:
-    """Train ``model`` at each width n (n1 = n2 = n) from one members' stream.
-
-    Args:
-        model: the network description; its widths are replaced by each n.
-        data: training set and probes.
-        trainer: online SGD with α = 1 if omitted.
-        widths: at least two distinct widths; the widest is the reference.
-        times: saved times (t = 0 is added).
-        members: the ensemble size at every width, or one per width. Gaps use
-            the members each width shares with the widest run.
-        seed: the members' stream (an integer or a key), the SAME at every
-            width: that sharing is the coupling. (Ensembles meant to be
-            independent across widths need one stream per width instead.)
-        **engine: passed to :func:`~jaxlimit.training.run_ensemble`
-            (``chunk_size``, ``memory_budget``, ``checkpoint_dir``, ``fresh``,
-            ``progress``, ``dtype``).
-
-    Returns:
-        A :class:`WidthCoupling`.
-    """
-    trainer = Trainer() if trainer is None else trainer
-    _check_data(model, data)
-    widths = [require_int(n, "widths") for n in widths]
-    if len(widths) < 2 or len(set(widths)) != len(widths):
-        raise InputError(f"widths needs at least two distinct widths, got {widths}")
-    order = np.argsort(widths)
-    widths = [widths[i] for i in order]
-    if isinstance(members, (int, np.integer)):
-        members = [int(members)] * len(widths)
-    elif len(members) == len(widths):
-        members = [int(members[i]) for i in order]
-    else:
-        raise InputError(f"members must be one integer or one per width ({len(widths)}), got {members}")
-    members = [require_int(e, "members") for e in members]
-    block = widths[0]
-    t = validate_times(times)
-    observables = {BLOCK_OBSERVABLE: functools.partial(leading_block, k=block)}
-    results = tuple(
-        run_ensemble(model.replace(n1=n, n2=n), data, trainer, times=t, n_members=e, seed=seed,
-                     observables=observables, **engine)
-        for n, e in zip(widths, members)
-    )
-    return WidthCoupling(widths=tuple(widths), results=results, block=block, dim=data.dim)
-
-
-def _coupled_finite(c: WidthCoupling, i: int) -> np.ndarray:
-    e = c.n_coupled(i)
-    return ~(np.asarray(c.results[i].diverged[:e]) | np.asarray(c.widest.diverged[:e]))
-
-
-def output_gaps(c: WidthCoupling) -> list[np.ndarray]:
-    """Per width but the widest: (E_c, T) RMS over points of |ŷ_n − ŷ_N|.
-
-    Members that diverged at either width are NaN.
-    """
-    gaps = []
-    for i in range(len(c.widths) - 1):
-        e = c.n_coupled(i)
-        diff = c.results[i].outputs[:e].astype(np.float64) - c.widest.outputs[:e]
-        g = np.sqrt(np.mean(diff**2, axis=-1))
-        g[~_coupled_finite(c, i)] = np.nan
-        gaps.append(g)
-    return gaps
-
-
-def weight_gaps(c: WidthCoupling) -> list[np.ndarray]:
-    """Per width but the widest: (E_c, T) weight gap on the leading block.
-
-    Each layer's RMS entry difference, squared, averaged over the three layers
-    (so each layer counts once whatever its number of entries), square-rooted.
-    """
-    ref = c.block_weights(len(c.widths) - 1)
-    gaps = []
-    for i in range(len(c.widths) - 1):
-        e = c.n_coupled(i)
-        mine = c.block_weights(i)
-        ms = [np.mean((a[:e].astype(np.float64) - b[:e]).reshape(e, a.shape[1], -1) ** 2, axis=-1)
-              for a, b in zip(mine, ref)]
-        g = np.sqrt(np.mean(ms, axis=0))
-        g[~_coupled_finite(c, i)] = np.nan
-        gaps.append(g)
-    return gaps
-
-
-def summarize_gaps(gaps: list[np.ndarray]) -> list[Estimate]:
-    """One estimate per width: the RMS over coupled members of sup_t gap(t), with its standard error."""
-    return [root_mean_square(np.max(g, axis=1)) for g in gaps]
 
 
 # Step size -----------------------------------------------------------------------------
@@ -257,71 +92,6 @@ def gradient_flow(model: ThreeLayer, params0: ThreeLayerParams, data: Dataset, t
     return outputs, losses
 
 
-class StepRefinement(eqx.Module):
-    """Gaps to gradient flow at one width for decreasing steps ε.
-
-    Attributes:
-        epsilons: the steps, shape (K,), decreasing.
-        method: ``"fullbatch"`` (expected gap ∝ ε) or ``"online"`` (∝ √ε).
-        gaps: shape (K, E): RMS over points of |ŷ_ε − ŷ_flow| at t_max, per member
-            (NaN for a member that diverged).
-        t_max: the comparison time.
-        width: n1 = n2.
-    """
-
-    epsilons: np.ndarray
-    method: str = eqx.field(static=True)
-    gaps: np.ndarray
-    t_max: float = eqx.field(static=True)
-    width: int = eqx.field(static=True)
-
-    def rms_gaps(self) -> list[Estimate]:
-        """Per step: the RMS over members of the gap, with its standard error."""
-        return [root_mean_square(g) for g in self.gaps]
-
-
-def step_size_refinement(model: ThreeLayer, data: Dataset, trainer: Trainer, *, epsilons: Sequence[float],
-                         t_max: float, n_members: int = 4, seed: int | jax.Array = 0,
-                         dtype=jnp.float64, **engine) -> StepRefinement:
-    """Train members 0..E−1 at each ε and compare them with their own gradient flow.
-
-    The networks (``model`` at each ε, trained by ``trainer``: ``"fullbatch"``
-    or ``"online"``) come from :func:`~jaxlimit.training.run_ensemble` with the
-    members' stream ``seed``; each member's flow starts from the same initial
-    weights, drawn by the engine's own member program. ``engine`` options
-    (checkpoints, progress, memory budget) go to every ``run_ensemble`` call.
-    """
-    _check_data(model, data)
-    if not isinstance(trainer, Trainer) or trainer.method not in ("fullbatch", "online"):
-        raise InputError("step-size refinement compares full-batch descent or online SGD with the flow, got "
-                         f"{getattr(trainer, 'method', trainer)!r}")
-    n_members = require_int(n_members, "n_members")
-    t_max = require_real(t_max, "t_max")
-    eps = np.asarray(sorted((require_real(e, "epsilons") for e in epsilons), reverse=True))
-    if eps.size < 2 or len(set(eps.tolist())) != eps.size:
-        raise InputError(f"epsilons needs at least two distinct positive steps, got {list(epsilons)}")
-    if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
-        raise InputError("a float64 refinement needs jax.config.update('jax_enable_x64', True)")
-    for e in eps:
-        if abs(model.replace(eps=float(e)).steps_to(t_max) * e - t_max) > 1e-9 * max(1.0, t_max):
-            raise InputError(f"t_max = {t_max:g} is not a whole number of steps of {e:g}")
-    init = generic_program(model, trainer, {}, dtype).init
-    typed = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
-    keys = member_keys(seed, jnp.arange(n_members, dtype=jnp.uint32))
-    params0 = jax.vmap(lambda k: init(k, typed)[0])(keys)
-    flow, _ = gradient_flow(model, params0, data, [0.0, t_max], alpha=trainer.alpha, loss=trainer.loss)
-    flow_end = np.asarray(flow[:, -1], np.float64)
-    gaps = []
-    for e in eps:
-        r = run_ensemble(model.replace(eps=float(e)), data, trainer, times=[0.0, t_max], n_members=n_members,
-                         seed=seed, dtype=dtype, **engine)
-        g = np.sqrt(np.mean((np.asarray(r.outputs[:, -1], np.float64) - flow_end) ** 2, axis=-1))
-        g[np.asarray(r.diverged)] = np.nan
-        gaps.append(g)
-    return StepRefinement(epsilons=eps, method=trainer.method, gaps=np.stack(gaps), t_max=float(t_max),
-                          width=model.n1)
-
-
 # The limit, by a proxy ----------------------------------------------------------------------
 
 
@@ -345,7 +115,41 @@ class ProxyEstimate:
     mean_se: np.ndarray
     scaled_cov: np.ndarray
     proxy_width: int
-    result: EnsembleResult
+    result: Any  # the EnsembleResult of the proxy ensemble (jaxlimit.training), at the grid it was trained to
+
+    @classmethod
+    def from_ensemble(cls, result, proxy_width: int) -> "ProxyEstimate":
+        """Summarise a trained proxy ensemble (an :class:`~jaxlimit.training.EnsembleResult` of width-N_p
+        networks): the mean and seed covariance of its finite members; InputError if fewer than two stayed finite."""
+        ok = result.finite()
+        if ok.n_members < 2:
+            raise InputError(f"only {ok.n_members} of {result.n_members} proxy networks stayed finite; the limit "
+                             "cannot be estimated (reduce the step)")
+        x = np.asarray(ok.outputs, np.float64)
+        centred = x - x.mean(axis=0)
+        cov = np.einsum("etp,etq->tpq", centred, centred) / (ok.n_members - 1)
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        mean_se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2) / ok.n_members)
+        return cls(result.times, x.mean(axis=0), mean_se, proxy_width * cov, proxy_width, result)
+
+    def at_times(self, times) -> "ProxyEstimate":
+        """The estimate at ``times`` (each one of :attr:`times`, equal to 1e-6 relative); itself when they
+        are all of them. InputError naming the first time the proxy was not trained to."""
+        saved = np.asarray(self.times, np.float64)
+        t = np.asarray(times, np.float64)
+        if t.shape == saved.shape and np.array_equal(t, saved):
+            return self
+        index = []
+        for v in t:
+            hits = np.flatnonzero(np.isclose(saved, v, rtol=1e-6, atol=1e-9))
+            if hits.size == 0:
+                shown = ", ".join(f"{s:g}" for s in saved)
+                raise InputError(f"the three-layer proxy was trained to the times [{shown}], not t = {v:g}; build "
+                                 "the limit with times covering every time you predict at")
+            index.append(int(hits[0]))
+        index = np.asarray(index)
+        return dataclasses.replace(self, times=saved[index], mean=self.mean[index], mean_se=self.mean_se[index],
+                                   scaled_cov=self.scaled_cov[index])
 
     def law(self, width: int) -> Gaussian:
         """The predicted law of a width-``width`` network's outputs: mean (T, P), cov scaled_cov / width."""
@@ -387,6 +191,13 @@ class ThreeLayerLimit(Limit):
     the limit stays at ŷ = φ3(0) while every finite network leaves it after a
     plateau that lengthens with n, so no finite proxy and no 1/n law describe
     it), n1 ≠ n2, and a proxy no wider than the networks.
+
+    The proxy is trained once (by ``train_proxy``, which
+    :func:`jaxlimit.three_layer_limit` sets to
+    :func:`jaxlimit.training.three_layer.train_proxy`: this module trains
+    nothing itself): to ``grid`` when the limit was built with times, and then
+    ``predict`` answers at those times only; otherwise at the first
+    ``predict`` of each new grid. Later calls are answered from ``proxies``.
     """
 
     model: ThreeLayer
@@ -397,6 +208,13 @@ class ThreeLayerLimit(Limit):
     proxy_step: float = eqx.field(static=True)
     seed: int | jax.Array
     engine: dict = eqx.field(static=True)
+    train_proxy: Callable[["ThreeLayerLimit", np.ndarray], ProxyEstimate] | None = eqx.field(static=True, default=None)
+    """Trains the proxy ensemble to a time grid and summarises it (jaxlimit.training.three_layer.train_proxy)."""
+    grid: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    """The one time grid the proxy is trained to (``three_layer_limit(..., times=...)``); None: each new grid
+    that ``predict`` asks for, once."""
+    proxies: dict = eqx.field(static=True, default_factory=dict)
+    """The trained proxies by time grid: each is trained once, then answered from here."""
 
     @property
     def fluctuation_scale(self) -> float:
@@ -413,41 +231,33 @@ class ThreeLayerLimit(Limit):
         return self.model.replace(n1=self.proxy_width, n2=self.proxy_width, eps=self.proxy_step)
 
     def estimate(self, times) -> ProxyEstimate:
-        """Train the proxy ensemble to ``times`` (through the engine, so it checkpoints) and summarise it."""
+        """The proxy's summary at ``times`` (t = 0 added): from a stored proxy whose grid holds them, else
+        (no fixed grid) from the proxy trained once to this grid; refused (InputError) off a fixed grid."""
         t = validate_times(times)
-        result = run_ensemble(self.proxy_model, self.data, self.trainer, times=t, n_members=self.proxy_ensemble,
-                              seed=self.seed, **self.engine)
-        ok = result.finite()
-        if ok.n_members < 2:
-            raise InputError(f"only {ok.n_members} of {result.n_members} proxy networks stayed finite; the limit "
-                             "cannot be estimated (reduce the step)")
-        x = np.asarray(ok.outputs, np.float64)
-        centred = x - x.mean(axis=0)
-        cov = np.einsum("etp,etq->tpq", centred, centred) / (ok.n_members - 1)
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        mean_se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2) / ok.n_members)
-        return ProxyEstimate(result.times, x.mean(axis=0), mean_se, self.proxy_width * cov, self.proxy_width,
-                             result)
+        if self.grid is not None:  # one grid, trained once; times off it are refused
+            if self.grid not in self.proxies:
+                self.proxies[self.grid] = self._train(np.asarray(self.grid, np.float64))
+            return self.proxies[self.grid].at_times(t)
+        for proxy in self.proxies.values():
+            if all(np.any(np.isclose(proxy.times, v, rtol=1e-6, atol=1e-9)) for v in t):
+                return proxy.at_times(t)
+        proxy = self.proxies[tuple(float(v) for v in t)] = self._train(t)
+        return proxy.at_times(t)
+
+    def _train(self, grid: np.ndarray) -> ProxyEstimate:
+        if self.train_proxy is None:
+            raise InputError("this ThreeLayerLimit has no proxy trainer; build it with jaxlimit.three_layer_limit")
+        return self.train_proxy(self, grid)
 
     def predict(self, times) -> Gaussian:
         """The law of the model's outputs at ``times``: mean (T, P), cov (T, P, P) = scaled_cov / n."""
         return self.estimate(times).law(self.model.n1)
 
 
-def three_layer_limit(model: ThreeLayer, data: Dataset, trainer: Trainer | None = None, *, proxy_width: int,
-                      proxy_ensemble: int = 8, proxy_step: float | None = None, seed: int | jax.Array = 0,
-                      **engine) -> ThreeLayerLimit:
-    """The limit of ``model`` trained by ``trainer`` on ``data``, by a proxy (see :class:`ThreeLayerLimit`).
-
-    Args:
-        model: width-n networks, n1 = n2 = n.
-        trainer: full-batch gradient descent (the default here); any other method is refused.
-        proxy_width: N_p > n.
-        proxy_ensemble: E_p ≥ 2 proxy networks.
-        proxy_step: ε_p, the model's step by default.
-        seed: the proxy members' stream (an integer or a key).
-        **engine: options for :func:`~jaxlimit.training.run_ensemble` (checkpoints, progress, memory).
-    """
+def check_proxy_settings(model: ThreeLayer, data: Dataset, trainer: Trainer | None, *, proxy_width: int,
+                         proxy_ensemble: int, proxy_step: float | None) -> tuple[Trainer, int, int, float]:
+    """The trainer (full batch by default), N_p, E_p and ε_p of a proxy limit of ``model``, or one InputError
+    line naming what the proxy does not describe (see :class:`ThreeLayerLimit`)."""
     trainer = Trainer(method="fullbatch") if trainer is None else trainer
     _check_data(model, data)
     if not isinstance(trainer, Trainer) or trainer.method != "fullbatch":
@@ -467,11 +277,7 @@ def three_layer_limit(model: ThreeLayer, data: Dataset, trainer: Trainer | None 
         raise InputError(f"proxy_width must exceed the width it describes ({model.n1}), got {proxy_width}")
     proxy_ensemble = require_int(proxy_ensemble, "proxy_ensemble", low=2)
     proxy_step = model.eps if proxy_step is None else require_real(proxy_step, "proxy_step")
-    return ThreeLayerLimit(model, data, trainer, proxy_width, proxy_ensemble, float(proxy_step), seed, dict(engine))
+    return trainer, proxy_width, proxy_ensemble, float(proxy_step)
 
 
-__all__ = [
-    "BLOCK_OBSERVABLE", "ProxyEstimate", "StepRefinement", "ThreeLayerLimit", "WidthCoupling", "gradient_flow",
-    "leading_block", "output_gaps", "run_width_coupling", "step_size_refinement", "summarize_gaps",
-    "three_layer_limit", "weight_gaps",
-]
+__all__ = ["ProxyEstimate", "ThreeLayerLimit", "check_proxy_settings", "gradient_flow"]

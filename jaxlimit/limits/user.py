@@ -27,11 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.limits.base import Limit
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.validation import require_real
 
 
 class LinearNoise(eqx.Module):

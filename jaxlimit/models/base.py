@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import jax
 
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
+from jaxlimit.validation import require_real
 
 PyTree = Any
 

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 from jaxlimit.models.base import check_time_step, steps_for
+from jaxlimit.validation import require_real
 
 
 def check_scales(W_std, b_std) -> tuple[float, float]:

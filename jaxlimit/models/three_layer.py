@@ -50,9 +50,9 @@ import numpy as np
 import optax
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss
+from jaxlimit.validation import require_int, require_real
 
 TILE = 64
 """Initial weights are drawn in TILE-sized blocks keyed by block index (see ``_tiled``)."""
@@ -353,3 +353,18 @@ def time_schedule(model: ThreeLayer, s1: Callable | None = None, s2: Callable | 
         return updates, optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+def three_layer_model(config, data, width: int) -> ThreeLayer:
+    """The width-``width`` network (n1 = n2) that a three-layer configuration describes, on ``data``'s inputs.
+
+    Reads the configuration's ``init``, ``w2_mean``, ``w2_std``, ``w3_mean``,
+    ``w3_std``, ``degenerate_init`` (w2 and w3 centred at 0, w3 a point mass:
+    the stationary start), ``step``, ``xi`` and ``phi1``..``phi3``.
+    """
+    if config.degenerate_init:
+        law = ThreeLayerInit(config.init, 1.0, 0.0, config.w2_std, 0.0, 0.0)
+    else:
+        law = ThreeLayerInit(config.init, 1.0, config.w2_mean, config.w2_std, config.w3_mean, config.w3_std)
+    return ThreeLayer(width, width, data.dim, config.step, config.xi, config.phi1, config.phi2, config.phi3,
+                      init_law=law)

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxlimit.activations import Activation, get_activation
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.names import SCALINGS, resolve_gamma  # noqa: F401 - re-exported
+from jaxlimit.validation import require_int, require_real
 
 class InitLaw(eqx.Module):
     """The i.i.d. law of one neuron (c, w) at initialisation.

@@ -30,9 +30,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxlimit.config import require_real
 from jaxlimit.errors import InputError
 from jaxlimit.models.base import check_time_step, steps_for
+from jaxlimit.validation import require_real
 
 
 def _multipliers(shapes: Any, lr_scale) -> Any:

@@ -204,6 +204,20 @@ def proportion(successes: int, trials: int, level: float = 0.95) -> Proportion:
     return Proportion(k, n, k / n, math.sqrt(tilde * (1 - tilde) / (n + z2)), (lo, hi), float(level))
 
 
+# Predicted exponents of the γ family (docs/mean-field.md#the-gamma-family) -------------------------
+
+
+def predicted_spread_exponents(gamma: float) -> tuple[float, float]:
+    """The interval of the spread exponent of g^N = N^{-γ} Σ c σ(w·x): (−1/2, 1/2 − γ), the
+    kernel-sampling and the initial-output term; 1/2 − γ is the asymptotic one."""
+    return -0.5, 0.5 - gamma
+
+
+def predicted_bias_exponent(gamma: float) -> float:
+    """2γ − 2: the bias is even in ε = N^{γ−1} (O(ε²) + O(1/N), and 2γ − 2 ≥ −1 on [1/2, 1])."""
+    return 2.0 * gamma - 2.0
+
+
 def bootstrap_ci(
     values,
     statistic: Callable[[np.ndarray], float],

@@ -49,6 +49,7 @@ from jaxlimit.training.fast import REPRESENTATIONS, fast_program_kind, two_layer
 from jaxlimit.training.program import MemberProgram, Observable, generic_program
 from jaxlimit.training.results import EnsembleResult
 from jaxlimit.training.steps import Trainer
+from jaxlimit.validation import validate_times
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
 DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
@@ -69,23 +70,6 @@ def rms_parameter_change(params: PyTree, initial_params: PyTree, data: Dataset) 
     sq = jax.tree_util.tree_map(lambda a, b: jnp.sum((a - b) ** 2), params, initial_params)
     size = sum(x.size for x in jax.tree_util.tree_leaves(params))
     return jnp.sqrt(sum(jax.tree_util.tree_leaves(sq)) / size)
-
-
-def validate_times(times) -> np.ndarray:
-    """Sorted, finite, non-negative save times with t = 0 first."""
-    try:
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise InputError(f"times must be a list of numbers, got {times!r}") from None
-    if t.ndim != 1 or t.size == 0:
-        raise InputError("times must be a non-empty 1-D list of numbers")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise InputError("times must be finite and non-negative")
-    if np.any(np.diff(t) <= 0):
-        raise InputError("times must be strictly increasing")
-    if t[0] != 0.0:
-        t = np.concatenate([[0.0], t])
-    return t
 
 
 def members_root(seed: int | jax.Array) -> jax.Array:

@@ -29,11 +29,11 @@ import jax.numpy as jnp
 import optax
 
 from jaxlimit.data import Dataset
-from jaxlimit.config import require_int, require_real
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.base import Model
 from jaxlimit.names import METHODS
+from jaxlimit.validation import require_int, require_real
 
 
 

@@ -47,6 +47,7 @@ from jaxlimit.limits.mean_field import mean_field_limit
 from jaxlimit.limits.xavier import xavier_limit
 from jaxlimit.report import Report
 from jaxlimit.stats import fit_power_law
+from jaxlimit.stats.scaling import predicted_bias_exponent, predicted_spread_exponents
 from jaxlimit.stats.bias import bias_summary
 from jaxlimit.stats.moments import variance_summary
 from jaxlimit.stats.verdict import NOT_RESOLVED, RESOLVED, agreement, resolution
@@ -55,17 +56,6 @@ from jaxlimit.training import run_ensemble
 
 AGREEMENT_Z = 3.0
 """A fitted exponent is consistent with its prediction within this many standard errors."""
-
-
-def predicted_spread_exponents(gamma: float) -> tuple[float, float]:
-    """The interval of the spread exponent: (−1/2, 1/2 − γ), the kernel-sampling and the
-    initial-output term; 1/2 − γ is the asymptotic one."""
-    return -0.5, 0.5 - gamma
-
-
-def predicted_bias_exponent(gamma: float) -> float:
-    """2γ − 2: the bias is even in ε = N^{γ−1} (O(ε²) + O(1/N), and 2γ − 2 ≥ −1 on [1/2, 1])."""
-    return 2.0 * gamma - 2.0
 
 
 def _fit(widths, values, errors, keep):

@@ -44,12 +44,13 @@ from jaxlimit.experiments.teacher_student.config import (
     ESCAPE_TIMES, PLANE_STARTS, SAVED_TIMES, SGD_SAVES, TeacherStudentConfig,
 )
 from jaxlimit.limits.teacher_student import (
-    classify_ending, population_flow_limit, relu_gradient_descent, relu_gradient_flow, relu_population_grad,
-    relu_population_loss, relu_reduced_flow, relu_sgd, relu_unstable_rate, single_neuron_bound,
+    classify_ending, population_flow_limit, relu_gradient_flow, relu_population_grad,
+    relu_population_loss, relu_reduced_flow, relu_unstable_rate, single_neuron_bound,
     single_neuron_bound_radius, single_neuron_inside_probability, symmetric_coordinates, symmetric_saddle_value,
     symmetric_weights, teacher_distance, time_within, uniform_ball,
 )
 from jaxlimit.report import Report
+from jaxlimit.training.teacher_student import relu_gradient_descent, relu_sgd
 from jaxlimit.stats import fit_power_law, proportion
 from jaxlimit.stats.summaries import root_mean_square
 from jaxlimit.stats.verdict import (

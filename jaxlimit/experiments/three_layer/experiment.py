@@ -37,15 +37,14 @@ import math
 
 import numpy as np
 
-from jaxlimit.data import Dataset
 from jaxlimit.experiments.problem import ensemble_options, saved_times, timed, two_layer_data
 from jaxlimit.experiments.three_layer import figures
 from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
-from jaxlimit.limits.three_layer import (
+from jaxlimit.training.three_layer import (
     output_gaps, run_width_coupling, step_size_refinement, summarize_gaps, three_layer_limit, weight_gaps,
 )
 from jaxlimit.losses import get_loss
-from jaxlimit.models.three_layer import ThreeLayer, ThreeLayerInit
+from jaxlimit.models.three_layer import three_layer_model
 from jaxlimit.report import Report
 from jaxlimit.stats import Estimate, fit_valid_points, ratio_of_means, seed_spread
 from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, agreement, resolution, slope_agreement
@@ -58,16 +57,6 @@ GLOBAL_LOSS_RATIO = 0.01
 """``global_convergence``: the widest network's final loss below this fraction of its initial loss."""
 
 PARAMETERISATION = "mean field, 3 layers"
-
-
-def build_model(config: ThreeLayerConfig, data: Dataset, width: int) -> ThreeLayer:
-    """The width-``width`` network (n1 = n2) the configuration describes."""
-    if config.degenerate_init:
-        law = ThreeLayerInit(config.init, 1.0, 0.0, config.w2_std, 0.0, 0.0)
-    else:
-        law = ThreeLayerInit(config.init, 1.0, config.w2_mean, config.w2_std, config.w3_mean, config.w3_std)
-    return ThreeLayer(width, width, data.dim, config.step, config.xi, config.phi1, config.phi2, config.phi3,
-                      init_law=law)
 
 
 def _engine(config, *stream: int, name: str) -> dict:
@@ -84,7 +73,7 @@ def run(config: ThreeLayerConfig) -> Report:
     loss = get_loss(config.loss)
     trainer = Trainer(method=config.method, loss=loss)
     times = saved_times(config.t_max, config.n_times)
-    model = build_model(config, data, max(config.widths))
+    model = three_layer_model(config, data, max(config.widths))
     stationary = model.starts_stationary(np.asarray(data.x_train))
 
     with timed(timing, "coupling"):
@@ -102,9 +91,10 @@ def run(config: ThreeLayerConfig) -> Report:
                         "it and the comparison with the limit is skipped")
     elif config.proxy_ensemble:
         with timed(timing, "limit"):
-            limit = three_layer_limit(build_model(config, data, min(config.spread_widths)), data,
+            limit = three_layer_limit(three_layer_model(config, data, min(config.spread_widths)), data,
                                       Trainer(method="fullbatch", loss=loss), proxy_width=config.proxy_width,
-                                      proxy_ensemble=config.proxy_ensemble, **_engine(config, name="members-proxy"))
+                                      proxy_ensemble=config.proxy_ensemble, times=times,
+                                      **_engine(config, name="members-proxy"))
             proxy = limit.estimate(times)
         warnings += _divergence("proxy", [config.proxy_width], [proxy.result])
         limit_rows = _limit_comparison(config, spread_runs, spread, proxy)
@@ -164,7 +154,7 @@ def _spread_runs(config, data, fullbatch, times, warnings) -> list:
     runs = []
     for n in config.spread_widths:
         options = ensemble_options(config, n, name="members-spread") | {"n_members": config.spread_ensemble}
-        r = run_ensemble(build_model(config, data, n), data, fullbatch, times=times, **options)
+        r = run_ensemble(three_layer_model(config, data, n), data, fullbatch, times=times, **options)
         warnings += _divergence("spread", [n], [r])
         runs.append(r.finite())
     return runs
@@ -172,7 +162,7 @@ def _spread_runs(config, data, fullbatch, times, warnings) -> list:
 
 def _refinement(config, data, loss, warnings) -> dict:
     """Full-batch descent and online SGD at --refine-width against the gradient flow."""
-    base = build_model(config, data, config.refine_width)
+    base = three_layer_model(config, data, config.refine_width)
     out = {}
     for method in ("fullbatch", "online"):
         s = step_size_refinement(base, data, Trainer(method=method, loss=loss), epsilons=config.refine_steps,

@@ -1,0 +1,121 @@
+"""The layers, read from the source with ``ast`` (no imports, no runs).
+
+* Limits never train: no module under ``jaxlimit/limits/`` imports
+  ``run_ensemble`` or anything from ``jaxlimit.training`` but the descriptions
+  of training (``Trainer`` and the rest of ``jaxlimit.training.steps``).
+* Notebooks, benchmarks and tests use the experiments layer only through its
+  configurations: ``jaxlimit.experiments`` (``COMMANDS``, ``SWEEPS``, ``run``),
+  ``jaxlimit.experiments.<name>`` (its config class and ``run``), its
+  ``config`` module and the shared option declarations; never an
+  ``experiment``, ``figures`` or ``problem`` module.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMITS = sorted((ROOT / "jaxlimit" / "limits").rglob("*.py"))
+
+TRAINING_DESCRIPTIONS = {"Trainer", "METHODS", "make_step"}
+"""What a limit may import from ``jaxlimit.training`` itself (all defined in ``jaxlimit.training.steps``)."""
+
+EXPERIMENTS = "jaxlimit.experiments"
+EXPERIMENTS_TOP = {"COMMANDS", "SWEEPS", "run"}
+CONFIG_MODULES = {"config", "options"}
+
+
+def _imports(tree: ast.AST):
+    """(module, name or None) for every import in ``tree``, nested ones included."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+def _limit_violations(tree: ast.AST) -> list[str]:
+    bad = []
+    for module, name in _imports(tree):
+        if name == "run_ensemble" or module.endswith("run_ensemble"):
+            bad.append(f"{module}.{name}")
+        elif module == "jaxlimit.training":
+            if name not in TRAINING_DESCRIPTIONS:
+                bad.append(f"{module}.{name}")
+        elif module.startswith("jaxlimit.training.") and module != "jaxlimit.training.steps":
+            bad.append(f"{module}.{name}" if name else module)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "run_ensemble":
+            bad.append("….run_ensemble")
+    return bad
+
+
+@pytest.mark.parametrize("path", LIMITS, ids=[p.name for p in LIMITS])
+def test_limits_never_train(path):
+    bad = _limit_violations(ast.parse(path.read_text(), str(path)))
+    assert not bad, f"{path.relative_to(ROOT)} imports training machinery: {bad}"
+
+
+def test_the_limit_check_catches_what_it_should():
+    assert _limit_violations(ast.parse("from jaxlimit.training import run_ensemble"))
+    assert _limit_violations(ast.parse("def f():\n    from jaxlimit.training.ensemble import member_keys"))
+    assert _limit_violations(ast.parse("import jaxlimit.training.three_layer"))
+    assert _limit_violations(ast.parse("import jaxlimit as jl\njl.run_ensemble"))
+    assert not _limit_violations(ast.parse("from jaxlimit.training.steps import Trainer\n"
+                                           "from jaxlimit.training import Trainer"))
+
+
+def _experiment_violations(tree: ast.AST) -> list[str]:
+    bad = []
+    for module, name in _imports(tree):
+        if module != EXPERIMENTS and not module.startswith(EXPERIMENTS + "."):
+            continue
+        parts = module.split(".")[2:]  # below jaxlimit.experiments
+        if not parts:  # the package: its registry and run (or the package itself)
+            ok = name is None or name in EXPERIMENTS_TOP or name.endswith("Config")
+        elif len(parts) == 1 and parts[0] in CONFIG_MODULES:
+            ok = True
+        elif len(parts) == 1:  # one experiment's package: its config class and run
+            ok = name is not None and (name == "run" or name.endswith("Config"))
+        else:
+            ok = len(parts) == 2 and parts[1] == "config"
+        if not ok:
+            bad.append(f"{module}.{name}" if name else module)
+    return bad
+
+
+def _sources():
+    for path in sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py")):
+        yield path, path.read_text()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        # IPython magics and shell lines are not Python
+        yield path, "\n".join(line for block in code for line in block.splitlines()
+                              if not line.lstrip().startswith(("%", "!")))
+
+
+def test_outside_code_uses_only_the_experiments_configurations():
+    found = {}
+    for path, text in _sources():
+        bad = _experiment_violations(ast.parse(text, str(path)))
+        if bad:
+            found[str(path.relative_to(ROOT))] = bad
+    assert not found, f"experiments internals imported (move the library code into the library): {found}"
+
+
+def test_the_experiments_check_catches_what_it_should():
+    assert _experiment_violations(ast.parse("from jaxlimit.experiments.problem import two_layer_data"))
+    assert _experiment_violations(ast.parse("from jaxlimit.experiments.three_layer.experiment import build_model"))
+    assert _experiment_violations(ast.parse("from jaxlimit.experiments.teacher_student import experiment"))
+    assert not _experiment_violations(ast.parse(
+        "from jaxlimit.experiments import COMMANDS, SWEEPS, run\n"
+        "from jaxlimit.experiments.deep import DeepConfig, run\n"
+        "from jaxlimit.experiments.three_layer.config import ZERO_AT_ZERO\n"
+        "import jaxlimit.experiments as experiments"))
