@@ -42,7 +42,7 @@ import numpy as np
 
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
-from jaxlimit.models.base import Model, PyTree
+from jaxlimit.models.base import Model, PyTree, check_model
 from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
 from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
 from jaxlimit.training.fast import REPRESENTATIONS, fast_program_kind, two_layer_program
@@ -259,7 +259,10 @@ def run_ensemble(
     Returns:
         An :class:`EnsembleResult`; diverged members are flagged, not dropped.
     """
+    check_model(model)
     trainer = Trainer() if trainer is None else trainer
+    if not isinstance(trainer, Trainer):
+        raise InputError(f"trainer must be a jaxlimit Trainer, got {type(trainer).__name__}")
     if not isinstance(data, Dataset):
         raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
     n_members = _positive_int(n_members, "ensemble size", maximum=2**31 - 1)
