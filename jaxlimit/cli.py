@@ -165,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     os.environ.setdefault("JAX_ENABLE_X64", "1")
+    import warnings
+
+    # Warnings of the engine (an unstable step, diverged members) as one line each.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     from jaxlimit.devices import enable_compilation_cache, use_cpu_cores
 
     try:

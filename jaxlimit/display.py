@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any, Iterable
+
+
+def in_notebook() -> bool:
+    """Whether this is a Jupyter kernel (an IPython shell with a kernel attached)."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def show_progress(stream=None) -> bool:
+    """The default of ``progress``: shown in a terminal or a notebook, hidden when the ``CI``
+    environment variable is set (to anything but 0/false) or standard error is not a terminal."""
+    ci = os.environ.get("CI", "").strip().lower()
+    if ci not in ("", "0", "false", "no"):
+        return False
+    if in_notebook():
+        return True
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def format_value(value: Any) -> str:
@@ -28,4 +52,4 @@ def markdown_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_value", "markdown_table"]
+__all__ = ["format_value", "in_notebook", "markdown_table", "show_progress"]

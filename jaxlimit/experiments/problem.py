@@ -112,7 +112,8 @@ def ensemble_options(config, *stream: int, name: str = "members") -> dict:
         "seed": stream_key(config.seed, name, *stream) if stream or name != "members" else config.seed,
         "chunk_size": getattr(config, "chunk_size", None),
         "memory_budget": int(getattr(config, "memory_gb", 2.0) * 1e9),
-        "progress": not getattr(config, "no_progress", True),
+        # None: shown in a terminal or notebook, hidden in CI (jaxlimit.display.show_progress)
+        "progress": None if hasattr(config, "no_progress") and not config.no_progress else False,
         "checkpoint_dir": getattr(config, "checkpoint", None),
         "fresh": getattr(config, "fresh", False),
     }

@@ -40,9 +40,16 @@ from jaxlimit.names import METHODS
 class Trainer(eqx.Module):
     """How the ensemble is trained.
 
+    ``Trainer()`` is **online SGD** (one random training sample per step), the SGD
+    of the two-layer papers; the kernel limits (``mlp_limit``, Monte Carlo
+    kernels, the NTK regime) describe the gradient flow, whose small-step limit
+    is ``Trainer(method="fullbatch")``. The method is recorded in every result's
+    ``config["trainer"]``; :func:`jaxlimit.training.guards.training_method_mismatch`
+    names a mismatch with a limit.
+
     Attributes:
         alpha: the base step α > 0 (multiplied by the model's width scaling).
-        method: one of :data:`METHODS`.
+        method: one of :data:`METHODS`; ``"online"`` by default (see above).
         batch_size: samples per step for ``"minibatch"`` (and ``"optax"``;
             0 there means full batch).
         loss: the per-sample loss.
