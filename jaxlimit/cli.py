@@ -62,7 +62,9 @@ _TYPES = {"int": _parse_int, "float": _parse_float, "str": str, "path": str,
           "vector": _parse_list(_parse_float)}
 
 
-def _default_text(spec: Spec, default) -> str:
+def _default_text(spec: Spec, default, config_type: type) -> str:
+    if default is None and spec.computed is not None:
+        return f" (default: {spec.computed.describe(config_type)})"
     if default is None or spec.kind == "bool":
         return ""
     if isinstance(default, tuple):
@@ -83,7 +85,7 @@ def _add_command(sub, name: str, config_type: type[Config]) -> None:
         help_text = spec.help
         if spec.choices:
             help_text += f": {', '.join(spec.choices)}"
-        help_text = help_text.replace("%", "%%") + _default_text(spec, default)
+        help_text = help_text.replace("%", "%%") + _default_text(spec, default, config_type)
         if spec.kind == "bool":
             group.add_argument(option, dest=field, action="store_true", help=help_text)
         else:

@@ -72,10 +72,7 @@ def deep_problem(config, width: int, data=None):
     model = MLP((width,) * config.depth, data.dim, config.activation, W_std=config.w_std, b_std=config.b_std,
                 time_step=config.step)
     trainer = Trainer(alpha=config.alpha, method="fullbatch")
-    compare = config.compare_times
-    if compare is None:
-        compare = sorted({0.0, min(1.0, config.t_max), config.t_max})
-    times, idx = with_compare_times(saved_times(config.t_max, config.n_times), compare, config.t_max)
+    times, idx = with_compare_times(saved_times(config.t_max, config.n_times), config.resolve("compare_times"))
     return data, model, trainer, times, idx
 
 
@@ -89,10 +86,9 @@ def saved_times(t_max: float, n_times: int) -> np.ndarray:
     return np.round(np.linspace(0.0, t_max, n_times + 1), 12)
 
 
-def with_compare_times(times: np.ndarray, compare, t_max: float) -> tuple[np.ndarray, list[int]]:
-    """Merge the compared times (default 0, t_max/2, t_max) into the grid; return it and their indices."""
-    if compare is None:
-        compare = [0.0, t_max / 2.0, t_max]
+def with_compare_times(times: np.ndarray, compare, t_max: float | None = None) -> tuple[np.ndarray, list[int]]:
+    """Merge the compared times (``config.resolve("compare_times")``) into the grid; return it and their
+    indices. (``t_max`` is unused: kept for callers that pass it.)"""
     compare = sorted(round(float(t), 12) for t in compare)
     grid = np.unique(np.concatenate([times, compare]))
     return grid, [int(np.searchsorted(grid, t)) for t in compare]

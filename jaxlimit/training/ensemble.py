@@ -44,6 +44,7 @@ import numpy as np
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
 from jaxlimit.models.base import Model, PyTree, check_model
+from jaxlimit.names import DEFAULT_LANES as _DEFAULT_LANES
 from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
 from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
 from jaxlimit.training.guards import STEP_CHECK_MEMBERS, DivergenceWarning, check_step, divergence_message
@@ -53,9 +54,10 @@ from jaxlimit.training.results import EnsembleResult
 from jaxlimit.training.steps import Trainer
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
+DEFAULT_LANES = _DEFAULT_LANES
 """The default vmap width by backend: a CPU keeps one block's weights in cache;
-an accelerator needs wide blocks to fill its cores."""
+an accelerator needs wide blocks to fill its cores (defined in the light
+:mod:`jaxlimit.names`, so that ``--help`` states it)."""
 CPU_BLOCK_CACHE_BYTES = 1 << 20
 """A hand-derived program's block state on a CPU is kept within this (a core's L2 cache)."""
 MIN_CPU_LANES = 4

@@ -54,7 +54,7 @@ def run(config: XavierConfig) -> Report:
     timing: dict = {}
     problem = two_layer_problem(config, scaling="xavier")
     model, data, trainer = problem.model, problem.data, problem.trainer
-    times, compare_idx = with_compare_times(problem.times, config.compare_times, config.t_max)
+    times, compare_idx = with_compare_times(problem.times, config.resolve("compare_times"))
     warnings: list[str] = []
 
     with timed(timing, "limit"):
