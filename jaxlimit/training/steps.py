@@ -89,6 +89,11 @@ class Trainer(eqx.Module):
         return jax.random.randint(jax.random.fold_in(data_key, k), (self.rows_per_step(n_train),), 0, n_train,
                                   dtype=jnp.int32)
 
+    def __repr__(self) -> str:  # one line from describe(), not the whole pytree
+        from jaxlimit.display import described_repr
+
+        return described_repr(self)
+
     def describe(self) -> dict:
         out = {"method": self.method, "alpha": self.alpha, "loss": self.loss.name}
         if self.method in ("minibatch", "optax"):
