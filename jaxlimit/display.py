@@ -16,6 +16,23 @@ def in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
+def progress_bar_class():
+    """tqdm's notebook widget in a notebook with ipywidgets, else its text bar (on standard error),
+    without tqdm.auto's warning when ipywidgets is missing."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+
+            from tqdm.notebook import tqdm
+
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
 def show_progress(stream=None) -> bool:
     """The default of ``progress``: shown in a terminal or a notebook, hidden when the ``CI``
     environment variable is set (to anything but 0/false) or standard error is not a terminal."""
@@ -208,4 +225,5 @@ def limit_html(limit) -> str:
 
 
 __all__ = ["dataframe", "described_repr", "escape", "figure_png", "format_value", "html_table", "in_notebook",
-           "limit_html", "markdown_inline_html", "markdown_table", "result_html", "result_repr", "show_progress"]
+           "limit_html", "markdown_inline_html", "markdown_table", "progress_bar_class", "result_html", "result_repr",
+           "show_progress"]

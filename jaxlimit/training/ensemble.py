@@ -405,7 +405,9 @@ def run_ensemble(
 
         progress = show_progress()
     if progress and rank == 0:
-        from tqdm.auto import tqdm
+        from jaxlimit.display import progress_bar_class
+
+        tqdm = progress_bar_class()
 
         bar = tqdm(total=total_work, initial=total_work - remaining, unit="member-step", unit_scale=True,
                    desc=f"training {n_members} members", leave=False, smoothing=0.1)
