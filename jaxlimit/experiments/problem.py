@@ -88,7 +88,14 @@ def saved_times(t_max: float, n_times: int) -> np.ndarray:
 
 def with_compare_times(times: np.ndarray, compare, t_max: float | None = None) -> tuple[np.ndarray, list[int]]:
     """Merge the compared times (``config.resolve("compare_times")``) into the grid; return it and their
-    indices. (``t_max`` is unused: kept for callers that pass it.)"""
+    indices. ``compare`` None (older callers) means the two-layer commands' default,
+    :func:`~jaxlimit.experiments.options.halfway_times` of ``t_max``."""
+    if compare is None:
+        from types import SimpleNamespace
+
+        from jaxlimit.experiments.options import halfway_times
+
+        compare = halfway_times(SimpleNamespace(t_max=float(times[-1]) if t_max is None else t_max))
     compare = sorted(round(float(t), 12) for t in compare)
     grid = np.unique(np.concatenate([times, compare]))
     return grid, [int(np.searchsorted(grid, t)) for t in compare]
