@@ -30,6 +30,8 @@ _export("jaxlimit.limits", "Limit", "LinearNoise", "ODELimit", "ode_limit", "laz
 _export("jaxlimit.models", "MLP", "UserNetwork", "from_equinox")
 _export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer", "TwoLayerParams")
 _export("jaxlimit.training", "EnsembleResult", "Trainer", "rms_parameter_change", "run_ensemble")
+_export("jaxlimit.training", "DivergenceWarning", "TrainingMethodWarning", "UnstableStepWarning",
+        "training_method_mismatch")
 _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "estimate_xavier_kernels",
         "mean_field_limit", "predict_fluctuations", "PopulationFlowLimit", "StudentTrajectories",
         "population_flow_limit",

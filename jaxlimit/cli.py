@@ -62,7 +62,9 @@ _TYPES = {"int": _parse_int, "float": _parse_float, "str": str, "path": str,
           "vector": _parse_list(_parse_float)}
 
 
-def _default_text(spec: Spec, default) -> str:
+def _default_text(spec: Spec, default, config_type: type) -> str:
+    if default is None and spec.computed is not None:
+        return f" (default: {spec.computed.describe(config_type)})"
     if default is None or spec.kind == "bool":
         return ""
     if isinstance(default, tuple):
@@ -83,7 +85,7 @@ def _add_command(sub, name: str, config_type: type[Config]) -> None:
         help_text = spec.help
         if spec.choices:
             help_text += f": {', '.join(spec.choices)}"
-        help_text = help_text.replace("%", "%%") + _default_text(spec, default)
+        help_text = help_text.replace("%", "%%") + _default_text(spec, default, config_type)
         if spec.kind == "bool":
             group.add_argument(option, dest=field, action="store_true", help=help_text)
         else:
@@ -165,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     os.environ.setdefault("JAX_ENABLE_X64", "1")
+    import warnings
+
+    # Warnings of the engine (an unstable step, diverged members) as one line each.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     from jaxlimit.devices import enable_compilation_cache, use_cpu_cores
 
     try:

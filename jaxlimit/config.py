@@ -26,14 +26,35 @@ from jaxlimit.validation import (  # noqa: F401
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Computed:
+    """A default computed from the rest of the configuration (the option's value is then None).
+
+    ``text(config_type)`` is what ``--help`` shows and ``resolve(config)`` is the
+    value the run uses (None: only known when the run starts); both come from
+    here, so the help cannot drift from the code that applies the default.
+    """
+
+    text: Any  # str, or a function of the configuration class
+    resolve: Any = None  # function of the configuration, or None
+
+    def describe(self, config_type: type) -> str:
+        return self.text(config_type) if callable(self.text) else str(self.text)
+
+    def value(self, config: "Config") -> Any:
+        return None if self.resolve is None else self.resolve(config)
+
+
 def _field(default, spec: Spec):
     return dataclasses.field(default=default, metadata={"spec": spec})
 
 
 def integer(default: int | None, help: str, *, low: int = 1, high: int, nullable: bool = False,
-            group: str = "options", metavar: str | None = None):
-    """An integer option in [low, high] (``None`` allowed when ``nullable``)."""
-    return _field(default, Spec("int", help, low, high, nullable=nullable, group=group, metavar=metavar))
+            group: str = "options", metavar: str | None = None, computed: Computed | None = None):
+    """An integer option in [low, high] (``None`` allowed when ``nullable``; ``computed`` then says
+    what None means)."""
+    return _field(default, Spec("int", help, low, high, nullable=nullable or computed is not None, group=group,
+                                metavar=metavar, computed=computed))
 
 
 def real(default: float | None, help: str, *, low: float = 0.0, high: float, low_open: bool = True,
@@ -68,10 +89,11 @@ def integers(default: tuple[int, ...] | None, help: str, *, low: int = 1, high: 
 
 def reals(default: tuple[float, ...] | None, help: str, *, low: float = 0.0, high: float,
           low_open: bool = False, min_len: int = 1, max_len: int = 64, nullable: bool = False,
-          group: str = "options"):
+          group: str = "options", computed: Computed | None = None):
     """A comma-separated list of distinct finite reals in range, kept in increasing order."""
-    return _field(default, Spec("floats", help, low, high, low_open, nullable=nullable, min_len=min_len,
-                                max_len=max_len, group=group, metavar="X,X,..."))
+    return _field(default, Spec("floats", help, low, high, low_open, nullable=nullable or computed is not None,
+                                min_len=min_len, max_len=max_len, group=group, metavar="X,X,...",
+                                computed=computed))
 
 
 def vector(default: tuple[float, ...], help: str, *, length: int, low: float = 0.0, high: float,
@@ -165,6 +187,18 @@ class Config:
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    def resolve(self, name: str) -> Any:
+        """The value the run uses for option ``name``: the given one, or its computed default."""
+        value = getattr(self, name)
+        spec = next((f.metadata.get("spec") for f in dataclasses.fields(self) if f.name == name), None)
+        if value is None and spec is not None and spec.computed is not None:
+            return spec.computed.value(self)
+        return value
+
+    def resolved(self) -> dict:
+        """:meth:`as_dict` with every computed default filled in as the run uses it (report.json)."""
+        return {name: self.resolve(name) for name in self.as_dict()}
+
 
 def specs(config_type: type) -> list[tuple[str, Spec, Any]]:
     """(name, spec, default) of every option of a configuration class, in order."""
@@ -176,6 +210,6 @@ def specs(config_type: type) -> list[tuple[str, Spec, Any]]:
     return out
 
 
-__all__ = ["Config", "ConfigError", "Spec", "check_value", "choice", "directory", "flag", "integer",
+__all__ = ["Computed", "Config", "ConfigError", "Spec", "check_value", "choice", "directory", "flag", "integer",
            "integers", "physical_memory_bytes", "real", "reals", "require_int", "require_real", "specs", "text",
            "vector"]

@@ -37,14 +37,57 @@ TARGET_COLOUR = "C3"
 
 
 def styled(build):
-    """Run a figure-building function under the common style."""
+    """Run a figure-building function under the common style; titles too wide for the figure (or
+    their panel) are wrapped onto more lines (:func:`fit_titles`)."""
 
     @functools.wraps(build)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(STYLE):
-            return build(*args, **kwargs)
+            fig = build(*args, **kwargs)
+            if isinstance(fig, Figure):
+                fit_titles(fig)
+            return fig
 
     return wrapper
+
+
+def _wrap(text: str, fits) -> str:
+    """``text`` broken at spaces (first at " — ", then at ", ") into the fewest lines that ``fits``."""
+    if fits(text) or "\n" in text:
+        return text
+    head, sep, tail = text.partition(" — ")
+    lines = [head + (" —" if sep else "")] if sep and fits(head) else []
+    rest = tail if lines else text
+    words, line = rest.split(" "), ""
+    for word in words:
+        trial = f"{line} {word}".strip()
+        if line and not fits(trial):
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return "\n".join(lines + [line])
+
+
+def fit_titles(fig: Figure, margin: float = 0.96) -> None:
+    """Wrap the figure's title to its width, and each panel's title to the panel's width."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    renderer = RendererAgg(*(int(v) + 1 for v in fig.bbox.size), fig.dpi)
+
+    def width(text_artist, text: str) -> float:
+        w, _, _ = renderer.get_text_width_height_descent(text, text_artist.get_fontproperties(), ismath=False)
+        return w
+
+    title = fig._suptitle
+    if title is not None and title.get_text():
+        limit = margin * fig.bbox.width
+        title.set_text(_wrap(title.get_text(), lambda s: width(title, s) <= limit))
+    for ax in fig.axes:
+        t = ax.title
+        if ax.get_visible() and t.get_text():
+            limit = 1.15 * ax.get_position().width * fig.bbox.width
+            t.set_text(_wrap(t.get_text(), lambda s, t=t: width(t, s) <= limit))
 
 
 def new_figure(rows: int = 1, cols: int = 1, *, panel=(3.6, 2.9), **subplots):
@@ -234,18 +277,18 @@ def effects_figure(times, every_time, cov, compare_idx, path_err, verdict, facts
     for i in compare_idx:
         ax1.axvline(times[i], color="0.6", lw=0.8)
     ax1.set(xlabel="training time t", ylabel="p-value", title="tests at every saved time (grey: verdict times)")
-    ax1.legend()
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)  # below the panel, off the data
     n = every_time[0].n_samples
     ax2.plot(times, [c.mean_error_z for c in every_time], marker=".", label="max mean error / its SE")
     ax2.plot(times, [c.cov_rel_error / covariance_error_null(cv, n) for c, cv in zip(every_time, cov)],
              marker=".", label="covariance error / its null size")
     ax2.axhline(1.0, color="0.5", lw=0.8)
     ax2.set(xlabel="training time t", ylabel="effect in Monte Carlo units", ylim=(0, None),
-            title="effect sizes")
-    ax2.legend()
+            title="effect sizes (1: the size of noise)")
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1)
     ax3.plot(times, path_err.per_time, marker=".", color=ENSEMBLE_COLOUR)
-    ax3.set(xlabel="training time t", ylabel="RMS over members of max |h^N_t − h_t| (output units)",
-            title="each network against its own limit path")
+    ax3.set(xlabel="training time t", ylabel="max |h^N_t − h_t|, RMS (output units)",
+            title="each network against its own limit path (RMS over members of the max over points)")
     fig.suptitle(run_title(f"Effect sizes against {limit}", **facts))
     return fig
 

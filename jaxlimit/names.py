@@ -13,6 +13,9 @@ ACTIVATION_NAMES = ("tanh", "erf", "relu", "sigmoid", "gelu", "identity", "abs",
 LOSS_NAMES = ("squared", "huber")
 METHODS = ("online", "minibatch", "fullbatch", "optax")
 SCALINGS: dict[str, float] = {"xavier": 0.5, "mean-field": 1.0}
+DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
+"""The engine's default vmap width by backend (``jaxlimit.training.ensemble``): a CPU keeps one
+block's weights in cache; an accelerator needs wide blocks to fill its cores."""
 
 
 def resolve_gamma(scaling: str | float) -> float:

@@ -39,6 +39,10 @@ import numpy as np
 from jaxlimit.display import format_value
 from jaxlimit.errors import InputError
 
+_GLOSSARY_FILE = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+GLOSSARY_URL = _GLOSSARY_FILE.as_uri() if _GLOSSARY_FILE.exists() else "docs/metrics.md"
+"""Where report.md links its glossary of metrics: docs/metrics.md of this source tree (the
+repository's docs/metrics.md when jaxlimit is installed without its docs)."""
 SCHEMA_VERSION = 2
 """Version of the ``report.json`` layout (2: provenance, tables and data files)."""
 
@@ -90,8 +94,32 @@ class Report:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
 
-    def _repr_markdown_(self) -> str:  # Jupyter shows the report as its Markdown
+    def _repr_markdown_(self) -> str:  # Jupyter front ends without HTML: the report as its Markdown
         return to_markdown(self, figures=False)
+
+    def _repr_html_(self) -> str:  # Jupyter: summary, verdicts, metrics and the figures inline
+        return to_html(self)
+
+    def __repr__(self) -> str:
+        verdicts = ", ".join(f"{k}: {v}" for k, v in self.verdict.items())
+        return (f"Report({self.experiment!r}; {verdicts or 'no verdict'}; {len(self.metrics)} metrics, "
+                f"{len(self.figures)} figures, {len(self.tables)} tables, {len(self.warnings)} warnings)")
+
+    def to_dataframe(self):
+        """The metrics as a pandas DataFrame (metric, value, description from docs/metrics.md; needs pandas)."""
+        from jaxlimit.display import dataframe
+
+        names = list(self.metrics)
+        return dataframe({"metric": names, "value": [_cell(self.metrics[k]) for k in names],
+                          "meaning": [metric_meaning(k) for k in names]}, "metrics")
+
+    def dataframes(self) -> dict:
+        """Every per-time / per-width table (``tables``, the CSV files) as a pandas DataFrame, by name
+        (needs pandas)."""
+        from jaxlimit.display import dataframe
+
+        return {name: dataframe({k: list(to_jsonable(v)) for k, v in columns.items()}, "tables")
+                for name, columns in self.tables.items()}
 
 
 def to_jsonable(value: Any) -> Any:
@@ -117,6 +145,44 @@ def to_jsonable(value: Any) -> Any:
     return f if math.isfinite(f) else None
 
 
+def _cell(value: Any) -> Any:
+    value = to_jsonable(value)
+    return value if isinstance(value, (int, float, str, bool)) or value is None else format_value(value)
+
+
+def metric_meaning(name: str) -> str:
+    """The glossary's line for a report metric (docs/metrics.md)."""
+    from jaxlimit.glossary import meaning
+
+    return meaning(name)
+
+
+def to_html(report: Report, *, figures: bool = True) -> str:
+    """The report for a notebook: summary, warnings, verdicts, metrics (with their meaning) and the
+    figures inline; the configuration folded away."""
+    from jaxlimit.display import escape, figure_png, html_table, markdown_inline_html
+
+    data = report.to_json()
+    parts = [f"<div class=\"jaxlimit-report\"><h3>jaxlimit report: {escape(report.experiment)}</h3>"]
+    summary = [line for line in report.summary if line.strip()]
+    if summary:
+        parts.append("".join(f"<p>{markdown_inline_html(line.lstrip('- '))}</p>" for line in summary))
+    if report.warnings:
+        parts.append("<p><b>Warnings</b></p><ul>" + "".join(f"<li>{escape(w)}</li>" for w in report.warnings)
+                     + "</ul>")
+    if data["verdict"]:
+        parts.append(html_table(["verdict", ""], data["verdict"].items()))
+    parts.append(html_table(["metric", "value", "meaning"],
+                            [(f"<code>{escape(k)}</code>", v, metric_meaning(k)) for k, v in data["metrics"].items()],
+                            caption=f'Metrics (glossary: <a href="{GLOSSARY_URL}">docs/metrics.md</a>)',
+                            raw_columns=(0,)))
+    if figures:
+        parts += [figure_png(fig) for fig in report.figures.values()]
+    parts.append("<details><summary>configuration</summary><pre>" + escape(json.dumps(data["config"], indent=2))
+                 + "</pre></details></div>")
+    return "".join(parts)
+
+
 def to_markdown(report: Report, *, figures: bool = True) -> str:
     data = report.to_json()
     lines = [f"# jaxlimit report: {report.experiment}", ""]
@@ -125,7 +191,8 @@ def to_markdown(report: Report, *, figures: bool = True) -> str:
         lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     if data["verdict"]:
         lines += ["## Verdict", ""] + [f"- **{k}**: {v}" for k, v in data["verdict"].items()] + [""]
-    lines += ["## Metrics", "", "| metric | value |", "| --- | --- |"]
+    lines += ["## Metrics", "", f"What each metric measures: [docs/metrics.md]({GLOSSARY_URL}).", "",
+              "| metric | value |", "| --- | --- |"]
     lines += [f"| `{k}` | {format_value(v)} |" for k, v in data["metrics"].items()]
     if figures and report.figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in report.figures]

@@ -52,6 +52,7 @@ class Spec:
     metavar: str | None = None
     group: str = "options"
     report: bool = False  # a report directory: refuse one that holds other files
+    computed: Any = None  # a jaxlimit.config.Computed: the default of a None value, computed by the code that applies it
 
 
 def _check_number(name: str, spec: Spec, value: Any, what: str) -> float | int:

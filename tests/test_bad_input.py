@@ -147,6 +147,12 @@ def _data():
     return jl.synthetic_problem(jax.random.key(0), 4, 3, 1)
 
 
+def _equinox_module():
+    import equinox as eqx
+
+    return eqx.nn.MLP(3, "scalar", 8, 1, key=jax.random.key(0))
+
+
 LIBRARY_CASES = [
     (lambda: jl.TwoLayer(float("nan"), 3), "width"),
     (lambda: jl.TwoLayer(math.inf, 3), "width"),
@@ -174,6 +180,10 @@ LIBRARY_CASES = [
                              divergence_threshold=-1), "divergence_threshold"),
     (lambda: jl.run_ensemble(jl.TwoLayer(8, 3), _data(), times=[1.0], n_members=2, memory_budget=1e-12),
      "memory_budget"),
+    (lambda: jl.run_ensemble(_equinox_module(), _data(), times=[1.0], n_members=2), "jaxlimit.from_equinox"),
+    (lambda: jl.run_ensemble((lambda k: 0, lambda p, x: x), _data(), times=[1.0], n_members=2),
+     "jaxlimit.UserNetwork"),
+    (lambda: jl.run_ensemble(jl.TwoLayer(8, 3), _data(), "online", times=[1.0], n_members=2), "Trainer"),
     (lambda: jl.Gaussian(np.zeros(2), np.diag([1.0, -1.0])), "positive semi-definite"),
     (lambda: jl.Gaussian(np.zeros(2), np.eye(3)), "shape"),
     (lambda: jl.Gaussian(np.array([np.nan, 0.0]), np.eye(2)), "finite"),

@@ -11,6 +11,7 @@ import pytest
 from jaxlimit.cli import main
 from jaxlimit.experiments import COMMANDS, SWEEPS
 from jaxlimit.report import SCHEMA_VERSION
+from tests.helpers.reports import assert_text_fits
 
 
 def test_help_lists_every_command(capsys):
@@ -114,6 +115,8 @@ def test_figures_have_titles_and_axis_labels(tmp_path):
     report = run(XavierConfig(width=32, ensemble=64, t_max=0.5, n_times=2, long_members=2, long_time=1.0,
                               no_progress=True, out=str(tmp_path / "x")))
     assert set(report.figures) == {"trajectories", "marginal", "loss", "effects"}
+    assert_text_fits(report)  # no title, label or legend outside the figure or over another panel
+    assert report.config["dim"] == 8 and report.config["compare_times"] == [0.0, 0.25, 0.5]  # as the run used it
     for name, fig in report.figures.items():
         title = fig.get_suptitle()
         assert "N = 32" in title and "γ = 1/2" in title and "E = 64" in title, (name, title)

@@ -9,6 +9,7 @@ from jaxlimit.experiments import run
 from jaxlimit.experiments.deep import DeepConfig
 from jaxlimit.experiments.sweep_deep import SweepDeepConfig
 from tests.helpers.refusal import assert_refused
+from tests.helpers.reports import assert_text_fits
 
 SMALL = dict(depth=2, t_max=4.0, n_times=8, no_progress=True, seed=3)
 
@@ -53,6 +54,10 @@ def test_report_files_and_figures(wide_report, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["experiment"] == "deep" and rep["provenance"]["versions"]["jax"]
     assert set(wide_report.figures) == {"trajectories", "marginal", "effects", "kernel"}
+    assert_text_fits(wide_report)  # marginal.png's title wrapped, effects.png's labels inside their panels
+    assert rep["config"]["dim"] == 8 and rep["config"]["compare_times"] == [0.0, 1.0, 4.0]
+    for name in ("mean_error_resolution", "cov_rel_error_resolution", "bures_w2_resolution", "mean_drift_resolution"):
+        assert rep["metrics"][name] in ("resolved", "not resolved at this size"), name
     for fig in wide_report.figures.values():
         assert "L = 2" in fig.get_suptitle() and "N = 128" in fig.get_suptitle() and "E = 512" in fig.get_suptitle()
         for ax in fig.axes:

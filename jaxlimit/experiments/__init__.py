@@ -49,7 +49,8 @@ def run(config: Config, *, command_line: list[str] | None = None):
     with recording_streams() as streams:
         report = module.run(config)
     report.timing["total"] = time.perf_counter() - start
-    report.config = {"command": config.NAME, **to_jsonable(config.as_dict()), **report.config}
+    # The configuration as the run used it: every computed default filled in (``"dim": 8``, not null).
+    report.config = {"command": config.NAME, **to_jsonable(config.resolved()), **report.config}
     report.provenance = provenance(streams=streams, command_line=command_line)
     return report
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 
 from jaxlimit.config import (
-    MAX_SEED, ConfigError, choice, directory, flag, integer, integers, real, reals, text,
+    MAX_SEED, Computed, ConfigError, choice, directory, flag, integer, integers, real, reals, text,
 )
-from jaxlimit.names import ACTIVATION_NAMES, resolve_gamma
+from jaxlimit.names import ACTIVATION_NAMES, DEFAULT_LANES, resolve_gamma
 from jaxlimit.errors import InputError
 
 MAX_WIDTH = 2**22
@@ -42,10 +42,13 @@ def probes(default: int):
                    group="problem")
 
 
-def dim(default_synthetic: int = 4):
-    """The field defaults to None: the configuration's ``DEFAULT_DIM`` for synthetic data, 64 for digits."""
-    return integer(None, f"input dimension d of synthetic data (default: {default_synthetic}; digits have "
-                   f"{DIGITS_DIM} pixels)", high=MAX_POINTS, nullable=True, group="problem")
+def dim(default_synthetic: int | None = None):
+    """The field defaults to None: the configuration's ``DEFAULT_DIM`` for synthetic data, 64 for
+    digits (:func:`input_dim`); ``default_synthetic``, if given, must equal ``DEFAULT_DIM`` (kept for
+    the configurations that pass it)."""
+    text = lambda cls: f"{getattr(cls, 'DEFAULT_DIM', 4)} for synthetic data, {DIGITS_DIM} for digits"  # noqa: E731
+    return integer(None, "input dimension d (digits have 64 pixels)", high=MAX_POINTS, group="problem",
+                   computed=Computed(text, lambda config: input_dim(config)))
 
 
 # Model -----------------------------------------------------------------------------
@@ -140,11 +143,17 @@ def alpha(default: float = 1.0, help: str = "base learning rate α (multiplied b
     return real(default, help, high=1e6, group="training")
 
 
-def step(default: float, help: str = "time step of SGD and gradient descent: step k reaches time t = k · step",
-         *, high: float = 10.0):
-    """The time step (ε in docs/three-layer.md, η in docs/teacher-student.md, dt in docs/deep.md): for
-    models whose clock is t = k · step at every width, unlike the two-layer clock t = k / N."""
-    return real(default, help, high=high, group="training")
+STEP_SYMBOLS = {"deep.md": "dt", "three-layer.md": "ε", "teacher-student.md": "η"}
+"""What each docs page calls --step: one meaning (the training time of one step), three symbols."""
+
+
+def step(default: float, doc: str, what: str = "gradient descent and SGD", *, high: float = 10.0):
+    """The time step: the training time of one step of ``what``, step k reaching t = k · step at every
+    width (unlike the two-layer clock t = k / N, whose commands have no --step). ``doc`` names the docs
+    page, whose symbol for it (:data:`STEP_SYMBOLS`) the help quotes."""
+    symbol = STEP_SYMBOLS[doc]
+    return real(default, f"training time of one step of {what} ({symbol} in docs/{doc}): step k reaches "
+                f"t = k · step at every width", high=high, group="training")
 
 
 _METHOD_WORDS = {"online": "online SGD (the papers')", "minibatch": "minibatch SGD",
@@ -187,8 +196,13 @@ def arm_ensemble(default: int, arm: str, purpose: str):
 
 
 def chunk_size():
-    return integer(None, "members per compiled call (default: one block of lanes)", high=MAX_ENSEMBLE,
-                   nullable=True, group="ensemble")
+    """Members per compiled call, as ``run_ensemble``'s ``chunk_size`` (its default is only known when
+    the run starts: the lanes depend on the backend and the model; ``result.config["lanes"]``)."""
+    return integer(None, "members per compiled call, rounded up to whole blocks of lanes on every device",
+                   high=MAX_ENSEMBLE, group="ensemble",
+                   computed=Computed(f"one block of lanes per device: at most {DEFAULT_LANES['cpu']} members on "
+                                     f"a CPU, {DEFAULT_LANES['gpu']} on an accelerator, fewer for a small "
+                                     "ensemble"))
 
 
 def memory_gb(default: float = 2.0):
@@ -212,9 +226,24 @@ def level(default: float = 0.05):
     return real(default, "false-alarm rate of the whole verdict", high=0.5, group="verdict")
 
 
-def compare_times():
-    return reals(None, "times where the verdict is taken, Bonferroni-corrected over them "
-                 "(default: 0, t_max/2 and t_max)", high=1e4, max_len=16, nullable=True, group="verdict")
+def halfway_times(config) -> tuple[float, ...]:
+    """0, t_max/2 and t_max: the verdict times of the two-layer (Xavier, mean-field) commands."""
+    return (0.0, config.t_max / 2.0, config.t_max)
+
+
+def unit_times(config) -> tuple[float, ...]:
+    """0, 1 and t_max (or 0 and t_max when t_max ≤ 1): the verdict times of the deep commands."""
+    return tuple(sorted({0.0, min(1.0, config.t_max), config.t_max}))
+
+
+HALFWAY = Computed("0, t_max/2 and t_max", halfway_times)
+UNIT = Computed("0, min(1, t_max) and t_max", unit_times)
+
+
+def compare_times(default: Computed = HALFWAY):
+    """``default`` says which times are compared when none are given (its text is the help's)."""
+    return reals(None, "times where the verdict is taken, Bonferroni-corrected over them", high=1e4, max_len=16,
+                 group="verdict", computed=default)
 
 
 # Output and randomness ---------------------------------------------------------------
@@ -226,8 +255,8 @@ def seed(default: int = 0):
 
 
 def data_seed():
-    return integer(None, "seed of the data alone, so another --seed can keep the problem fixed "
-                   "(default: --seed)", low=0, high=MAX_SEED, nullable=True, group="output")
+    return integer(None, "seed of the data alone, so another --seed can keep the problem fixed",
+                   low=0, high=MAX_SEED, group="output", computed=Computed("--seed", lambda config: config.seed))
 
 
 def out(default: str):

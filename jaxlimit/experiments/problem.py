@@ -25,10 +25,7 @@ def deep_problem(config, width: int, data=None):
     model = MLP((width,) * config.depth, data.dim, config.activation, W_std=config.w_std, b_std=config.b_std,
                 time_step=config.step)
     trainer = Trainer(alpha=config.alpha, method="fullbatch")
-    compare = config.compare_times
-    if compare is None:
-        compare = sorted({0.0, min(1.0, config.t_max), config.t_max})
-    times, idx = with_compare_times(saved_times(config.t_max, config.n_times), compare, config.t_max)
+    times, idx = with_compare_times(saved_times(config.t_max, config.n_times), config.resolve("compare_times"))
     return data, model, trainer, times, idx
 
 

@@ -73,6 +73,11 @@ class Limit(eqx.Module):
         ``"trainer"``, ``"data"``, each a dict of the settings that must match (empty: anything)."""
         return {}
 
+    def _repr_html_(self) -> str:  # a notebook: what the limit is and what it assumes
+        from jaxlimit.display import limit_html
+
+        return limit_html(self)
+
     def describes(self, model=None, data=None, trainer=None) -> None:
         """Refuse (InputError, one line) a model, data set or trainer that this limit does not describe."""
         given = {"model": model, "data": data, "trainer": trainer}

@@ -45,6 +45,33 @@ class Model(Protocol):
     # (see jaxlimit.limits.empirical).
 
 
+MODEL_METHODS = ("init", "apply", "learning_rates", "steps_to", "describe")
+
+
+def check_model(model: Any, what: str = "model") -> Any:
+    """``model`` itself if it has every method of :class:`Model`, else a one-line InputError that says
+    what to wrap it in (an equinox module: ``jaxlimit.from_equinox``; a function pair: ``UserNetwork``)."""
+    missing = [m for m in MODEL_METHODS if not callable(getattr(model, m, None))]
+    if not missing:
+        return model
+    kind = type(model).__name__
+    try:
+        import equinox as eqx
+
+        is_module = isinstance(model, eqx.Module)
+    except ImportError:  # pragma: no cover - equinox is a dependency
+        is_module = False
+    if is_module:
+        hint = (f"wrap it with jaxlimit.from_equinox(make), where make(key) returns a new {kind} "
+                "(one network per member)")
+    elif callable(model) or isinstance(model, tuple):
+        hint = "wrap an (init_fn, apply_fn) pair with jaxlimit.UserNetwork(init_fn, apply_fn, time_step=...)"
+    else:
+        hint = ("pass a jaxlimit model (jaxlimit.MLP, jaxlimit.TwoLayer, ...) or wrap your network with "
+                "jaxlimit.from_equinox or jaxlimit.UserNetwork")
+    raise InputError(f"{what} must be a jaxlimit model, got a {kind} without {', '.join(missing)}; {hint}")
+
+
 def check_time_step(time_step) -> float:
     """A positive finite step of training time, or an InputError."""
     return require_real(time_step, "time_step")

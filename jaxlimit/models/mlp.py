@@ -124,6 +124,11 @@ class MLP(eqx.Module):
         """round(t/dt): the network's time steps·dt is within dt/2 of t."""
         return steps_for(t, self.time_step)
 
+    def __repr__(self) -> str:  # one line from describe(), not the whole pytree
+        from jaxlimit.display import described_repr
+
+        return described_repr(self)
+
     def describe(self) -> dict:
         return {
             "model": "mlp",

@@ -316,6 +316,11 @@ class ThreeLayer(eqx.Module):
         h2 = self.limit_hidden_field(x_train)
         return bool(np.all(np.abs(np.asarray(self.phi2(jnp.asarray(h2)))) <= 1e-9))
 
+    def __repr__(self) -> str:  # one line from describe(), not the whole pytree
+        from jaxlimit.display import described_repr
+
+        return described_repr(self)
+
     def describe(self) -> dict:
         return {
             "model": "three-layer",

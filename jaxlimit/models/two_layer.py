@@ -116,6 +116,11 @@ class TwoLayer(eqx.Module):
         # The small slack keeps ⌊N t⌋ exact when N t is an integer in decimal.
         return int(math.floor(self.width * t + 1e-9))
 
+    def __repr__(self) -> str:  # one line from describe(), not the whole pytree
+        from jaxlimit.display import described_repr
+
+        return described_repr(self)
+
     def describe(self) -> dict:
         law = self.init_law
         return {

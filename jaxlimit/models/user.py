@@ -137,6 +137,11 @@ class UserNetwork(eqx.Module):
     def steps_to(self, t: float) -> int:
         return steps_for(t, self.time_step)
 
+    def __repr__(self) -> str:  # one line from describe(), not the whole pytree
+        from jaxlimit.display import described_repr
+
+        return described_repr(self)
+
     def describe(self) -> dict:
         shapes = jax.eval_shape(self.init_fn, jax.random.key(0))
         n_param = int(sum(math.prod(s.shape) for s in jax.tree_util.tree_leaves(shapes)))

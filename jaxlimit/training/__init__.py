@@ -17,6 +17,12 @@ from jaxlimit.training.ensemble import (
     run_ensemble,
     validate_times,
 )
+from jaxlimit.training.guards import (
+    DivergenceWarning,
+    TrainingMethodWarning,
+    UnstableStepWarning,
+    training_method_mismatch,
+)
 from jaxlimit.training.results import EnsembleResult
 from jaxlimit.training.steps import METHODS, Trainer, make_step
 
@@ -36,6 +42,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "EnsembleResult", "METHODS", "Trainer", "make_step",
+    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "DivergenceWarning", "EnsembleResult", "TrainingMethodWarning",
+    "UnstableStepWarning", "training_method_mismatch", "METHODS", "Trainer", "make_step",
     "member_keys", "rms_parameter_change", "run_ensemble", "validate_times", *sorted(_LAZY),
 ]

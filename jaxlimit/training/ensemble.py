@@ -32,6 +32,7 @@ import contextlib
 import math
 import signal
 import threading
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Mapping
@@ -42,9 +43,11 @@ import numpy as np
 
 from jaxlimit.data import Dataset
 from jaxlimit.errors import InputError
-from jaxlimit.models.base import Model, PyTree
+from jaxlimit.models.base import Model, PyTree, check_model
+from jaxlimit.names import DEFAULT_LANES as _DEFAULT_LANES
 from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
 from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
+from jaxlimit.training.guards import STEP_CHECK_MEMBERS, DivergenceWarning, check_step, divergence_message
 from jaxlimit.training.fast import REPRESENTATIONS, fast_program_kind, two_layer_program
 from jaxlimit.training.program import MemberProgram, Observable, generic_program
 from jaxlimit.training.results import EnsembleResult
@@ -52,9 +55,10 @@ from jaxlimit.training.steps import Trainer
 from jaxlimit.validation import validate_times
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-DEFAULT_LANES = {"cpu": 64, "gpu": 1024, "tpu": 1024}
+DEFAULT_LANES = _DEFAULT_LANES
 """The default vmap width by backend: a CPU keeps one block's weights in cache;
-an accelerator needs wide blocks to fill its cores."""
+an accelerator needs wide blocks to fill its cores (defined in the light
+:mod:`jaxlimit.names`, so that ``--help`` states it)."""
 CPU_BLOCK_CACHE_BYTES = 1 << 20
 """A hand-derived program's block state on a CPU is kept within this (a core's L2 cache)."""
 MIN_CPU_LANES = 4
@@ -199,17 +203,21 @@ def run_ensemble(
     divergence_threshold: float = 1e6,
     checkpoint_dir: str | Path | None = None,
     fresh: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     lanes: int | None = None,
     program: str = "auto",
     devices=None,
+    step_check: str = "warn",
 ) -> EnsembleResult:
     """Train ``n_members`` independent networks and record them at ``times``.
 
     Args:
         model: the network description (e.g. :class:`~jaxlimit.models.TwoLayer`).
         data: the training set and probe points.
-        trainer: the training method and step; online SGD with α = 1 if omitted.
+        trainer: the training method and step; omitted, ``Trainer()``: **online SGD** (one
+            random sample per step) with α = 1, not the full-batch descent whose small-step
+            limit is the gradient flow of the kernel limits (``Trainer(method="fullbatch")``);
+            the method is recorded in ``result.config["trainer"]``.
         times: training times to record; t = 0 is always recorded first. Time t
             is reached after ``model.steps_to(t)`` steps (⌊N t⌋ for two layers).
         n_members: E ≥ 1, the ensemble size.
@@ -228,7 +236,9 @@ def run_ensemble(
             there after every segment, under the run's fingerprint; a rerun
             resumes, and a run of anything else computes afresh.
         fresh: discard what ``checkpoint_dir`` holds for this run first.
-        progress: show a progress bar of finished member-steps on standard error.
+        progress: show a progress bar of finished member-steps on standard error; None (the
+            default): shown in a terminal or a notebook, hidden when ``CI`` is set or standard
+            error is not a terminal (:func:`jaxlimit.display.show_progress`).
         lanes: the vmap width; see the module docstring.
         program: how one member is trained: ``"generic"`` (``jax.grad``, any
             model), a hand-derived representation for the two-layer family
@@ -239,11 +249,21 @@ def run_ensemble(
         devices: the local devices to shard members over (all of
             ``jax.local_devices()`` by default); results are bitwise the same
             for any number of them.
+        step_check: for full-batch training, α λ_max/M of the kernel of the engine's per-leaf
+            rates is estimated from a few members at initialisation before training
+            (:mod:`jaxlimit.training.guards`); above 2 descent diverges: ``"warn"`` (an
+            :class:`~jaxlimit.training.guards.UnstableStepWarning`), ``"error"`` (an
+            InputError) or ``"off"``. The estimate is in ``result.config["step_check"]``.
 
     Returns:
-        An :class:`EnsembleResult`; diverged members are flagged, not dropped.
+        An :class:`EnsembleResult`; diverged members are flagged, not dropped, and a
+        :class:`~jaxlimit.training.guards.DivergenceWarning` gives their count and the likely
+        cause (also in ``result.config["divergence"]``).
     """
+    check_model(model)
     trainer = Trainer() if trainer is None else trainer
+    if not isinstance(trainer, Trainer):
+        raise InputError(f"trainer must be a jaxlimit Trainer, got {type(trainer).__name__}")
     if not isinstance(data, Dataset):
         raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
     n_members = _positive_int(n_members, "ensemble size", maximum=2**31 - 1)
@@ -280,6 +300,8 @@ def run_ensemble(
     root = members_root(seed)
     kind = choose_program(program, model, data, trainer, observables)
     data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
+    step_record = check_step(model, data, trainer, member_keys(root, np.arange(min(STEP_CHECK_MEMBERS, n_members))),
+                             dtype, step_check)
     program = (generic_program(model, trainer, observables, dtype) if kind == "generic"
                else two_layer_program(model, trainer, observables, dtype, kind))
     if lanes is None:
@@ -310,6 +332,7 @@ def run_ensemble(
         "divergence_threshold": float(divergence_threshold),
         "lanes": lanes,
         "program": kind,
+        "step_check": step_record,
     }
     if isinstance(seed, (int, np.integer)):
         config["seed"] = int(seed)
@@ -361,8 +384,14 @@ def run_ensemble(
     total_work = sum(members_in(b) for b in range(rank, n_blocks, n_proc)) * final
     remaining = sum(members_in(b) * (missing[-1] - start) for (start, missing), bs in plans.items() for b in bs)
     bar = None
+    if progress is None:
+        from jaxlimit.display import show_progress
+
+        progress = show_progress()
     if progress and rank == 0:
-        from tqdm.auto import tqdm
+        from jaxlimit.display import progress_bar_class
+
+        tqdm = progress_bar_class()
 
         bar = tqdm(total=total_work, initial=total_work - remaining, unit="member-step", unit_scale=True,
                    desc=f"training {n_members} members", leave=False, smoothing=0.1)
@@ -420,6 +449,9 @@ def run_ensemble(
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(outputs) | (np.abs(outputs) > divergence_threshold)
     diverged = bad.reshape(n_members, -1).any(axis=1) | ~np.isfinite(loss).all(axis=1)
+    if diverged.any():
+        config["divergence"] = divergence_message(int(diverged.sum()), n_members, step_record, model)
+        warnings.warn(config["divergence"], DivergenceWarning, stacklevel=2)
     return EnsembleResult(
         outputs=outputs, loss=loss, times=t, steps=steps, diverged=diverged,
         member_ids=np.arange(n_members), observables=obs, n_train=data.n_train, config=config,

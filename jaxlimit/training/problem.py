@@ -50,9 +50,11 @@ def saved_times(t_max: float, n_times: int) -> np.ndarray:
     return np.round(np.linspace(0.0, t_max, n_times + 1), 12)
 
 
-def with_compare_times(times: np.ndarray, compare, t_max: float) -> tuple[np.ndarray, list[int]]:
-    """Merge the compared times (default 0, t_max/2, t_max) into the grid; return it and their indices."""
+def with_compare_times(times: np.ndarray, compare, t_max: float | None = None) -> tuple[np.ndarray, list[int]]:
+    """Merge the compared times (``config.resolve("compare_times")``) into the grid; return it and their
+    indices. ``compare`` None means 0, t_max/2 and t_max (t_max: the grid's last time by default)."""
     if compare is None:
+        t_max = float(times[-1]) if t_max is None else t_max
         compare = [0.0, t_max / 2.0, t_max]
     compare = sorted(round(float(t), 12) for t in compare)
     grid = np.unique(np.concatenate([times, compare]))
@@ -73,7 +75,8 @@ def ensemble_options(config, *stream: int, name: str = "members") -> dict:
         "seed": stream_key(config.seed, name, *stream) if stream or name != "members" else config.seed,
         "chunk_size": getattr(config, "chunk_size", None),
         "memory_budget": int(getattr(config, "memory_gb", 2.0) * 1e9),
-        "progress": not getattr(config, "no_progress", True),
+        # None: shown in a terminal or notebook, hidden in CI (jaxlimit.display.show_progress)
+        "progress": None if hasattr(config, "no_progress") and not config.no_progress else False,
         "checkpoint_dir": getattr(config, "checkpoint", None),
         "fresh": getattr(config, "fresh", False),
     }

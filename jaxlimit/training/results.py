@@ -95,6 +95,28 @@ class EnsembleResult(eqx.Module):
                 loss.std(0, ddof=1) / np.sqrt(len(loss)) if len(loss) > 1 else [np.nan] * len(self.times))])
         return "\n\n".join([head, about, per_time])
 
+    def __repr__(self) -> str:  # one line, not the arrays
+        from jaxlimit.display import result_repr
+
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        from jaxlimit.display import result_html
+
+        return result_html(self)
+
+    def to_dataframe(self):
+        """The outputs as a tidy pandas DataFrame: one row per (member, time, point), with the
+        member's id and whether it diverged (needs pandas)."""
+        from jaxlimit.display import dataframe
+
+        e, t, p = self.outputs.shape
+        return dataframe({
+            "member": np.repeat(np.asarray(self.member_ids), t * p), "t": np.tile(np.repeat(self.times, p), e),
+            "point": np.tile(np.arange(p), e * t), "training": np.tile(np.arange(p) < self.n_train, e * t),
+            "output": np.asarray(self.outputs).reshape(-1), "diverged": np.repeat(np.asarray(self.diverged), t * p),
+        }, "results")
+
     def finite(self) -> "EnsembleResult":
         """The same result restricted to the members that did not diverge."""
         keep = ~np.asarray(self.diverged)

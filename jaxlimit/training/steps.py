@@ -40,9 +40,16 @@ from jaxlimit.validation import require_int, require_real
 class Trainer(eqx.Module):
     """How the ensemble is trained.
 
+    ``Trainer()`` is **online SGD** (one random training sample per step), the SGD
+    of the two-layer papers; the kernel limits (``mlp_limit``, Monte Carlo
+    kernels, the NTK regime) describe the gradient flow, whose small-step limit
+    is ``Trainer(method="fullbatch")``. The method is recorded in every result's
+    ``config["trainer"]``; :func:`jaxlimit.training.guards.training_method_mismatch`
+    names a mismatch with a limit.
+
     Attributes:
         alpha: the base step α > 0 (multiplied by the model's width scaling).
-        method: one of :data:`METHODS`.
+        method: one of :data:`METHODS`; ``"online"`` by default (see above).
         batch_size: samples per step for ``"minibatch"`` (and ``"optax"``;
             0 there means full batch).
         loss: the per-sample loss.
@@ -81,6 +88,11 @@ class Trainer(eqx.Module):
         (member, k) alone, so chunks, segments and programs all draw the same ones."""
         return jax.random.randint(jax.random.fold_in(data_key, k), (self.rows_per_step(n_train),), 0, n_train,
                                   dtype=jnp.int32)
+
+    def __repr__(self) -> str:  # one line from describe(), not the whole pytree
+        from jaxlimit.display import described_repr
+
+        return described_repr(self)
 
     def describe(self) -> dict:
         out = {"method": self.method, "alpha": self.alpha, "loss": self.loss.name}

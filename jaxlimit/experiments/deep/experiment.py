@@ -94,14 +94,17 @@ def run(config: DeepConfig) -> Report:
         "smallest_pvalue_by_time": verdict.smallest_pvalue_by_time,
         "per_test_threshold": verdict.threshold,
         "mean_error_z": c_last.mean_error_z,
+        "mean_error_resolution": resolution(c_last.mean_error_z, 1.0),
         "cov_rel_error": c_last.cov_rel_error,
         "cov_rel_error_null": cov_null,
+        "cov_rel_error_resolution": resolution(c_last.cov_rel_error, cov_null),
         "bures_w2": c_last.bures_w2,
         "bures_w2_null": bures_null,
         "bures_w2_resolution": resolution(c_last.bures_w2, bures_null),
         "mean_drift": float(drift.value[drift.worst]),
         "mean_drift_z": drift.z,
         "mean_drift_in_mean_se": drift.in_units_of(mean_se),
+        "mean_drift_resolution": resolution(drift.z, 1.0),
         "bures_w2_coupled": bures_c.value,
         "bures_w2_coupled_se": bures_c.se,
         "bures_w2_coupled_noise": bures_c.noise,
@@ -157,14 +160,16 @@ def run(config: DeepConfig) -> Report:
         f"Verdict **{word}** at t = {', '.join(f'{t:g}' for t in verdict.times)} (level {config.level}; smallest "
         f"p-values {', '.join(f'{p:.3g}' for p in verdict.smallest_pvalue_by_time)} against a per-test threshold "
         f"{verdict.threshold:.2g}).",
-        f"At t = {times[last]:g}: largest mean error {c_last.mean_error_z:.2f} standard errors; relative covariance "
-        f"error {c_last.cov_rel_error:.3g} against {cov_null:.2g} for exact samples; Bures W2 "
+        f"At t = {times[last]:g}: largest mean error {c_last.mean_error_z:.2f} standard errors "
+        f"({metrics['mean_error_resolution']}); relative covariance error {c_last.cov_rel_error:.3g} against "
+        f"{cov_null:.2g} for exact samples ({metrics['cov_rel_error_resolution']}); Bures W2 "
         f"{c_last.bures_w2:.3g} against {bures_null:.2g} ({resolution(c_last.bures_w2, bures_null)}).",
         f"Each network against its own linearised path: RMS over members of the max error {path_err.rms:.3g} ± "
         f"{path_err.se:.1g}.",
         f"Finite-width bias of the mean at t = {times[last]:g}, coupled (members minus their own linearised paths, "
         f"free of the initial draw's noise): largest {drift.value[drift.worst]:.3g}, {drift.z:.2f} of its own standard "
-        f"errors and {drift.in_units_of(mean_se):.2f} standard errors of the ensemble mean (its share of the mean "
+        f"errors ({metrics['mean_drift_resolution']}) and {drift.in_units_of(mean_se):.2f} standard errors of the "
+        f"ensemble mean (its share of the mean "
         f"error above; the rest is the initial draw's noise carried forward). Coupled Bures distance "
         f"{bures_c.value:.2g} ± {bures_c.se:.1g}, noise level {bures_c.noise:.2g}: "
         f"{resolution(bures_c.value, bures_c.noise, bures_c.se)}.",

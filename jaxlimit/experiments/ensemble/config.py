@@ -21,7 +21,7 @@ class EnsembleConfig(Config):
     data: str = opt.data()
     points: int = opt.points(6)
     probes: int = opt.probes(2)
-    dim: int | None = opt.dim(4)
+    dim: int | None = opt.dim()
     width: int = opt.width(256)
     scaling: str = opt.scaling()
     activation: str = opt.activation()

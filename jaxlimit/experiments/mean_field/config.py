@@ -27,7 +27,7 @@ class MeanFieldConfig(Config):
     data: str = opt.data()
     points: int = opt.points(6)
     probes: int = opt.probes(2)
-    dim: int | None = opt.dim(4)
+    dim: int | None = opt.dim()
     widths: tuple[int, ...] = opt.widths((64, 128, 256, 512, 1024))
     activation: str = opt.activation()
     init: str = opt.init()

@@ -90,7 +90,7 @@ def run(config: MeanFieldConfig) -> Report:
     warnings: list[str] = []
     problem = two_layer_problem(config, width=config.widths[-1], scaling="mean-field")
     model, data, trainer = problem.model, problem.data, problem.trainer
-    times, compare_idx = with_compare_times(problem.times, config.compare_times, config.t_max)
+    times, compare_idx = with_compare_times(problem.times, config.resolve("compare_times"))
     final = len(times) - 1
     full_batch = trainer.method == "fullbatch"
     largest = config.widths[-1]

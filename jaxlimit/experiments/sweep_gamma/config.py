@@ -26,7 +26,7 @@ class SweepGammaConfig(Config):
     data: str = opt.data()
     points: int = opt.points(6)
     probes: int = opt.probes(2)
-    dim: int | None = opt.dim(4)
+    dim: int | None = opt.dim()
     gammas: tuple[float, ...] = opt.gammas((0.5, 0.625, 0.75, 0.875, 1.0))
     widths: tuple[int, ...] = opt.widths((64, 128, 256, 512, 1024))
     activation: str = opt.activation()

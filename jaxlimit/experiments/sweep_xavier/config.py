@@ -25,7 +25,7 @@ class SweepXavierConfig(Config):
     data: str = opt.data()
     points: int = opt.points(4)
     probes: int = opt.probes(2)
-    dim: int | None = opt.dim(8)
+    dim: int | None = opt.dim()
     widths: tuple[int, ...] = opt.widths((64, 256, 1024, 4096))
     activation: str = opt.activation()
     c_std: float = opt.c_std()

@@ -36,7 +36,7 @@ def run(config: SweepXavierConfig) -> Report:
     warnings: list[str] = []
     problem = two_layer_problem(config, width=config.widths[0], scaling="xavier")
     data, trainer = problem.data, problem.trainer
-    times, compare_idx = with_compare_times(problem.times, config.compare_times, config.t_max)
+    times, compare_idx = with_compare_times(problem.times, config.resolve("compare_times"))
     with timed(timing, "limit"):
         limit = xavier_limit(problem.model, data, trainer)
         prediction = limit.predict(times)

@@ -69,7 +69,7 @@ class TeacherStudentConfig(Config):
     sgd_samples: tuple[int, ...] = integers((16, 128, 1024, 4096), "samples per SGD step n, at least two",
                                             high=10**6, min_len=2, group="finite samples")
     sgd_ensemble: int = opt.ensemble(100, "SGD runs per n")
-    step: float = opt.step(0.05, "time step η of gradient descent and SGD (time t = η · steps)", high=1.0)
+    step: float = opt.step(0.05, "teacher-student.md", high=1.0)
     sgd_time: float = real(10.0, "time η · steps of the SGD and gradient-descent runs", high=1e4,
                            group="finite samples")
     seed: int = opt.seed()

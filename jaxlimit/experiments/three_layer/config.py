@@ -61,7 +61,7 @@ class ThreeLayerConfig(Config):
     data: str = opt.data("teacher")
     points: int = opt.points(16)
     probes: int = opt.probes(4)
-    dim: int | None = opt.dim(4)
+    dim: int | None = opt.dim()
     widths: tuple[int, ...] = integers((32, 64, 128, 256, 512, 1024, 2048, 4096),
                                        "widths n = n1 = n2 of the coupled networks, comma-separated; the widest is "
                                        "the reference (at least 4: three gaps for a slope with an interval)", high=opt.MAX_WIDTH,
@@ -80,7 +80,7 @@ class ThreeLayerConfig(Config):
                          group=GROUP_INIT)
     degenerate_init: bool = flag("w3 = 0 and E[w2] = 0: the limit's stationary start (needs φ2(0) = 0; "
                                  "replaces --w2-mean, --w3-mean and --w3-std)", group=GROUP_INIT)
-    step: float = opt.step(0.05, "time step ε: step k reaches t = k·ε at every width", high=1.0)
+    step: float = opt.step(0.05, "three-layer.md", high=1.0)
     xi: tuple[float, ...] = vector((1.0, 1.0, 1.0), "learning-rate factors ξ1,ξ2,ξ3 ≥ 0 of the three layers "
                                    "(ξ3 = 0 freezes w3), not all zero", length=3, high=1e3, group="training",
                                    metavar="ξ1,ξ2,ξ3")

@@ -24,7 +24,7 @@ class XavierConfig(Config):
     data: str = opt.data()
     points: int = opt.points(4)
     probes: int = opt.probes(2)
-    dim: int | None = opt.dim(8)
+    dim: int | None = opt.dim()
     width: int = opt.width(1024)
     activation: str = opt.activation()
     c_std: float = opt.c_std()

@@ -54,7 +54,7 @@ def run(config: XavierConfig) -> Report:
     timing: dict = {}
     problem = two_layer_problem(config, scaling="xavier")
     model, data, trainer = problem.model, problem.data, problem.trainer
-    times, compare_idx = with_compare_times(problem.times, config.compare_times, config.t_max)
+    times, compare_idx = with_compare_times(problem.times, config.resolve("compare_times"))
     warnings: list[str] = []
 
     with timed(timing, "limit"):
@@ -114,10 +114,13 @@ def run(config: XavierConfig) -> Report:
         "min_pvalue": min(verdict.smallest_pvalue_by_time),
         "mean_error": c_last.mean_error,
         "mean_error_z": c_last.mean_error_z,
+        "mean_error_resolution": resolution(c_last.mean_error_z, 1.0),
         "cov_rel_error": c_last.cov_rel_error,
         "cov_rel_error_null": cov_null,
+        "cov_rel_error_resolution": resolution(c_last.cov_rel_error, cov_null),
         "bures_w2": c_last.bures_w2,
         "bures_w2_null": bures_null,
+        "bures_w2_resolution": resolution(c_last.bures_w2, bures_null),
         "bures_w2_coupled": bures_c.value,
         "bures_w2_coupled_se": bures_c.se,
         "bures_w2_coupled_noise": bures_c.noise,
@@ -142,6 +145,7 @@ def run(config: XavierConfig) -> Report:
         "finite_width_kurtosis_excess": kappa / model.width,
         "kurtosis_se": kurtosis_se,
         "finite_width_effect_z": effect_z,
+        "finite_width_effect_resolution": resolution(effect_z, 1.0),
     }
     if long_run is not None:
         metrics.update(long_run["metrics"])
@@ -177,11 +181,13 @@ def run(config: XavierConfig) -> Report:
         f"Bonferroni over times; smallest p-values {', '.join(f'{p:.3g}' for p in verdict.smallest_pvalue_by_time)} "
         f"against a per-test threshold {verdict.threshold:.2g}).",
         f"At t = {t_last:g}: largest mean error {c_last.mean_error:.3g} ({c_last.mean_error_z:.2f} standard "
-        f"errors); relative covariance error {c_last.cov_rel_error:.3g} against {cov_null:.2g} for exact samples; "
-        f"Bures W2 {c_last.bures_w2:.3g} against {bures_null:.2g} for exact samples.",
+        f"errors: {metrics['mean_error_resolution']}); relative covariance error {c_last.cov_rel_error:.3g} against "
+        f"{cov_null:.2g} for exact samples ({metrics['cov_rel_error_resolution']}); Bures W2 {c_last.bures_w2:.3g} "
+        f"against {bures_null:.2g} for exact samples ({metrics['bures_w2_resolution']}).",
         f"Coupled Bures distance (initial Monte Carlo noise removed): {bures_c.value:.2g} ± {bures_c.se:.1g}, "
         f"noise level {bures_c.noise:.2g}: {resolution(bures_c.value, bures_c.noise, bures_c.se)}.",
-        f"Finite-width effect at t = 0 (excess kurtosis κ/N) in standard errors: {effect_z:.2f}.",
+        f"Finite-width effect at t = 0 (excess kurtosis κ/N) in standard errors: {effect_z:.2f} "
+        f"({metrics['finite_width_effect_resolution']}).",
         f"Each network against its own limit path: RMS over members of the max error {path_err.rms:.3g} ± "
         f"{path_err.se:.1g} (O(N^-1/2)).",
         f"Kernel: λ_min(A) = {conditioning.min_eigenvalue:.3g}, condition number "

@@ -1,0 +1,169 @@
+"""Guards around a run: an unstable step caught before training, divergence and a training
+method the limit does not assume named at once.
+
+* :func:`step_stability`: full-batch gradient descent on the squared loss
+  moves the training outputs, to first order, by
+  f − y ← (I − (α/M) Θ_lr)(f − y), where Θ_lr = Σ_ℓ lr_ℓ ∂f/∂θ_ℓ ∂f/∂θ_ℓᵀ is
+  the kernel of the engine's per-leaf rates lr_ℓ = ``model.learning_rates()``
+  (dt · w_ℓ for a model with a ``time_step``; :mod:`jaxlimit.limits.empirical`).
+  The step is stable near initialisation only if α λ_max(Θ_lr)/M < 2; above
+  it the error along the top eigenvector grows by |1 − α λ_max/M| > 1 per
+  step. ``run_ensemble`` estimates λ_max from the empirical kernels of a few
+  members at initialisation (one compiled call) and warns
+  (:class:`UnstableStepWarning`) or refuses before training.
+* :class:`DivergenceWarning`: members diverged; said by ``run_ensemble`` as
+  soon as the run ends, with the count and the likely cause.
+* :func:`training_method_mismatch`: the one-line reason why an ensemble
+  trained by one method (``Trainer()`` defaults to online SGD) is not what a
+  limit of another method (the gradient-flow limits assume full-batch
+  descent) describes, or None; :class:`TrainingMethodWarning` is the warning
+  to raise with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlimit.errors import InputError
+
+STABILITY_BOUND = 2.0
+"""Full-batch descent is stable near initialisation while α λ_max(Θ_lr)/M stays below this."""
+STEP_CHECK_MEMBERS = 4
+"""Members whose empirical kernel at initialisation estimates λ_max."""
+STEP_CHECK_BYTES = 2**29
+"""The check is skipped (and says so) when the members' Jacobians would need more than this."""
+STEP_CHECKS = ("warn", "error", "off")
+
+
+class UnstableStepWarning(UserWarning):
+    """The training step is above the stability bound of full-batch descent at initialisation."""
+
+
+class DivergenceWarning(UserWarning):
+    """Members of an ensemble diverged (their outputs became non-finite or exceeded the threshold)."""
+
+
+class TrainingMethodWarning(UserWarning):
+    """The ensemble was trained by another method than the one the limit describes."""
+
+
+_METHOD_WORDS = {"online": "online SGD (one random sample per step; Trainer()'s default)",
+                 "minibatch": "minibatch SGD", "fullbatch": "full-batch gradient descent",
+                 "optax": "an optax optimizer", "gradient-flow": "full-batch gradient descent (gradient flow)"}
+
+
+def training_method_mismatch(trainer_method: str, limit_method: str | None) -> str | None:
+    """Why an ensemble trained by ``trainer_method`` is not what a limit of ``limit_method`` describes.
+
+    ``limit_method`` is a :class:`~jaxlimit.training.Trainer` method name
+    (``"fullbatch"`` for every gradient-flow limit, also spelled
+    ``"gradient-flow"``) or None (the limit holds for any method). Returns one
+    line naming both methods and the fix, or None when they agree.
+    """
+    if limit_method is None:
+        return None
+    want = "fullbatch" if limit_method == "gradient-flow" else limit_method
+    if trainer_method == want:
+        return None
+    words = _METHOD_WORDS.get(trainer_method, repr(trainer_method))
+    assumed = _METHOD_WORDS.get(limit_method, repr(limit_method))
+    noise = (" whose sampling noise adds a spread the limit leaves out" if trainer_method in ("online", "minibatch")
+             and want == "fullbatch" else "")
+    return (f"the ensemble was trained by {words}{noise}, but the limit describes {assumed}; "
+            f"train with Trainer(method={want!r})")
+
+
+def _kernels(model, keys, x_train, dtype):
+    """Θ_lr on the training inputs for each member of ``keys`` at initialisation, (k, M, M).
+
+    Run eagerly (vmapped over the members): one op stream, no compilation, which
+    costs a fraction of a second where jit would recompile for every model."""
+    lr = model.learning_rates()
+
+    def one(key):
+        params = model.init(jax.random.split(key)[0], dtype)
+        jac = jax.jacrev(lambda p: model.apply(p, x_train))(params)
+        terms = jax.tree_util.tree_map(lambda j, s: s * (lambda a: a @ a.T)(j.reshape(j.shape[0], -1)), jac, lr)
+        return sum(jax.tree_util.tree_leaves(terms))
+
+    return jax.vmap(one)(keys)
+
+
+def step_stability(model, data, trainer, keys, dtype=jnp.float32) -> dict:
+    """Estimate α λ_max(Θ_lr)/M for full-batch training from the members of ``keys`` at initialisation.
+
+    Returns a JSON-serialisable record: ``{"checked": True, "rate": max over
+    members, "rates": [...], "bound": 2.0, "members": k, "stable": bool}``, or
+    ``{"checked": False, "reason": ...}`` for a method the check does not cover
+    (online, minibatch, optax: their noise, not only the step, sets the
+    stability) or a Jacobian too large to form.
+    """
+    if trainer.method != "fullbatch":
+        return {"checked": False, "reason": f"the check covers full-batch training, not {trainer.method}"}
+    shapes = jax.eval_shape(lambda k: model.init(k, dtype), jax.random.key(0))
+    n_param = sum(math.prod(s.shape) for s in jax.tree_util.tree_leaves(shapes))
+    need = len(keys) * data.n_train * n_param * jnp.dtype(dtype).itemsize
+    if need > STEP_CHECK_BYTES:
+        return {"checked": False, "reason": f"the members' Jacobians would need {need / 2**30:.3g} GiB"}
+    kernels = np.asarray(_kernels(model, keys, jnp.asarray(data.x_train, dtype), dtype), np.float64)
+    rates = float(trainer.alpha) * np.linalg.eigvalsh(kernels)[:, -1] / data.n_train
+    rate = float(np.max(rates))
+    return {"checked": True, "rate": rate, "rates": rates.tolist(), "bound": STABILITY_BOUND,
+            "members": int(len(rates)), "stable": bool(rate < STABILITY_BOUND)}
+
+
+def _options(model) -> str:
+    """The options that set the step, in the model's own terms (library and command line)."""
+    if getattr(model, "time_step", None) is not None and hasattr(model, "steps_to") \
+            and type(model).__name__ != "TwoLayer":
+        fix = "reduce the model's time_step (--step on the command line) or the Trainer's alpha (--alpha)"
+    else:
+        fix = "reduce the Trainer's alpha (--alpha)"
+    if type(model).__name__ == "UserNetwork":
+        fix += ", or give from_equinox/UserNetwork an lr_scale (1/fan-in per weight leaf is the NTK scaling)"
+    return fix
+
+
+def unstable_step_message(model, record: dict) -> str:
+    """One line: the measured rate against the bound, what follows, and which option to change."""
+    return (f"unstable step: α λ_max/M = {record['rate']:.3g} > {record['bound']:g} at initialisation "
+            f"(λ_max of the kernel of the engine's per-leaf rates, largest of {record['members']} members), "
+            f"so full-batch descent diverges; {_options(model)}")
+
+
+def check_step(model, data, trainer, keys, dtype, mode: str) -> dict:
+    """:func:`step_stability`, then warn (``"warn"``), refuse (``"error"``) or skip (``"off"``)."""
+    if mode not in STEP_CHECKS:
+        raise InputError(f"step_check must be one of {', '.join(STEP_CHECKS)}, got {mode!r}")
+    if mode == "off":
+        return {"checked": False, "reason": "step_check='off'"}
+    record = step_stability(model, data, trainer, keys, dtype)
+    if record["checked"] and not record["stable"]:
+        message = unstable_step_message(model, record)
+        if mode == "error":
+            raise InputError(message)
+        import warnings
+
+        warnings.warn(message, UnstableStepWarning, stacklevel=3)
+    return record
+
+
+def divergence_message(n_diverged: int, n_members: int, step_record: dict | None, model: Any) -> str:
+    """One line: how many members diverged and the likely cause."""
+    if step_record and step_record.get("checked") and not step_record.get("stable"):
+        cause = (f"the step is above the stability bound (α λ_max/M = {step_record['rate']:.3g} > "
+                 f"{step_record['bound']:g})")
+    else:
+        cause = "the step is too large for the network's dynamics (or divergence_threshold is too low)"
+    return (f"{n_diverged} of {n_members} members diverged; likely cause: {cause}; {_options(model)}; "
+            "statistics must use result.finite()")
+
+
+__all__ = ["DivergenceWarning", "STABILITY_BOUND", "STEP_CHECKS", "STEP_CHECK_MEMBERS", "TrainingMethodWarning",
+           "UnstableStepWarning", "check_step", "divergence_message", "step_stability",
+           "training_method_mismatch", "unstable_step_message"]

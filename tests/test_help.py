@@ -1,0 +1,90 @@
+"""Help that tells the truth: every default ``--help`` states is the one the code applies."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from jaxlimit import cli
+from jaxlimit.config import specs
+from jaxlimit.experiments import COMMANDS, SWEEPS
+from jaxlimit.experiments import options as opt
+from jaxlimit.experiments.problem import data_seed, deep_problem, saved_times, two_layer_data, with_compare_times
+from jaxlimit.names import DEFAULT_LANES
+
+CONFIGS = {**COMMANDS, **{f"sweep {k}": v for k, v in SWEEPS.items()}}
+NO_DEFAULT = {"coordinator", "num_processes", "process_id", "checkpoint"}  # None means "not used"
+
+
+def _help(name: str) -> str:
+    parser = cli.build_parser()
+    sub = parser._subparsers._group_actions[0].choices
+    words = name.split()
+    p = sub[words[0]] if len(words) == 1 else sub["sweep"]._subparsers._group_actions[0].choices[words[1]]
+    return " ".join(p.format_help().split())
+
+
+def _times_of(text: str, t_max: float) -> list[float]:
+    """Evaluate the help's "0, t_max/2 and t_max" at a given t_max."""
+    terms = re.split(r",\s*(?![^(]*\))|\s+and\s+", text)  # not the comma inside min(1, t_max)
+    return sorted({float(eval(t.replace("t_max", repr(t_max)), {"min": min})) for t in terms})
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_computed_default_in_help_is_what_the_code_applies(name):
+    config_type = CONFIGS[name]
+    text = _help(name)
+    config = config_type()
+    for field, spec, default in specs(config_type):
+        if default is not None:
+            continue
+        if field in NO_DEFAULT:
+            assert spec.computed is None
+            continue
+        assert spec.computed is not None, f"{name} --{field}: None default without a stated meaning"
+        stated = spec.computed.describe(config_type)
+        assert f"(default: {stated})" in text, (name, field)
+        if field == "compare_times":
+            for t_max in (config.t_max, 0.5, 3.0):
+                c = config.replace(t_max=t_max)
+                assert list(c.resolve("compare_times")) == _times_of(stated, t_max), (name, t_max)
+                if name in ("deep", "sweep deep"):  # the grid the deep commands train to
+                    width = c.width if hasattr(c, "width") else c.widths[0]
+                    _, _, _, times, idx = deep_problem(c, width)
+                else:  # xavier, mean-field and sweep xavier merge the resolved times into the grid
+                    times, idx = with_compare_times(saved_times(c.t_max, c.n_times), c.resolve("compare_times"))
+                assert [float(times[i]) for i in idx] == _times_of(stated, t_max), (name, t_max)
+        elif field == "dim":
+            synthetic, digits = (int(v) for v in re.findall(r"\d+", stated)[:2])
+            assert config.resolve("dim") == two_layer_data(config).dim == synthetic
+            assert stated.endswith(f"{digits} for digits") and digits == opt.DIGITS_DIM
+        elif field == "data_seed":
+            assert stated == "--seed"
+            c = config.replace(seed=5)
+            assert c.resolve("data_seed") == data_seed(c) == 5
+        elif field == "chunk_size":
+            assert f"at most {DEFAULT_LANES['cpu']} members on a CPU, {DEFAULT_LANES['gpu']} on an accelerator" \
+                in stated
+            assert c.resolve("chunk_size") is None if (c := config) else False  # known when the run starts
+        else:
+            raise AssertionError(f"{name} --{field}: a computed default this test does not check")
+
+
+def test_deep_compares_at_0_1_and_t_max_and_says_so():
+    text = _help("deep")
+    assert "(default: 0, min(1, t_max) and t_max)" in text and "t_max/2" not in text
+    assert "(default: 0, t_max/2 and t_max)" in _help("xavier")
+
+
+def test_one_meaning_for_step_and_chunk_size():
+    steps = {name: spec.help for name, t in CONFIGS.items() for field, spec, _ in specs(t) if field == "step"}
+    assert set(steps) == {"deep", "sweep deep", "three-layer", "teacher-student"}
+    for name, help_text in steps.items():
+        assert help_text.startswith("training time of one step") and "t = k · step" in help_text, name
+    chunks = {spec.help for t in CONFIGS.values() for field, spec, _ in specs(t) if field == "chunk_size"}
+    assert chunks == {"members per compiled call, rounded up to whole blocks of lanes on every device"}
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "blocks per compiled call" not in readme and "members per compiled call" in readme
