@@ -25,7 +25,7 @@ _export("jaxlimit.data", "Dataset", "digits_problem", "make_dataset", "synthetic
 _export("jaxlimit.losses", "Loss", "get_loss", "huber_loss", "squared_loss")
 _export("jaxlimit.names", "SCALINGS", "resolve_gamma")
 _export("jaxlimit.streams", "stream_key")
-_export("jaxlimit.limits", "Limit", "LinearNoise", "ODELimit", "ode_limit", "lazy_limit", "KernelLimit", "MLPKernels", "MonteCarloKernels", "empirical_ntk", "estimate_mlp_kernels",
+_export("jaxlimit.limits", "Limit", "LinearNoise", "ODELimit", "ode_limit", "lazy_limit", "KernelLimit", "MLPKernels", "MonteCarloKernels", "empirical_ntk", "estimate_mlp_kernels", "ntk_observable",
         "limit_from_kernels", "mlp_kernels", "mlp_limit", "monte_carlo_kernels")
 _export("jaxlimit.models", "MLP", "UserNetwork", "from_equinox")
 _export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer", "TwoLayerParams")

@@ -12,7 +12,8 @@ import jaxlimit as jl
 from jaxlimit.limits.teacher_student import population_flow_limit
 from jaxlimit.training.three_layer import three_layer_limit
 from jaxlimit.models.three_layer import ThreeLayer
-from jaxlimit.stats.compare import MethodMismatchWarning, mean_test
+from jaxlimit.stats.compare import mean_test
+from jaxlimit.training import TrainingMethodWarning
 
 TIMES = [0.0, 0.5, 2.0]
 
@@ -210,7 +211,7 @@ def test_compare_names_a_training_method_mismatch():
                        describes={"trainer": {"method": "fullbatch"}})
     rng = np.random.default_rng(3)
     outputs = np.exp(-t)[None, :, None] + 0.1 * rng.standard_normal((64, 2, 1))
-    with pytest.warns(MethodMismatchWarning, match="trained with method 'online'"):
+    with pytest.warns(TrainingMethodWarning, match="trained by online SGD"):
         c = jl.compare(_fake_result(outputs, t, method="online"), lim)
     assert any("online" in n for n in c.notes)
 

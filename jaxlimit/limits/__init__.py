@@ -13,7 +13,7 @@ from jaxlimit.limits.kernels import (
     CLOSED_FORMS, XavierKernels, estimate_xavier_kernels, monte_carlo_xavier_kernels, xavier_kernels,
 )
 from jaxlimit.limits.kernel_limit import KernelLimit, limit_from_kernels
-from jaxlimit.limits.empirical import MonteCarloKernels, empirical_ntk, monte_carlo_kernels
+from jaxlimit.limits.empirical import MonteCarloKernels, empirical_ntk, monte_carlo_kernels, ntk_observable
 from jaxlimit.limits.mlp import MLPKernels, estimate_mlp_kernels, mlp_kernels, mlp_limit
 from jaxlimit.limits.lazy import lazy_limit
 from jaxlimit.limits.xavier import (

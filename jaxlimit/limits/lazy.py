@@ -35,9 +35,10 @@ from jaxlimit.streams import stream_key
 from jaxlimit.training.steps import Trainer
 from jaxlimit.validation import require_int
 
-DEFAULT_KERNEL_MEMBERS = 256
-"""Networks behind a Monte Carlo kernel limit by default: kernel entries then carry a relative
-standard error of a few per cent, part of every comparison made with them."""
+DEFAULT_KERNEL_MEMBERS = 1024
+"""Networks behind a Monte Carlo kernel limit by default. The kernels' own noise is part of every
+comparison made with them: use several times more kernel networks than ensemble members, or the
+kernels' error raises the false-alarm rate of the verdict."""
 
 
 def lazy_limit(model: Any, data: Dataset, trainer: Trainer | None = None, *,

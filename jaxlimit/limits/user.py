@@ -39,9 +39,11 @@ class LinearNoise(eqx.Module):
 
     Attributes:
         diffusion: B(t, y, args) -> (S, S), the covariance rate that one unit of
-            time adds to √N (y^N − y), on the flattened state.
+            time adds to √N (y^N − y), on the flattened state: the order of
+            ``jax.flatten_util.ravel_pytree(y)`` (leaves in tree order, so dict
+            keys sorted); flatten a state of the same structure to build it.
         size: N; the finite system's covariance is Σ/N.
-        initial: Σ_0 (S, S), the initial covariance of √N (y^N_0 − y_0); zero by default.
+        initial: Σ_0 (S, S), the initial covariance of √N (y^N_0 − y_0), same order; zero by default.
     """
 
     diffusion: Callable | None

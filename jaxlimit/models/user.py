@@ -12,7 +12,7 @@ learning rates and a clock. :class:`UserNetwork` supplies them for
   scalar or shape (1,).
 
 Learning rates. ``lr_scale`` gives a multiplier w_ℓ per parameter leaf: None
-(all 1), a pytree of numbers with the parameters' structure, or a callable
+(all 1), one number (every leaf), a pytree of numbers with the parameters' structure, or a callable
 ``lr_scale(path, leaf) -> float`` with ``path`` the leaf's key path as a string
 (e.g. ``"['w1']"`` or ``".layers[0].weight"``) and ``leaf`` its shape/dtype
 struct. The engine's rates are dt · w_ℓ, so with ``Trainer(alpha=η,
@@ -37,8 +37,9 @@ from jaxlimit.validation import require_real
 
 def _multipliers(shapes: Any, lr_scale) -> Any:
     """The per-leaf multiplier pytree (floats, the parameters' structure)."""
-    if lr_scale is None:
-        scales = jax.tree_util.tree_map(lambda _: 1.0, shapes)
+    if lr_scale is None or isinstance(lr_scale, (int, float)) and not isinstance(lr_scale, bool):
+        value = 1.0 if lr_scale is None else lr_scale
+        scales = jax.tree_util.tree_map(lambda _: value, shapes)
     elif callable(lr_scale):
         scales = jax.tree_util.tree_map_with_path(
             lambda path, leaf: lr_scale(jax.tree_util.keystr(path), leaf), shapes)

@@ -45,10 +45,6 @@ DETERMINISTIC_RTOL = 1e-12
 treated as zero: the limit is deterministic at that time."""
 
 
-class MethodMismatchWarning(UserWarning):
-    """The ensemble was trained with another method than the one the limit describes."""
-
-
 @dataclasses.dataclass(frozen=True)
 class MeanTest:
     """The ensemble mean against a deterministic prediction at one time.
@@ -170,9 +166,9 @@ class Comparison:
     @property
     def rule(self) -> str:
         kinds = sorted({c.kind for c in self.per_time})
-        what = " and ".join({"gaussian": "the calibrated Gaussian tests", "mean": "the mean test"}[k] for k in kinds)
+        what = " or ".join({"gaussian": "a calibrated Gaussian test", "mean": "the mean test"}[k] for k in kinds)
         return (f"inconsistent when any member diverged or when, at any of the {len(self.times)} compared times, "
-                f"{what} reject at level {self.level:g}/{len(self.times)} (Bonferroni)")
+                f"{what} rejects at level {self.level:g}/{len(self.times)} (Bonferroni)")
 
     def metrics(self) -> dict[str, Any]:
         """Flat numbers for a report: the verdict's inputs and the effect sizes, each with its noise level."""
@@ -310,9 +306,10 @@ def compare(result, limit, *, level: float = 0.05, times=None, seed: int = 0) ->
     run (another model or training settings: :meth:`Limit.describes`), a
     prediction over other points or times, and times that were not saved.
     A training method other than the limit's (online SGD against a gradient
-    flow) is named in a :class:`MethodMismatchWarning` and in ``notes``.
+    flow) is named in a :class:`~jaxlimit.training.TrainingMethodWarning` and in ``notes``.
     """
     from jaxlimit.limits.base import Limit, mismatch
+    from jaxlimit.training.guards import TrainingMethodWarning, training_method_mismatch
     from jaxlimit.training.results import EnsembleResult
 
     if not isinstance(result, EnsembleResult):
@@ -335,10 +332,9 @@ def compare(result, limit, *, level: float = 0.05, times=None, seed: int = 0) ->
     if reason:
         raise InputError(f"{type(limit).__name__} does not describe this ensemble: {reason}")
     notes = []
-    if limit_method is not None and method is not None and method != limit_method:
-        note = (f"the ensemble was trained with method {method!r} but {type(limit).__name__} describes "
-                f"{limit_method!r}; sampling noise the limit leaves out can show as a rejection")
-        warnings.warn(note, MethodMismatchWarning, stacklevel=2)
+    note = None if method is None else training_method_mismatch(method, limit_method)
+    if note:
+        warnings.warn(note, TrainingMethodWarning, stacklevel=2)
         notes.append(note)
 
     prediction = limit.predict(saved)
@@ -383,4 +379,4 @@ def compare(result, limit, *, level: float = 0.05, times=None, seed: int = 0) ->
         method=method, limit_method=limit_method, limit=type(limit).__name__, notes=tuple(notes))
 
 
-__all__ = ["Comparison", "MeanTest", "MethodMismatchWarning", "TimeComparison", "compare", "mean_test"]
+__all__ = ["Comparison", "MeanTest", "TimeComparison", "compare", "mean_test"]
