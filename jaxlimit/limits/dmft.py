@@ -140,6 +140,10 @@ def _tangent_field(t, state, args):
     return field(y), dv, dw
 
 
+def _batched_field(t, states, args):
+    return jax.vmap(lambda z: linear_field(t, z, args))(states)
+
+
 def _save_outputs(t, state, args):
     y, v, w = state
     return {"f": y.f, "H": y.H, "G": y.G, "vf": v.f, "wf": w.f}
@@ -225,6 +229,29 @@ class TwoLayerLinearDMFT(Limit):
         width-N networks is ``predict(times).mean + mean_correction(times)`` + O(N⁻²)."""
         out = self._solve_tangents(times, with_kernels=False)
         return 0.5 * jnp.sum(out["wf"], axis=1) / self.width
+
+    def sample_initial_states(self, key: jax.Array, n: int) -> LinearState:
+        """n exact draws of a width-N network's initial (f₀, H₀, G₀): h_i ~ N(0, K_x) and a_i ~ N(0, 1)
+        for i = 1..N, f₀ = Σ a_i h_i/(γ₀N), H₀ = Σ h_i h_iᵀ/N, G₀ = Σ a_i²/N. Leaves with a leading axis n."""
+        lam, u = np.linalg.eigh(np.asarray(self.kx))
+        root = jnp.asarray(u * np.sqrt(np.clip(lam, 0.0, None)))  # K_x = root rootᵀ
+        m, big_n = self.n_points, self.width
+
+        def one(k):
+            kz, ka = jax.random.split(k)
+            h = jax.random.normal(kz, (big_n, m), jnp.float64) @ root.T
+            a = jax.random.normal(ka, (big_n,), jnp.float64)
+            return LinearState(a @ h / (self.gamma0 * big_n), h.T @ h / big_n, jnp.sum(a * a) / big_n)
+
+        return jax.vmap(one)(jax.random.split(key, n))
+
+    def finite_width_paths(self, states: LinearState, times) -> LinearState:
+        """The exact width-N gradient flow from each initial state (leading axis n): the same
+        closed (f, H, G) system, solved for every state at once. Leaves (n, T, ...)."""
+        require_x64("the DMFT limit")
+        t = check_times(times)
+        out = solve_ode(_batched_field, states, t, args=self._args(), steps_option="the largest time")
+        return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), out)
 
     def scaled_covariance(self, times) -> jax.Array:
         """N · Cov f(t), the width-free leading covariance, shape (T, M, M)."""
