@@ -253,6 +253,17 @@ class TwoLayerLinearDMFT(Limit):
         out = solve_ode(_batched_field, states, t, args=self._args(), steps_option="the largest time")
         return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), out)
 
+    def pathwise(self, f0, times) -> jax.Array:
+        """Each network's own DMFT path: the flow started from its own outputs f₀ (E, M) with the
+        infinite-width kernels H₀ = K_x, G₀ = 1; shape (E, T, M). A width-N network departs from it by
+        O(N^{-1/2}) (its kernels' own initial fluctuations), the same order as f₀ itself."""
+        f0 = jnp.asarray(np.asarray(f0, np.float64))
+        if f0.ndim != 2 or f0.shape[1] != self.n_points:
+            raise InputError(f"f0 must have shape (E, {self.n_points}), got {tuple(f0.shape)}")
+        e = f0.shape[0]
+        states = LinearState(f0, jnp.broadcast_to(self.kx, (e, *self.kx.shape)), jnp.ones(e))
+        return self.finite_width_paths(states, times).f
+
     def scaled_covariance(self, times) -> jax.Array:
         """N · Cov f(t), the width-free leading covariance, shape (T, M, M)."""
         return self.predict(times).cov * self.width
