@@ -141,3 +141,17 @@ def test_a_covariance_too_large_for_memory_is_refused_before_compute():
     lim = dmft_limit(x, np.zeros(400), None, depth=1, activation="identity", gamma0=1.0, width=10)
     with pytest.raises(InputError, match="GiB"):
         lim.predict([0.0, 1.0])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--gamma0", "0"], "gamma0"),
+    (["--depth", "2"], "two-layer linear"),
+    (["--activation", "relu"], "two-layer linear"),
+])
+def test_command_refuses_before_compute(argv, words, tmp_path, capsys):
+    from jaxlimit.cli import main
+
+    assert main(["feature-learning", *argv, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()

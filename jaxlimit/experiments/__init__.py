@@ -15,6 +15,7 @@ from jaxlimit.config import Config
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig
+from jaxlimit.experiments.feature_learning.sweep_config import SweepFeatureLearningConfig
 from jaxlimit.experiments.mean_field.config import MeanFieldConfig
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.experiments.sweep_gamma.config import SweepGammaConfig
@@ -26,7 +27,8 @@ from jaxlimit.experiments.xavier.config import XavierConfig
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
     XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
     FeatureLearningConfig)}
-SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig)}
+SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig,
+                                                                   SweepFeatureLearningConfig)}
 
 
 def run(config: Config, *, command_line: list[str] | None = None):
