@@ -155,3 +155,35 @@ def test_command_refuses_before_compute(argv, words, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_single_site_monte_carlo_matches_the_exact_linear_dmft():
+    """The two-layer single-site process (any φ) at φ = identity against the exact (f, H, G) solution,
+    within its Monte Carlo standard error."""
+    from jaxlimit.limits.dmft import two_layer_single_site
+
+    times = np.array([0.0, 0.5, 1.0, 2.0])
+    est = two_layer_single_site(X1, [1.0], XT, activation="identity", gamma0=1.0, times=times, samples=1024,
+                                replicas=8, seed=0)
+    exact = dmft_limit(X1, [1.0], XT, depth=1, activation="identity", gamma0=1.0, width=10)
+    f = np.asarray(exact.mean_path(times).f)
+    assert np.all(np.abs(est.mean[0]) < 1e-12)  # mirrored sites: f₀ = 0 exactly
+    assert np.all(np.abs(est.mean[1:] - f[1:]) < 4 * est.mean_se[1:])
+    ntk = exact.kernels(times, fluctuations=False).ntk
+    assert np.all(np.abs(est.ntk - ntk) < 4 * est.ntk_se + 1e-12)
+    assert np.max(est.mean_se[1:]) < 0.01  # and the error bar is small enough to mean something
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_single_site_monte_carlo_at_small_gamma0_is_the_lazy_limit(activation):
+    """γ₀ → 0: the single-site mean and NTK are mlp_limit's (W_std = 1, b_std = 0) within the Monte Carlo
+    error (a wrong γ₀ scaling of either equation would move the mean by O(1) here)."""
+    from jaxlimit.limits.dmft import two_layer_single_site
+
+    times = np.array([0.0, 0.5, 1.0, 2.0])
+    lazy = mlp_limit(X1, [1.0], XT, depth=1, activation=activation, W_std=1.0, b_std=0.0, learning_rate=1.0)
+    want = np.asarray(lazy.predict(times).mean)
+    est = two_layer_single_site(X1, [1.0], XT, activation=activation, gamma0=1e-3, times=times, samples=1024,
+                                replicas=8, seed=1)
+    assert np.all(np.abs(est.mean[1:] - want[1:]) < 4 * est.mean_se[1:])
+    assert np.all(np.abs(est.ntk[0] - np.asarray(lazy.ntk)) < 4 * est.ntk_se[0])
