@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Config, ConfigError, choice, integer, real
+from jaxlimit.config import Config, ConfigError, choice, real
 from jaxlimit.experiments import options as opt
 from jaxlimit.names import ACTIVATION_NAMES
 
 SOLVED = ("identity",)
 """Activations whose DMFT the limit solves so far (two-layer linear networks, exactly)."""
+
+
+def gamma0_option(default: float):
+    """``--gamma0``: the one spelling of the feature-learning strength in every command."""
+    return real(default, "feature-learning strength γ₀ > 0 (γ₀ → 0: the lazy NTK regime)", high=1e3, group="model")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,15 +40,13 @@ class FeatureLearningConfig(Config):
     width: int = opt.width(256)
     activation: str = choice("identity", "activation φ (the limit is solved for 'identity' so far)",
                              ACTIVATION_NAMES, group="model")
-    gamma0: float = real(1.0, "feature-learning strength γ₀ > 0 (γ₀ → 0: the lazy NTK regime)", high=1e3,
-                         group="model")
+    gamma0: float = gamma0_option(1.0)
     alpha: float = opt.alpha(1.0, "learning rate η of the flow dθ/dt = −η γ₀² N ∇L")
     step: float = opt.step(0.005, "time per gradient-descent step dt (t = dt · steps)")
     t_max: float = opt.t_max(2.0, "training time reached (steps = t / dt)")
     n_times: int = opt.n_times(8)
     ensemble: int = opt.ensemble(2000)
-    kernel_ensemble: int = integer(32, "networks whose NTK is recorded at every saved time (0 skips)", low=0,
-                                   high=100_000, group="ensemble")
+    kernel_ensemble: int = opt.kernel_ensemble(32)
     chunk_size: int | None = opt.chunk_size()
     memory_gb: float = opt.memory_gb()
     compare_times: tuple[float, ...] | None = opt.compare_times()

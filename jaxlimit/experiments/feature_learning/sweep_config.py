@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Config, choice, integer, real
+from jaxlimit.config import Config, choice
 from jaxlimit.experiments import options as opt
-from jaxlimit.experiments.feature_learning.config import check_feature_learning, feature_bytes
+from jaxlimit.experiments.feature_learning.config import check_feature_learning, feature_bytes, gamma0_option
 from jaxlimit.names import ACTIVATION_NAMES
 
 
@@ -31,14 +31,13 @@ class SweepFeatureLearningConfig(Config):
     widths: tuple[int, ...] = opt.widths((32, 64, 128, 256))
     activation: str = choice("identity", "activation φ (the limit is solved for 'identity' so far)",
                              ACTIVATION_NAMES, group="model")
-    gamma0: float = real(1.0, "feature-learning strength γ₀ > 0", high=1e3, group="model")
+    gamma0: float = gamma0_option(1.0)
     alpha: float = opt.alpha(1.0, "learning rate η of the flow dθ/dt = −η γ₀² N ∇L")
     step: float = opt.step(0.005, "time per gradient-descent step dt (t = dt · steps)")
     t_max: float = opt.t_max(2.0, "training time reached (steps = t / dt)")
     n_times: int = opt.n_times(4)
     ensemble: int = opt.ensemble(1000, "number of independent networks E at each width")
-    kernel_ensemble: int = integer(16, "networks per width whose NTK is recorded (0 skips)", low=0,
-                                   high=100_000, group="ensemble")
+    kernel_ensemble: int = opt.kernel_ensemble(16)
     chunk_size: int | None = opt.chunk_size()
     memory_gb: float = opt.memory_gb()
     compare_times: tuple[float, ...] | None = opt.compare_times()
