@@ -163,9 +163,10 @@ def test_single_site_monte_carlo_matches_the_exact_linear_dmft():
     from jaxlimit.limits.dmft import two_layer_single_site
 
     times = np.array([0.0, 0.5, 1.0, 2.0])
-    est = two_layer_single_site(X1, [1.0], XT, activation="identity", gamma0=1.0, times=times, samples=1024,
+    # γ₀ = 2, not 1: a wrong power of γ₀ in either equation is then visible
+    est = two_layer_single_site(X1, [1.0], XT, activation="identity", gamma0=2.0, times=times, samples=1024,
                                 replicas=8, seed=0)
-    exact = dmft_limit(X1, [1.0], XT, depth=1, activation="identity", gamma0=1.0, width=10)
+    exact = dmft_limit(X1, [1.0], XT, depth=1, activation="identity", gamma0=2.0, width=10)
     f = np.asarray(exact.mean_path(times).f)
     assert np.all(np.abs(est.mean[0]) < 1e-12)  # mirrored sites: f₀ = 0 exactly
     assert np.all(np.abs(est.mean[1:] - f[1:]) < 4 * est.mean_se[1:])
