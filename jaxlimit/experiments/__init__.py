@@ -14,6 +14,8 @@ import time
 from jaxlimit.config import Config
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
+from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig
+from jaxlimit.experiments.feature_learning.sweep_config import SweepFeatureLearningConfig
 from jaxlimit.experiments.mean_field.config import MeanFieldConfig
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.experiments.sweep_gamma.config import SweepGammaConfig
@@ -23,8 +25,10 @@ from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
 from jaxlimit.experiments.xavier.config import XavierConfig
 
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
-    XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig)}
-SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig)}
+    XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
+    FeatureLearningConfig)}
+SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig,
+                                                                   SweepFeatureLearningConfig)}
 
 
 def run(config: Config, *, command_line: list[str] | None = None):
