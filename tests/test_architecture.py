@@ -77,8 +77,8 @@ def _experiment_violations(tree: ast.AST) -> list[str]:
         if module != EXPERIMENTS and not module.startswith(EXPERIMENTS + "."):
             continue
         parts = module.split(".")[2:]  # below jaxlimit.experiments
-        if not parts:  # the package: its registry and run (or the package itself)
-            ok = name is None or name in EXPERIMENTS_TOP or name.endswith("Config")
+        if not parts:  # the package: its registry and run, its option modules (or the package itself)
+            ok = name is None or name in EXPERIMENTS_TOP or name in CONFIG_MODULES or name.endswith("Config")
         elif len(parts) == 1 and parts[0] in CONFIG_MODULES:
             ok = True
         elif len(parts) == 1:  # one experiment's package: its config class and run

@@ -10,7 +10,8 @@ from jaxlimit import cli
 from jaxlimit.config import specs
 from jaxlimit.experiments import COMMANDS, SWEEPS
 from jaxlimit.experiments import options as opt
-from jaxlimit.experiments.problem import data_seed, deep_problem, saved_times, two_layer_data, with_compare_times
+from jaxlimit.data import data_seed, two_layer_data
+from jaxlimit.training.problem import saved_times, with_compare_times
 from jaxlimit.names import DEFAULT_LANES
 
 CONFIGS = {**COMMANDS, **{f"sweep {k}": v for k, v in SWEEPS.items()}}
@@ -49,11 +50,8 @@ def test_every_computed_default_in_help_is_what_the_code_applies(name):
             for t_max in (config.t_max, 0.5, 3.0):
                 c = config.replace(t_max=t_max)
                 assert list(c.resolve("compare_times")) == _times_of(stated, t_max), (name, t_max)
-                if name in ("deep", "sweep deep"):  # the grid the deep commands train to
-                    width = c.width if hasattr(c, "width") else c.widths[0]
-                    _, _, _, times, idx = deep_problem(c, width)
-                else:  # xavier, mean-field and sweep xavier merge the resolved times into the grid
-                    times, idx = with_compare_times(saved_times(c.t_max, c.n_times), c.resolve("compare_times"))
+                # every command merges the resolved times into its saved grid (deep_problem too)
+                times, idx = with_compare_times(saved_times(c.t_max, c.n_times), c.resolve("compare_times"))
                 assert [float(times[i]) for i in idx] == _times_of(stated, t_max), (name, t_max)
         elif field == "dim":
             synthetic, digits = (int(v) for v in re.findall(r"\d+", stated)[:2])
@@ -79,7 +77,8 @@ def test_deep_compares_at_0_1_and_t_max_and_says_so():
 
 def test_one_meaning_for_step_and_chunk_size():
     steps = {name: spec.help for name, t in CONFIGS.items() for field, spec, _ in specs(t) if field == "step"}
-    assert set(steps) == {"deep", "sweep deep", "three-layer", "teacher-student"}
+    assert set(steps) == {"deep", "sweep deep", "three-layer", "teacher-student", "feature-learning",
+                          "sweep feature-learning"}
     for name, help_text in steps.items():
         assert help_text.startswith("training time of one step") and "t = k · step" in help_text, name
     chunks = {spec.help for t in CONFIGS.values() for field, spec, _ in specs(t) if field == "chunk_size"}

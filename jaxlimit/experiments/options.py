@@ -143,7 +143,7 @@ def alpha(default: float = 1.0, help: str = "base learning rate α (multiplied b
     return real(default, help, high=1e6, group="training")
 
 
-STEP_SYMBOLS = {"deep.md": "dt", "three-layer.md": "ε", "teacher-student.md": "η"}
+STEP_SYMBOLS = {"deep.md": "dt", "three-layer.md": "ε", "teacher-student.md": "η", "feature-learning.md": "dt"}
 """What each docs page calls --step: one meaning (the training time of one step), three symbols."""
 
 

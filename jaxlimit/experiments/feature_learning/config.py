@@ -42,7 +42,7 @@ class FeatureLearningConfig(Config):
                              ACTIVATION_NAMES, group="model")
     gamma0: float = gamma0_option(1.0)
     alpha: float = opt.alpha(1.0, "learning rate η of the flow dθ/dt = −η γ₀² N ∇L")
-    step: float = opt.step(0.005, "time per gradient-descent step dt (t = dt · steps)")
+    step: float = opt.step(0.005, "feature-learning.md", "gradient descent")
     t_max: float = opt.t_max(2.0, "training time reached (steps = t / dt)")
     n_times: int = opt.n_times(8)
     ensemble: int = opt.ensemble(2000)
