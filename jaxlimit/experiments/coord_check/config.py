@@ -35,12 +35,13 @@ class CoordCheckConfig(Config):
     points: int = opt.points(16)
     activation: str = choice("relu", "activation φ", ACTIVATION_NAMES, group="model")
     steps: int = integer(3, "training steps recorded after initialisation", high=100, group="training")
-    lr: float | None = real(None, "base learning rate η (layer l trains at η n^-c_l; default 0.1 for SGD, "
-                            "0.01 for Adam)", high=1e4, nullable=True, group="training")
+    alpha: float | None = real(None, "base learning rate α (layer l trains at α n^-c_l; default 0.1 for SGD, "
+                               "0.01 for Adam)", high=1e4, nullable=True, group="training")
     ensemble: int = opt.ensemble(4, "networks (seeds) per width, for the slopes' intervals")
     tolerance: float = real(0.1, "how far a slope's interval may miss a predicted exponent (finite-width "
                             "corrections)", low=0.0, low_open=False, high=2.0, group="verdict")
-    level: float = real(0.95, "confidence level of each slope's interval", high=0.9999, group="verdict")
+    level: float = real(0.05, "false-alarm rate of each slope's interval (its confidence is 1 − level)", high=0.5,
+                        group="verdict")
     seed: int = opt.seed()
     out: str = opt.out("report-coord-check")
 

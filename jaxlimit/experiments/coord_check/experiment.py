@@ -22,9 +22,9 @@ def run(config: CoordCheckConfig) -> Report:
     timing: dict = {}
     with timed(timing, "training"):
         result = coord_check(config.parameterisation, optimizer=config.optimizer, widths=config.widths,
-                             depth=config.depth, steps=config.steps, lr=config.lr, seeds=config.ensemble,
+                             depth=config.depth, steps=config.steps, lr=config.alpha, seeds=config.ensemble,
                              dim=config.dim, batch=config.points, activation=config.activation, seed=config.seed,
-                             tolerance=config.tolerance, level=config.level)
+                             tolerance=config.tolerance, level=1.0 - config.level)
     names = layer_names(config.depth)
     per_layer = {}
     for c in result.checks:
