@@ -12,6 +12,7 @@ import importlib
 import time
 
 from jaxlimit.config import Config
+from jaxlimit.experiments.coord_check.config import CoordCheckConfig
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig
@@ -26,7 +27,7 @@ from jaxlimit.experiments.xavier.config import XavierConfig
 
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
     XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
-    FeatureLearningConfig)}
+    FeatureLearningConfig, CoordCheckConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig,
                                                                    SweepFeatureLearningConfig)}
 
