@@ -39,6 +39,7 @@ _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "es
         "xavier_limit")
 _export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
         "fit_power_law", "gaussian_w2", "proportion_interval")
+_export("jaxlimit.limits.corrections", "MLPCorrections", "mlp_corrections")
 _export("jaxlimit.report", "Report", "write_report")
 _export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")
 _export("jaxlimit.experiments", "run")

@@ -456,27 +456,20 @@ def sample_conditional_kernels(
         raise InputError(f"n_samples must be a positive integer, got {n_samples!r}")
     act = get_activation(activation)
     K1 = jnp.asarray(first_layer_kernel(a, w, b))
-    return np.asarray(_chain(act, ws, int(n_samples))(key, K1, w * w, b * b))
-
-
-@functools.lru_cache(maxsize=32)
-def _chain(act: Activation, widths: tuple[int, ...], n_samples: int):
-    def one(key, K1, w2, b2):
-        q = K1
-        P = K1.shape[0]
-        for k, n in zip(jax.random.split(key, len(widths)), widths):
-            lam, vec = jnp.linalg.eigh(q)
-            root = vec * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]
-            z = jax.random.normal(k, (n, P), jnp.float64) @ root.T
-            s = act.fn(z)
-            q = b2 + (w2 / n) * (s.T @ s)
-        return q
-
-    def run(key, K1, w2, b2):
-        keys = jax.random.split(key, n_samples)
-        return jax.lax.map(lambda k: one(k, K1, w2, b2), keys, batch_size=min(n_samples, 4096))
-
-    return jax.jit(run)
+    P, chunk = a.shape[0], max(1, 2 ** 22 // (max(ws) * a.shape[0]))
+    out = []
+    for lo in range(0, int(n_samples), chunk):  # eager batched ops: nothing to compile per width or depth
+        key, sub = jax.random.split(key)
+        q = jnp.broadcast_to(K1, (min(chunk, int(n_samples) - lo), P, P))
+        for k, n in zip(jax.random.split(sub, len(ws)), ws):
+            # A Cholesky factor; the tiny ridge only keeps an exactly singular q̂ (all units dead) finite.
+            ridge = 1e-300 + 1e-30 * jnp.trace(q, axis1=1, axis2=2)[:, None, None]
+            root = jnp.linalg.cholesky(q + ridge * jnp.eye(P))
+            z = jnp.einsum("snq,spq->snp", jax.random.normal(k, (q.shape[0], n, P), jnp.float64), root)
+            h = act.fn(z)
+            q = b * b + (w * w / n) * jnp.einsum("snp,snr->spr", h, h)
+        out.append(np.asarray(q))
+    return np.concatenate(out)
 
 
 def network_conditional_kernel(model, params, x) -> jax.Array:
@@ -491,5 +484,113 @@ def network_conditional_kernel(model, params, x) -> jax.Array:
     return model.b_std ** 2 + (model.W_std ** 2 / h.shape[-1]) * (h @ h.T)
 
 
-__all__ = ["DEFAULT_NODES", "MLPCorrections", "exact_kurtosis_ratio", "first_layer_kernel", "kurtosis_constant",
-           "mlp_corrections", "network_conditional_kernel", "sample_conditional_kernels"]
+# The NTK's finite-width fluctuations: a Monte Carlo estimator ------------------------
+
+
+def network_ntk(model, params, x) -> jax.Array:
+    """The empirical NTK Θ̂ (P, P) of one :class:`~jaxlimit.models.mlp.MLP` network (every
+    leaf weighted 1, as :func:`~jaxlimit.limits.empirical.empirical_ntk`), by one forward and one
+    backward pass: Θ̂_ab = Σ_{ℓ=0}^{L} (δ^{ℓ+1}_a·δ^{ℓ+1}_b) q̂^{ℓ+1}_ab, δ^ℓ = ∂f/∂z^ℓ, δ^{L+1} = 1,
+    q̂^{ℓ+1} = C_b + (C_W/n_ℓ) h^ℓ h^ℓᵀ with h⁰ = x and h^ℓ = σ(z^ℓ)."""
+    hs, zs = [x], []
+    for layer in params[:-1]:
+        z = (model.W_std / np.sqrt(hs[-1].shape[-1])) * (hs[-1] @ layer.W.T)
+        if layer.b is not None:
+            z = z + model.b_std * layer.b
+        zs.append(z)
+        hs.append(model.activation(z))
+    delta = jnp.ones((x.shape[0], 1))
+    theta = jnp.zeros((x.shape[0], x.shape[0]))
+    for ell in range(len(params) - 1, -1, -1):
+        h = hs[ell]
+        q = (model.b_std ** 2 if params[ell].b is not None else 0.0) + (model.W_std ** 2 / h.shape[-1]) * (h @ h.T)
+        theta = theta + (delta @ delta.T) * q
+        if ell > 0:
+            back = (model.W_std / np.sqrt(h.shape[-1])) * (delta @ params[ell].W)
+            delta = model.activation.derivative(zs[ell - 1]) * back
+    return theta
+
+
+@dataclasses.dataclass(frozen=True)
+class NTKFluctuations:
+    """Monte Carlo moments of the empirical NTK at initialisation over independent networks
+    (an estimator, not a recursion: every number carries its standard error).
+
+    Attributes:
+        widths: the hidden widths.
+        beta: Σ_ℓ 1/n_ℓ (Hanin–Nica).
+        mean, mean_se: E Θ̂ (P, P) and its standard error.
+        var, var_se: Var Θ̂ (P, P), entrywise, and its standard error.
+        ntk: Θ, the infinite-width NTK (P, P).
+        ratio, ratio_se: E Θ̂(x,x)²/(E Θ̂(x,x))² per input (P,), delta-method standard error.
+        n_networks: the sample size.
+    """
+
+    widths: tuple[int, ...]
+    beta: float
+    mean: np.ndarray
+    mean_se: np.ndarray
+    var: np.ndarray
+    var_se: np.ndarray
+    ntk: np.ndarray
+    ratio: np.ndarray
+    ratio_se: np.ndarray
+    n_networks: int
+
+    def scaled_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """(E Θ̂ − Θ)/β and its standard error: at equal widths n the 1/n mean-shift
+        coefficient divided by the depth (β = L/n)."""
+        return (self.mean - self.ntk) / self.beta, self.mean_se / self.beta
+
+    def scaled_variance(self) -> tuple[np.ndarray, np.ndarray]:
+        """Var Θ̂/β and its standard error (at equal widths: n·Var Θ̂/L)."""
+        return self.var / self.beta, self.var_se / self.beta
+
+
+def ntk_fluctuations(
+    key: jax.Array,
+    x,
+    *,
+    widths,
+    activation: str | Callable | Activation,
+    W_std: float,
+    b_std: float,
+    n_networks: int,
+    batch: int = 2000,
+) -> NTKFluctuations:
+    """Monte Carlo estimate of the NTK's mean and variance at initialisation for the project's
+    MLP with hidden ``widths`` (any activation), from ``n_networks`` independent networks.
+
+    Not a recursion: the 1/n coefficients (PDLT ch. 8) are estimated, with standard errors
+    (the variance's from the sample fourth moment, the ratio's by the delta method).
+    """
+    from jaxlimit.limits.mlp import mlp_kernels
+    from jaxlimit.models.mlp import MLP
+
+    ge.require_x64("the finite-width NTK moments")
+    a = check_points(x, "x")
+    ws = _check_widths(widths)
+    w, b = check_scales(W_std, b_std)
+    if isinstance(n_networks, bool) or int(n_networks) != n_networks or n_networks < 2:
+        raise InputError(f"n_networks must be an integer ≥ 2, got {n_networks!r}")
+    model = MLP(ws, a.shape[1], activation, w, b)
+    xs = jnp.asarray(a)
+    one = jax.jit(jax.vmap(lambda k: network_ntk(model, model.init(k, jnp.float64), xs)))
+    keys = jax.random.split(key, int(n_networks))
+    th = np.concatenate([np.asarray(one(keys[i:i + batch])) for i in range(0, int(n_networks), batch)])
+    N = th.shape[0]
+    mean = th.mean(0)
+    dev = th - mean
+    var = (dev ** 2).mean(0)
+    var_se = np.sqrt(np.maximum((dev ** 4).mean(0) - var ** 2, 0.0) / N)
+    diag = np.einsum("nii->ni", th) / np.diag(mean)
+    ratio = (diag ** 2).mean(0)
+    ratio_se = (diag ** 2 - 2.0 * ratio * diag).std(0) / np.sqrt(N)
+    _, ntk = mlp_kernels(a, depth=len(ws), activation=activation, W_std=w, b_std=b)
+    return NTKFluctuations(ws, float(sum(1.0 / n for n in ws)), mean, th.std(0) / np.sqrt(N), var, var_se,
+                           ntk, ratio, ratio_se, N)
+
+
+__all__ = ["DEFAULT_NODES", "MLPCorrections", "NTKFluctuations", "exact_kurtosis_ratio", "first_layer_kernel",
+           "kurtosis_constant", "mlp_corrections", "network_conditional_kernel", "network_ntk", "ntk_fluctuations",
+           "sample_conditional_kernels"]
