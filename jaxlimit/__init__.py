@@ -45,6 +45,7 @@ _export("jaxlimit.training.teacher_student", "relu_gradient_descent", "relu_sgd"
 _export("jaxlimit.training.three_layer", "run_width_coupling", "three_layer_limit")
 _export("jaxlimit.stats", "Comparison", "compare", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
         "fit_power_law", "gaussian_w2", "proportion_interval")
+_export("jaxlimit.limits.corrections", "MLPCorrections", "mlp_corrections")
 _export("jaxlimit.report", "Report", "write_report")
 _export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")
 _export("jaxlimit.experiments", "run")
