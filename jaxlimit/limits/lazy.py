@@ -66,6 +66,9 @@ def lazy_limit(model: Any, data: Dataset, trainer: Trainer | None = None, *,
     if dim is not None and data.dim != dim:
         raise InputError(f"data has input dimension {data.dim} but the model expects {dim}")
     if isinstance(model, MLP):
+        if model.describe().get("parameterisation") != "ntk":
+            raise InputError(f"the lazy limit's analytic kernels describe the 'ntk' parameterisation, got "
+                             f"{model.describe().get('parameterisation')!r} (see docs/parameterisations.md)")
         return mlp_limit(data.x_train, data.y_train, data.x_probe, depth=model.depth, activation=model.activation,
                          W_std=model.W_std, b_std=model.b_std, learning_rate=trainer.alpha)
     if isinstance(model, TwoLayer):

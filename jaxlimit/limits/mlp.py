@@ -480,7 +480,7 @@ def mlp_limit(
                              method=method, tile_size=tile_size, return_error=kernel_errors)
     # Symmetric by construction up to rounding; the limit wants exactly symmetric matrices.
     nngp, ntk = 0.5 * (k.nngp + k.nngp.T), 0.5 * (k.ntk + k.ntk.T)
-    described = {"model": {"model": "mlp", "depth": check_depth(depth),
+    described = {"model": {"model": "mlp", "parameterisation": "ntk", "depth": check_depth(depth),
                            "activation": get_activation(activation).name, "W_std": float(W_std),
                            "b_std": float(b_std)}}
     return KernelLimit(nngp, ntk, y, lr, kernel_error=k.max_error, kernel_method=k.method, describes=described)
