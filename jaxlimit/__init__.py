@@ -37,6 +37,7 @@ _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "es
         "relu_population_loss", "relu_reduced_flow", "relu_sgd", "run_width_coupling", "three_layer_limit",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
         "xavier_limit")
+_export("jaxlimit.limits.committee", "CommitteeODE", "committee_ode")
 _export("jaxlimit.stats", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
         "fit_power_law", "gaussian_w2", "proportion_interval")
 _export("jaxlimit.report", "Report", "write_report")

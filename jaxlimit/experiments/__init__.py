@@ -12,6 +12,7 @@ import importlib
 import time
 
 from jaxlimit.config import Config
+from jaxlimit.experiments.committee.config import CommitteeConfig
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.mean_field.config import MeanFieldConfig
@@ -23,7 +24,8 @@ from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
 from jaxlimit.experiments.xavier.config import XavierConfig
 
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
-    XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig)}
+    XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
+    CommitteeConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig)}
 
 

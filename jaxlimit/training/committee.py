@@ -245,6 +245,7 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
     if D <= K + M:
         raise InputError(f"D must exceed K + M = {K + M}, got {D}")
     keys = student_keys(root, np.arange(E))
+    lanes = min(int(lanes), E)  # the numbers do not depend on the block width
     Qs, Rs = [], []
     for lo, hi in _blocks(E, lanes):
         Q, R, k = _pad(Q0[lo:hi], lanes), _pad(R0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
