@@ -247,3 +247,32 @@ def test_random_start_covariance():
     np.testing.assert_allclose(X.mean(0), np.sqrt(D) * np.asarray(c.flatten(s0**2 * jnp.eye(K), jnp.zeros((K, 2)))),
                                atol=5 * np.sqrt(np.diag(S) / E).max())
     np.testing.assert_allclose(np.cov(X.T), S, atol=6 * S.max() * math.sqrt(2 / E))
+
+
+# ---------------------------------------------------------------- the command
+
+CLI_CASES = [
+    (["committee", "--students", "0"], "--students must be ≥ 1"),
+    (["committee", "--teacher-overlap", "1"], "--teacher-overlap = 1 makes T"),
+    (["committee", "--teachers", "3", "--teacher-overlap", "-0.5"], "not positive definite"),
+    (["committee", "--dim", "10000000", "--ensemble", "100000"], "--dim makes the run need about"),
+    (["committee", "--students", "4", "--teachers", "3"], "--students + --teachers must be at most"),
+    (["committee", "--lr", "0"], "--lr must be > 0"),
+]
+
+
+@pytest.mark.parametrize("argv,fragment", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_command_refuses_in_one_line(argv, fragment, capsys, tmp_path, monkeypatch):
+    from tests.helpers.refusal import assert_refused
+
+    assert_refused(argv, fragment, capsys, tmp_path, monkeypatch)
+
+
+def test_command_refuses_a_learning_rate_above_eta_max(capsys, tmp_path):
+    from jaxlimit import cli
+
+    out = tmp_path / "out"
+    code = cli.main(["committee", "--lr", "2.5", "--ensemble", "20", "--dim", "50", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "η_max = 2.307" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()

@@ -6,7 +6,7 @@ comparison → Report (docs/committee.md).
 2. The students: E students from w ~ N(0, s² I_D) against an orthonormalised teacher with overlaps
    T, simulated by the exact Markov chain of (Q, R) (jaxlimit.training.committee; O((K+M)³) per
    step whatever D; the direct D-dimensional simulation agrees with it in law, tests/test_committee.py).
-3. The verdict ``fluctuations_before_escape``: the CLT of (ε_g, Q, R) against the predicted Gaussian
+3. The verdict ``fluctuations_before_escape``: the CLT of (Q, R) against the predicted Gaussian
    at the compared times (Bonferroni, each a calibrated compare_gaussian), chosen before the
    plateau's escape: the mean path from the symmetric start stays on the plateau while each student
    leaves it at a random time ≈ ln D/(2λ), where the expansion fails (docs/committee.md).
