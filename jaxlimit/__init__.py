@@ -39,6 +39,7 @@ _export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "es
         "relu_population_loss", "relu_reduced_flow",
         "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
         "xavier_limit")
+_export("jaxlimit.limits.committee", "CommitteeODE", "committee_ode")
 _export("jaxlimit.limits.dmft", "dmft_limit", "TwoLayerLinearDMFT")
 _export("jaxlimit.models.feature_mlp", "FeatureMLP")
 _export("jaxlimit.training.teacher_student", "relu_gradient_descent", "relu_sgd")

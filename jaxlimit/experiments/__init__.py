@@ -12,6 +12,7 @@ import importlib
 import time
 
 from jaxlimit.config import Config
+from jaxlimit.experiments.committee.config import CommitteeConfig
 from jaxlimit.experiments.coord_check.config import CoordCheckConfig
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.ensemble.config import EnsembleConfig
@@ -27,7 +28,7 @@ from jaxlimit.experiments.xavier.config import XavierConfig
 
 COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
     XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
-    FeatureLearningConfig, CoordCheckConfig)}
+    FeatureLearningConfig, CoordCheckConfig, CommitteeConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig,
                                                                    SweepFeatureLearningConfig)}
 

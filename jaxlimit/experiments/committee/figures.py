@@ -1,0 +1,48 @@
+"""Figures of ``jaxlimit committee``: ε_g of every student faintly, the ensemble mean, the ODE with its
+linear-noise band; an order parameter; the escape times against ln D/(2λ)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+from jaxlimit.figures import ENSEMBLE_COLOUR, LIMIT_COLOUR, TARGET_COLOUR, new_figure, run_title, styled
+
+SHOWN = 200
+"""Students drawn faintly."""
+
+
+@styled
+def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
+    fig, axes = new_figure(1, 3, panel=(4.2, 3.4))
+    ax = axes[0]
+    ax.plot(times, outputs[:SHOWN, :, 0].T, color=ENSEMBLE_COLOUR, alpha=0.05, lw=0.6)
+    ax.plot(times, outputs[:, :, 0].mean(0), color=ENSEMBLE_COLOUR, lw=2, label="ensemble mean")
+    ax.plot(times, mean[:, 0], color=LIMIT_COLOUR, lw=1.5, label="ODE (mean start)")
+    ax.fill_between(times, mean[:, 0] - 2 * sd[:, 0], mean[:, 0] + 2 * sd[:, 0], color=LIMIT_COLOUR, alpha=0.15,
+                    label="± 2 sd (linear noise)")
+    for a in compare:
+        ax.axvline(a, color=TARGET_COLOUR, lw=0.8, ls=":")
+    ax.set(yscale="log", xlabel="α = steps / D", ylabel="ε_g", title="generalisation error")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    j = names.index("R00")
+    ax.plot(times, outputs[:SHOWN, :, j].T, color=ENSEMBLE_COLOUR, alpha=0.05, lw=0.6)
+    ax.plot(times, mean[:, j], color=LIMIT_COLOUR, lw=1.5, label="ODE")
+    ax.fill_between(times, mean[:, j] - 2 * sd[:, j], mean[:, j] + 2 * sd[:, j], color=LIMIT_COLOUR, alpha=0.15)
+    ax.set(xlabel="α", ylabel="R₀₀", title="overlap of student 0 with teacher 0")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    if escape is not None and np.isfinite(escape["times"]).any():
+        t = escape["times"][np.isfinite(escape["times"])]
+        ax.hist(t, bins=max(5, min(40, len(np.unique(t)))), color=ENSEMBLE_COLOUR, alpha=0.7)
+        ax.axvline(escape["predicted_ln_D_over_2_lambda"], color=TARGET_COLOUR, lw=1.5, label="ln D / (2λ)")
+        ax.set(xlabel="escape time α", ylabel="students", title="escape from the plateau")
+        ax.legend(fontsize=7)
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no symmetric plateau\n(K ≠ M or T ≠ I)", ha="center", va="center")
+    fig.suptitle(textwrap.fill(run_title("Soft committee machines against the order-parameter ODEs", **facts),
+                               width=120))
+    return fig

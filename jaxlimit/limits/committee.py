@@ -1,0 +1,708 @@
+"""Online learning in high input dimension: the soft committee machine's order-parameter ODEs
+(Saad & Solla 1995; Biehl & Schwarze 1995; Goldt et al. 2019), their linear-noise fluctuations,
+and the phenomena as numbers (docs/committee.md).
+
+Conventions (they decide every number). Inputs x ~ N(0, I_D), a fresh one each step. Teacher
+y = Σ_m g(ρ_m) + σ ζ, ρ_m = w*_m·x/√D, ζ ~ N(0, 1); student ŷ = Σ_k g(λ_k), λ_k = w_k·x/√D;
+g(u) = erf(u/√2); second layers v = v* = 1, no 1/K. SGD w_k ← w_k + (η/√D) Δ g'(λ_k) x with
+Δ = y − ŷ; time α = steps / D. Order parameters Q = w wᵀ/D (K×K), R = w w*ᵀ/D (K×M),
+T = w* w*ᵀ/D (M×M). ε_g = ½ E[(ŷ − Σ_m g(ρ_m))²], the noise excluded.
+
+With the N = K + M local fields u = (λ, ρ) ~ N(0, C), C = [[Q, R], [Rᵀ, T]], and signs s_c = −1
+for students, +1 for teachers (so Δ = Σ_c s_c g(u_c) + σζ), the D → ∞ limit is
+
+    dR_in/dα = η Σ_c s_c I3(i, K+n, c)
+    dQ_ik/dα = η Σ_c s_c [I3(i, k, c) + I3(k, i, c)] + η² [Σ_cd s_c s_d I4(i, k, c, d) + σ² J2(i, k)]
+    ε_g      = ½ Σ_cd s_c s_d I2(c, d)
+
+with I2(a,b) = ⟨g(u_a)g(u_b)⟩, I3(a,b,c) = ⟨g'(u_a) u_b g(u_c)⟩, I4(a,b,c,d) =
+⟨g'(u_a)g'(u_b)g(u_c)g(u_d)⟩, J2(a,b) = ⟨g'(u_a)g'(u_b)⟩; for erf(·/√2) they have the closed
+forms of :func:`erf_integrals` (THEORY §8), for any other g :class:`GaussHermite` computes them
+by tensor Gauss–Hermite quadrature in ≤ 4 dimensions with an error estimate.
+
+Fluctuations. At finite D the flattened order parameters X = (Q_ik for i ≤ k, R_in) satisfy
+√D (X − X̄(α)) → N(0, Σ(α)) with the linear-noise (system-size) equation
+
+    dΣ/dα = J Σ + Σ Jᵀ + B,   J = ∂F/∂X (jax.jacfwd of the drift F),
+    B = Cov[h],  h = D·(one step's increment of X) = (η Δ g'_i ρ_n, η Δ (g'_i λ_k + g'_k λ_i) + η² Δ² g'_i g'_k)
+
+at leading order (|x|²/D → 1). B is a Gaussian expectation over the N fields and ζ, computed by a
+tensor Gauss–Hermite rule over N + 1 dimensions (:func:`field_expectation`). The expansion fails
+where the drift has an unstable direction that the fluctuations must leave by (the plateau's
+escape): there Σ grows like e^{2λα} and the escape time is random on the scale ln D / λ.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlimit.errors import InputError
+from jaxlimit.limits._ode import check_times, solve_ode
+from jaxlimit.limits.base import Limit
+from jaxlimit.stats.gaussian import Gaussian
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+MAX_UNITS = 64
+"""Largest K + M: the closed-form I4 tensor has K² (K + M)² entries."""
+LNA_NODES = 10
+"""Gauss–Hermite nodes per field dimension of the fluctuation matrix B (exact for polynomials
+of degree 19 per dimension; g and g' of erf(·/√2) are smooth)."""
+MAX_LNA_NODES = 2_000_000
+"""The tensor rule of B has LNA_NODES^(K+M) · 3 nodes; larger K + M is refused."""
+
+
+# --------------------------------------------------------------------------
+# g = erf(u/√2) and the closed-form Gaussian integrals
+# --------------------------------------------------------------------------
+
+def erf_g(u):
+    """g(u) = erf(u/√2)."""
+    return jax.scipy.special.erf(u / _SQRT2)
+
+
+def erf_g_prime(u):
+    """g'(u) = √(2/π) e^{−u²/2}."""
+    return _SQRT_2_OVER_PI * jnp.exp(-0.5 * u * u)
+
+
+def i2_closed(C):
+    """I2(a,b) = (2/π) arcsin(C_ab / √((1+C_aa)(1+C_bb))), shape (N, N)."""
+    d = 1.0 + jnp.diagonal(C)
+    return (2.0 / jnp.pi) * jnp.arcsin(C / jnp.sqrt(d[:, None] * d[None, :]))
+
+
+def i3_closed(C):
+    """I3(a,b,c) = ⟨g'(u_a) u_b g(u_c)⟩ = (2/π)(C_bc(1+C_aa) − C_ab C_ac) / ((1+C_aa)√Λ3),
+    Λ3 = (1+C_aa)(1+C_cc) − C_ac²; shape (N, N, N)."""
+    d = 1.0 + jnp.diagonal(C)
+    caa = d[:, None, None]
+    lam3 = caa * d[None, None, :] - C[:, None, :] ** 2
+    num = C[None, :, :] * caa - C[:, :, None] * C[:, None, :]
+    return (2.0 / jnp.pi) * num / (caa * jnp.sqrt(lam3))
+
+
+def i4_closed(C):
+    """I4(a,b,c,d) = ⟨g'(u_a)g'(u_b)g(u_c)g(u_d)⟩ = (4/π²) Λ4^{-1/2} arcsin(Λ0/√(Λ1Λ2)) (THEORY §8);
+    shape (N, N, N, N)."""
+    d = 1.0 + jnp.diagonal(C)
+    A = d[:, None, None, None]
+    Bb = d[None, :, None, None]
+    cab = C[:, :, None, None]
+    cac = C[:, None, :, None]
+    cad = C[:, None, None, :]
+    cbc = C[None, :, :, None]
+    cbd = C[None, :, None, :]
+    ccd = C[None, None, :, :]
+    lam4 = A * Bb - cab**2
+    lam0 = lam4 * ccd - cbc * cbd * A - cac * cad * Bb + cab * cac * cbd + cab * cad * cbc
+    lam1 = lam4 * d[None, None, :, None] - cbc**2 * A - cac**2 * Bb + 2.0 * cab * cac * cbc
+    lam2 = lam4 * d[None, None, None, :] - cbd**2 * A - cad**2 * Bb + 2.0 * cab * cad * cbd
+    return (4.0 / jnp.pi**2) / jnp.sqrt(lam4) * jnp.arcsin(lam0 / jnp.sqrt(lam1 * lam2))
+
+
+def j2_closed(C):
+    """J2(a,b) = ⟨g'(u_a)g'(u_b)⟩ = (2/π)((1+C_aa)(1+C_bb) − C_ab²)^{-1/2}, shape (N, N)."""
+    d = 1.0 + jnp.diagonal(C)
+    return (2.0 / jnp.pi) / jnp.sqrt(d[:, None] * d[None, :] - C**2)
+
+
+class ErfIntegrals(eqx.Module):
+    """The closed forms of I2, I3, I4, J2 for g = erf(·/√2) (exact; no error estimate needed)."""
+
+    name: str = eqx.field(static=True, default="erf")
+
+    def g(self, u):
+        return erf_g(u)
+
+    def g_prime(self, u):
+        return erf_g_prime(u)
+
+    def i2(self, C):
+        return i2_closed(C)
+
+    def i3(self, C):
+        return i3_closed(C)
+
+    def i4(self, C):
+        return i4_closed(C)
+
+    def j2(self, C):
+        return j2_closed(C)
+
+
+def erf_integrals() -> ErfIntegrals:
+    """The closed-form integrals of g = erf(·/√2)."""
+    return ErfIntegrals()
+
+
+# --------------------------------------------------------------------------
+# Gauss–Hermite quadrature for any g
+# --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _hermite_rule(n: int, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor rule for E[f(z)], z ~ N(0, I_dims): nodes (n^dims, dims), weights (n^dims,)."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / w.sum()
+    grids = np.meshgrid(*([x] * dims), indexing="ij")
+    wgrids = np.meshgrid(*([w] * dims), indexing="ij")
+    nodes = np.stack([g.ravel() for g in grids], axis=-1)
+    weights = np.prod(np.stack([g.ravel() for g in wgrids], axis=-1), axis=-1)
+    return nodes, weights
+
+
+def _psd_factor(S):
+    """L with L Lᵀ = S for a symmetric PSD S (eigh; singular S allowed, unlike Cholesky)."""
+    lam, V = jnp.linalg.eigh(0.5 * (S + S.T))
+    return V * jnp.sqrt(jnp.clip(lam, 0.0))[None, :]
+
+
+def gaussian_expectation(f: Callable, S, n: int):
+    """E[f(u)] for u ~ N(0, S) (S of size ≤ a few) by the n-point tensor Gauss–Hermite rule."""
+    nodes, weights = _hermite_rule(int(n), S.shape[0])
+    u = jnp.asarray(nodes, S.dtype) @ _psd_factor(S).T
+    vals = jax.vmap(f)(u)
+    return jnp.tensordot(jnp.asarray(weights, S.dtype), vals, axes=1)
+
+
+class GaussHermite(eqx.Module):
+    """I2, I3, I4, J2 of any smooth g by tensor Gauss–Hermite quadrature: each entry integrates
+    over the 2, 3 or 4 fields it involves, u = L z with L L^T the sub-covariance (an eigenvalue
+    factor, so repeated indices are fine). :meth:`error` estimates the error as the largest
+    difference between the ``nodes``- and ``nodes − 4``-point rules (the smaller rule's error,
+    an overestimate of the larger's for a converging rule)."""
+
+    g_fn: Callable = eqx.field(static=True)
+    g_prime_fn: Callable = eqx.field(static=True)
+    nodes: int = eqx.field(static=True, default=12)
+    name: str = eqx.field(static=True, default="quadrature")
+
+    def g(self, u):
+        return self.g_fn(u)
+
+    def g_prime(self, u):
+        return self.g_prime_fn(u)
+
+    @eqx.filter_jit
+    def _tensor(self, C, order: tuple[str, ...], n: int):
+        N = C.shape[0]
+        r = len(order)
+        idx = np.stack(np.meshgrid(*([np.arange(N)] * r), indexing="ij"), axis=-1).reshape(-1, r)
+        fns = {"g": self.g_fn, "p": self.g_prime_fn, "u": lambda u: u}
+
+        def one(ix):
+            S = C[ix][:, ix]
+            return gaussian_expectation(lambda u: jnp.prod(jnp.stack([fns[o](u[j]) for j, o in enumerate(order)])),
+                                        S, n)
+
+        return jax.lax.map(one, jnp.asarray(idx), batch_size=8).reshape((N,) * r)
+
+    def i2(self, C, n=None):
+        return self._tensor(C, ("g", "g"), n or self.nodes)
+
+    def i3(self, C, n=None):
+        return self._tensor(C, ("p", "u", "g"), n or self.nodes)
+
+    def i4(self, C, n=None):
+        return self._tensor(C, ("p", "p", "g", "g"), n or self.nodes)
+
+    def j2(self, C, n=None):
+        return self._tensor(C, ("p", "p"), n or self.nodes)
+
+    def error(self, C) -> dict[str, float]:
+        """Estimated absolute error of each integral at C: max |rule(n) − rule(n − 4)|."""
+        out = {}
+        for name in ("i2", "i3", "i4", "j2"):
+            f = getattr(self, name)
+            out[name] = float(jnp.max(jnp.abs(f(C) - f(C, self.nodes - 4))))
+        return out
+
+
+def quadrature_integrals(g: Callable, g_prime: Callable | None = None, *, nodes: int = 12) -> GaussHermite:
+    """I2, I3, I4, J2 of the activation ``g`` (g' by ``jax.grad`` unless given) by quadrature."""
+    if not callable(g):
+        raise InputError(f"g must be a callable, got {g!r}")
+    if not 6 <= int(nodes) <= 40:
+        raise InputError(f"nodes must lie in [6, 40], got {nodes}")
+    gp = g_prime if g_prime is not None else _elementwise_grad(g)
+    return GaussHermite(g, gp, int(nodes))
+
+
+def _elementwise_grad(g):
+    return jnp.vectorize(jax.grad(g))
+
+
+# --------------------------------------------------------------------------
+# The drift
+# --------------------------------------------------------------------------
+
+def field_covariance(Q, R, T):
+    """C = [[Q, R], [Rᵀ, T]], the covariance of the local fields (λ, ρ)."""
+    return jnp.block([[Q, R], [R.T, T]])
+
+
+def _signs(K: int, M: int, dtype):
+    return jnp.concatenate([-jnp.ones(K, dtype), jnp.ones(M, dtype)])
+
+
+def drift(Q, R, T, lr: float, noise_std: float = 0.0, integrals=None, *, second_order: bool = True):
+    """(dQ/dα, dR/dα) of the D → ∞ limit (module docstring); ``second_order=False`` drops the η²
+    term (the η → 0 flow, divided by η when ``lr = 1``)."""
+    integrals = ErfIntegrals() if integrals is None else integrals
+    K, M = R.shape
+    C = field_covariance(Q, R, T)
+    s = _signs(K, M, C.dtype)
+    v3 = jnp.einsum("abc,c->ab", integrals.i3(C)[:K], s)  # E[Δ g'(λ_a) u_b], (K, N)
+    dR = lr * v3[:, K:]
+    dQ = lr * (v3[:, :K] + v3[:, :K].T)
+    if second_order:
+        i4 = integrals.i4(C)[:K, :K]
+        dQ = dQ + lr**2 * (jnp.einsum("abcd,c,d->ab", i4, s, s) + noise_std**2 * integrals.j2(C)[:K, :K])
+    return dQ, dR
+
+
+def generalisation_error(Q, R, T, integrals=None):
+    """ε_g = ½ Σ_cd s_c s_d I2(c, d) (the noise excluded)."""
+    integrals = ErfIntegrals() if integrals is None else integrals
+    K, M = R.shape
+    C = field_covariance(Q, R, T)
+    s = _signs(K, M, C.dtype)
+    return 0.5 * s @ integrals.i2(C) @ s
+
+
+# Flat coordinates X = (Q_ik for i ≤ k, R_in row-major): the state of the fluctuation equation.
+
+def flatten(Q, R):
+    """X = (Q_ik, i ≤ k, row-major; R_in row-major)."""
+    iu = np.triu_indices(Q.shape[-1])
+    return jnp.concatenate([Q[..., iu[0], iu[1]], R.reshape(*R.shape[:-2], -1)], axis=-1)
+
+
+def unflatten(X, K: int, M: int):
+    """The inverse of :func:`flatten`: (Q (…, K, K) symmetric, R (…, K, M))."""
+    iu = np.triu_indices(K)
+    nq = len(iu[0])
+    q = X[..., :nq]
+    Q = jnp.zeros((*X.shape[:-1], K, K), X.dtype).at[..., iu[0], iu[1]].set(q).at[..., iu[1], iu[0]].set(q)
+    return Q, X[..., nq:].reshape(*X.shape[:-1], K, M)
+
+
+def observable_names(K: int, M: int) -> list[str]:
+    """Names of the coordinates of :meth:`CommitteeODE.predict`: eps_g, then X."""
+    iu = np.triu_indices(K)
+    return (["eps_g"] + [f"Q{i}{k}" for i, k in zip(*iu)]
+            + [f"R{i}{n}" for i in range(K) for n in range(M)])
+
+
+def flat_drift(X, T, lr, noise_std, integrals=None, K=None):
+    K = K if K is not None else _k_from(X.shape[-1], T.shape[0])
+    Q, R = unflatten(X, K, T.shape[0])
+    return flatten(*drift(Q, R, T, lr, noise_std, integrals))
+
+
+def _k_from(p: int, M: int) -> int:
+    # p = K(K+1)/2 + K M
+    b = 2 * M + 1
+    return int(round((-b + math.sqrt(b * b + 8 * p)) / 2))
+
+
+def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: int = LNA_NODES):
+    """(mean, covariance) of h = D · (one SGD step's increment of X) at leading order in 1/D
+    (|x|²/D = 1), by tensor Gauss–Hermite over the N fields and 3 nodes in ζ (exact in ζ).
+    The mean is the drift (a check on the rule); the covariance is B of the fluctuation equation."""
+    integrals = ErfIntegrals() if integrals is None else integrals
+    M = T.shape[0]
+    K = _k_from(X.shape[-1], M)
+    Q, R = unflatten(X, K, M)
+    C = field_covariance(Q, R, T)
+    N = K + M
+    nodes_z, w_z = _hermite_rule(int(nodes), N)
+    zeta, w_zeta = np.polynomial.hermite_e.hermegauss(3)
+    w_zeta = w_zeta / w_zeta.sum()
+    u = jnp.asarray(nodes_z, C.dtype) @ _psd_factor(C).T  # (n^N, N)
+    s = _signs(K, M, C.dtype)
+    iu = np.triu_indices(K)
+    base = (integrals.g(u) * s).sum(-1)  # Σ_c s_c g(u_c), (n^N,)
+    gp = integrals.g_prime(u[:, :K])  # (n^N, K)
+    lam, rho = u[:, :K], u[:, K:]
+    hs, ws = [], []
+    for zv, wv in zip(zeta, w_zeta):
+        delta = base + noise_std * zv
+        a = lr * delta[:, None] * gp  # (n, K)
+        hR = (a[:, :, None] * rho[:, None, :]).reshape(len(u), -1)
+        hQ = a[:, :, None] * lam[:, None, :]
+        hQ = hQ + jnp.swapaxes(hQ, 1, 2) + a[:, :, None] * a[:, None, :]
+        hs.append(jnp.concatenate([hQ[:, iu[0], iu[1]], hR], axis=-1))
+        ws.append(jnp.asarray(w_z * wv, C.dtype))
+    h = jnp.concatenate(hs)
+    w = jnp.concatenate(ws)
+    mean = w @ h
+    second = jnp.einsum("n,np,nq->pq", w, h, h)
+    return mean, second - jnp.outer(mean, mean)
+
+
+def _ode_field(t, y, args):
+    T, lr, noise_std, integrals = args
+    return drift(y[0], y[1], T, lr, noise_std, integrals)
+
+
+def _lna_field(t, state, args):
+    X, S = state
+    T, lr, noise_std, integrals, nodes = args
+    f = lambda x: flat_drift(x, T, lr, noise_std, integrals)
+    F = f(X)
+    J = jax.jacfwd(f)(X)
+    _, B = increment_moments(X, T, lr, noise_std, integrals, nodes)
+    return F, J @ S + S @ J.T + B
+
+
+# --------------------------------------------------------------------------
+# The limit object
+# --------------------------------------------------------------------------
+
+def _check_square(name, A):
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+        raise InputError(f"{name} must be a square matrix, got shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise InputError(f"{name} must be finite")
+    if not np.allclose(A, A.T, rtol=1e-10, atol=1e-12):
+        raise InputError(f"{name} must be symmetric")
+    return 0.5 * (A + A.T)
+
+
+def check_order_parameters(Q0, R0, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated float64 (Q0, R0, T): shapes (K,K), (K,M), (M,M); T positive definite; the field
+    covariance [[Q0, R0], [R0ᵀ, T]] positive semi-definite (a Gram matrix of weights)."""
+    T = _check_square("T", T)
+    Q0 = _check_square("Q0", Q0)
+    R0 = np.asarray(R0, dtype=np.float64)
+    K, M = Q0.shape[0], T.shape[0]
+    if R0.shape != (K, M):
+        raise InputError(f"R0 must have shape (K, M) = ({K}, {M}) for Q0 {Q0.shape} and T {T.shape}, "
+                         f"got {R0.shape}")
+    if not np.all(np.isfinite(R0)):
+        raise InputError("R0 must be finite")
+    if K + M > MAX_UNITS:
+        raise InputError(f"K + M must be at most {MAX_UNITS}, got {K + M}")
+    lam_t = np.linalg.eigvalsh(T)
+    if lam_t[0] <= 1e-12 * max(lam_t[-1], 1.0):
+        raise InputError(f"T must be positive definite (smallest eigenvalue {lam_t[0]:.3g})")
+    C = np.block([[Q0, R0], [R0.T, T]])
+    lam = np.linalg.eigvalsh(C)
+    if lam[0] < -1e-9 * max(lam[-1], 1.0):
+        raise InputError(f"[[Q0, R0], [R0ᵀ, T]] must be positive semi-definite (the overlaps of real weights), "
+                         f"smallest eigenvalue {lam[0]:.3g}")
+    return Q0, R0, T
+
+
+class CommitteeODE(Limit):
+    """The order-parameter ODEs of the soft committee machine from (Q0, R0) with teacher T.
+
+    Attributes:
+        Q0, R0, T: float64 (K,K), (K,M), (M,M).
+        lr: η; noise_std: σ (teacher's output noise).
+        dim: D, the input dimension the fluctuations are scaled to (None: covariance zero).
+        initial_cov: Σ(0), the covariance of √D (X(0) − X̄(0)) (zero: deterministic start).
+        integrals: :class:`ErfIntegrals` (closed form) or :class:`GaussHermite`.
+
+    ``predict(alphas)`` is the Gaussian of the vector (ε_g, Q_ik for i ≤ k, R_in) (names:
+    :func:`observable_names`): mean the ODE's values, covariance Σ(α)/D mapped through the
+    gradient of ε_g (linear noise), zero when ``dim`` is None.
+    """
+
+    Q0: jax.Array
+    R0: jax.Array
+    T: jax.Array
+    initial_cov: jax.Array
+    lr: float = eqx.field(static=True)
+    noise_std: float = eqx.field(static=True, default=0.0)
+    dim: int | None = eqx.field(static=True, default=None)
+    integrals: object = eqx.field(static=True, default=ErfIntegrals())
+    lna_nodes: int = eqx.field(static=True, default=LNA_NODES)
+
+    @property
+    def K(self) -> int:
+        return int(self.R0.shape[0])
+
+    @property
+    def M(self) -> int:
+        return int(self.R0.shape[1])
+
+    @property
+    def names(self) -> list[str]:
+        return observable_names(self.K, self.M)
+
+    def order_parameters(self, alphas) -> tuple[jax.Array, jax.Array]:
+        """(Q (A, K, K), R (A, K, M)) at the times α = steps / D in ``alphas``."""
+        a = check_times(alphas, name="alphas")
+        Q, R = solve_ode(_ode_field, (self.Q0, self.R0), a, args=(self.T, self.lr, self.noise_std, self.integrals),
+                         steps_option="the horizon (alpha)")
+        return Q, R
+
+    def generalisation_error(self, alphas) -> jax.Array:
+        """ε_g at ``alphas``, shape (A,)."""
+        Q, R = self.order_parameters(alphas)
+        return jax.vmap(lambda q, r: generalisation_error(q, r, self.T, self.integrals))(Q, R)
+
+    def fluctuations(self, alphas) -> tuple[jax.Array, jax.Array]:
+        """(X̄ (A, P0), Σ (A, P0, P0)): the mean path in flat coordinates and the linear-noise
+        covariance of √D (X − X̄)."""
+        a = check_times(alphas, name="alphas")
+        X0 = flatten(self.Q0, self.R0)
+        args = (self.T, self.lr, self.noise_std, self.integrals, self.lna_nodes)
+        X, S = solve_ode(_lna_field, (X0, self.initial_cov), a, args=args, rtol=1e-8, atol=1e-10,
+                         steps_option="the horizon (alpha)")
+        return X, 0.5 * (S + jnp.swapaxes(S, -1, -2))
+
+    def predict(self, alphas) -> Gaussian:
+        """N(mean, cov) of (ε_g, X) at ``alphas``: cov = G Σ Gᵀ / D, G = [∇ε_g; I] (zero without D)."""
+        K, M = self.K, self.M
+        eps = lambda x: generalisation_error(*unflatten(x, K, M), self.T, self.integrals)
+        if self.dim is None:
+            Q, R = self.order_parameters(alphas)
+            X = flatten(Q, R)
+            mean = jnp.concatenate([jax.vmap(eps)(X)[:, None], X], axis=1)
+            return Gaussian(mean, jnp.zeros((*mean.shape, mean.shape[-1]), mean.dtype))
+        X, S = self.fluctuations(alphas)
+        grad = jax.vmap(jax.grad(eps))(X)  # (A, P0)
+        G = jnp.concatenate([grad[:, None, :], jnp.broadcast_to(jnp.eye(X.shape[1]), (X.shape[0], *S.shape[1:]))],
+                            axis=1)
+        cov = jnp.einsum("api,aij,aqj->apq", G, S, G) / self.dim
+        mean = jnp.concatenate([jax.vmap(eps)(X)[:, None], X], axis=1)
+        return Gaussian(mean, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+
+
+def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | None = None,
+                  initial_cov=None, integrals=None) -> CommitteeODE:
+    """The soft committee machine's order-parameter ODEs (g = erf(·/√2), v = v* = 1, no 1/K).
+
+    Args:
+        Q0, R0, T: the order parameters at α = 0, shapes (K, K), (K, M), (M, M); T positive definite
+            and [[Q0, R0], [R0ᵀ, T]] positive semi-definite.
+        lr: η > 0.  noise_std: σ ≥ 0.
+        dim: D, to scale :meth:`CommitteeODE.predict`'s covariance (None: zero covariance).
+        initial_cov: Σ(0) of √D (X − X̄) at α = 0 (default zero; see :func:`gaussian_start_covariance`).
+        integrals: None (closed forms of erf(·/√2)) or :func:`quadrature_integrals` of another g.
+
+    Refuses with one :class:`InputError` line, before computing: wrong shapes, non-finite entries,
+    T not positive definite, an impossible (Q0, R0), η ≤ 0, σ < 0, D < 1.
+    """
+    from jaxlimit.limits.gaussian_expectations import require_x64
+
+    Q0, R0, T = check_order_parameters(Q0, R0, T)
+    lr = _positive(lr, "lr")
+    if not (isinstance(noise_std, (int, float, np.floating)) and math.isfinite(noise_std) and noise_std >= 0):
+        raise InputError(f"noise_std must be a finite number ≥ 0, got {noise_std!r}")
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
+        raise InputError(f"dim must be a positive integer or None, got {dim!r}")
+    K, M = R0.shape
+    p0 = K * (K + 1) // 2 + K * M
+    if initial_cov is None:
+        initial_cov = np.zeros((p0, p0))
+    initial_cov = np.asarray(initial_cov, np.float64)
+    if initial_cov.shape != (p0, p0):
+        raise InputError(f"initial_cov must have shape ({p0}, {p0}), got {initial_cov.shape}")
+    if dim is not None and LNA_NODES ** (K + M) * 3 > MAX_LNA_NODES:
+        raise InputError(f"the fluctuation quadrature over K + M = {K + M} fields is too large; "
+                         f"use dim=None (no covariance) or K + M ≤ {int(math.log(MAX_LNA_NODES / 3, LNA_NODES))}")
+    require_x64("the committee ODEs")
+    return CommitteeODE(jnp.asarray(Q0), jnp.asarray(R0), jnp.asarray(T), jnp.asarray(initial_cov), float(lr),
+                        float(noise_std), None if dim is None else int(dim),
+                        ErfIntegrals() if integrals is None else integrals)
+
+
+def _positive(x, name):
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer)) or not math.isfinite(x) \
+            or x <= 0:
+        raise InputError(f"{name} must be a finite number > 0, got {x!r}")
+    return float(x)
+
+
+def gaussian_start_covariance(K: int, T, init_std: float) -> np.ndarray:
+    """Σ(0) of √D (X − X̄) when the students' weights are i.i.d. N(0, init_std²) and the teacher is
+    fixed: Cov(√D Q_ij, √D Q_kl) = s⁴(δ_ik δ_jl + δ_il δ_jk), Cov(√D R_in, √D R_jm) = s² δ_ij T_nm,
+    Q and R uncorrelated (exact at every D for the R block, leading order for Q)."""
+    T = np.asarray(T, np.float64)
+    M = T.shape[0]
+    iu = list(zip(*np.triu_indices(K)))
+    nq = len(iu)
+    p0 = nq + K * M
+    S = np.zeros((p0, p0))
+    s2 = init_std**2
+    for a, (i, j) in enumerate(iu):
+        for b, (k, l) in enumerate(iu):
+            S[a, b] = s2**2 * (int(i == k and j == l) + int(i == l and j == k))
+    for i in range(K):
+        S[nq + i * M: nq + (i + 1) * M, nq + i * M: nq + (i + 1) * M] = s2 * T
+    return S
+
+
+# --------------------------------------------------------------------------
+# The phenomena as numbers
+# --------------------------------------------------------------------------
+
+def plateau_theory(K: int) -> dict[str, float]:
+    """The η → 0 symmetric plateau of K = M, T = I: Q_ii = Q_ik = 1/(2K−1), R = 1/√(K(2K−1)),
+    ε = (K/π)[π/6 − K arcsin(1/(2K))]."""
+    return {"q": 1.0 / (2 * K - 1), "c": 1.0 / (2 * K - 1), "r": 1.0 / math.sqrt(K * (2 * K - 1)),
+            "eps": K / math.pi * (math.pi / 6 - K * math.asin(1.0 / (2 * K)))}
+
+
+def _symmetric(q, c, r, K):
+    Q = c * jnp.ones((K, K)) + (q - c) * jnp.eye(K)
+    return Q, r * jnp.ones((K, K))
+
+
+def symmetric_fixed_point(K: int, lr: float = 0.0, noise_std: float = 0.0, *, start=None,
+                          tol: float = 1e-13, max_iter: int = 100) -> dict:
+    """The symmetric (unspecialised) fixed point of K = M, T = I by Newton's method in (q, c, r)
+    (Q_ii = q, Q_ik = c, R_in = r). ``lr = 0`` solves the η → 0 flow (the O(η) drift / η).
+    Returns q, c, r, its ε_g, the Newton residual and Q, R."""
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
+        raise InputError(f"the symmetric plateau needs K = M ≥ 2, got {K!r}")
+    T = jnp.eye(K)
+    th = plateau_theory(K)
+    y = jnp.asarray(start if start is not None else (th["q"], th["c"], th["r"]), jnp.float64)
+
+    def residual(v):
+        Q, R = _symmetric(v[0], v[1], v[2], K)
+        if lr == 0.0:
+            dQ, dR = drift(Q, R, T, 1.0, 0.0, second_order=False)
+        else:
+            dQ, dR = drift(Q, R, T, lr, noise_std)
+            dQ, dR = dQ / lr, dR / lr
+        return jnp.stack([dQ[0, 0], dQ[0, 1], dR[0, 0]])
+
+    both = jax.jit(lambda v: (residual(v), jax.jacfwd(residual)(v)))
+    for _ in range(max_iter):
+        F, Jm = both(y)
+        step = jnp.linalg.lstsq(Jm, F)[0]
+        y = y - step
+        if float(jnp.max(jnp.abs(step))) < tol:
+            break
+    Q, R = _symmetric(y[0], y[1], y[2], K)
+    C = np.asarray(field_covariance(Q, R, T))
+    return {"q": float(y[0]), "c": float(y[1]), "r": float(y[2]), "eps": float(generalisation_error(Q, R, T)),
+            "residual": float(jnp.max(jnp.abs(residual(y)))), "Q": np.asarray(Q), "R": np.asarray(R),
+            # a root of the drift that no weights realise (C not PSD) is not a plateau
+            "physical": bool(np.linalg.eigvalsh(C)[0] >= -1e-9)}
+
+
+@functools.partial(jax.jit, static_argnames=("K",))
+def _flat_jacobian(X, T, lr, noise_std, K):
+    return jax.jacfwd(lambda x: flat_drift(x, T, lr, noise_std, None, K))(X)
+
+
+@functools.partial(jax.jit, static_argnames=("K",))
+def _newton_step(X, T, lr, noise_std, K):
+    F = flat_drift(X, T, lr, noise_std, None, K)
+    Jm = jax.jacfwd(lambda x: flat_drift(x, T, lr, noise_std, None, K))(X)
+    return jnp.linalg.lstsq(Jm, F)[0], F, Jm
+
+
+def jacobian(Q, R, T, lr: float, noise_std: float = 0.0) -> np.ndarray:
+    """J = ∂F/∂X of the drift in flat coordinates (jax.jacfwd), shape (P0, P0)."""
+    X = flatten(jnp.asarray(Q, jnp.float64), jnp.asarray(R, jnp.float64))
+    return np.asarray(_flat_jacobian(X, jnp.asarray(T, jnp.float64), float(lr), float(noise_std), int(R.shape[0])))
+
+
+def leading_eigenvalue(Q, R, T, lr: float, noise_std: float = 0.0) -> float:
+    """The largest real part of the drift's Jacobian's eigenvalues (> 0: unstable)."""
+    return float(np.max(np.linalg.eigvals(jacobian(Q, R, T, lr, noise_std)).real))
+
+
+def escape_rate(K: int, lr: float) -> dict:
+    """The plateau of K = M, T = I at step η: its height and the escape rate λ (largest eigenvalue of
+    J at the symmetric fixed point, per unit α); the plateau lasts about ln(D) / (2λ) + O(1)
+    (fluctuations of size D^{-1/2} grow like e^{λα} until they are O(1))."""
+    fp = symmetric_fixed_point(K, lr)
+    if not fp["physical"] or fp["residual"] > 1e-9:
+        raise InputError(f"no symmetric plateau found for K = {K} at η = {lr:g} (too close to η_max?)")
+    lam = leading_eigenvalue(fp["Q"], fp["R"], np.eye(K), lr)
+    return {"K": K, "lr": lr, "plateau_eps": fp["eps"], "q": fp["q"], "c": fp["c"], "r": fp["r"],
+            "escape_rate": lam}
+
+
+def plateau_length(D: int, rate: float) -> float:
+    """ln(D) / (2λ): the α it takes an O(D^{-1/2}) perturbation to grow to O(1) at rate λ."""
+    return math.log(D) / (2.0 * rate)
+
+
+def convergence_rate(T, lr: float) -> float:
+    """The asymptotic rate at the perfect student Q = R = T (K = M, σ = 0): −max Re eig J (> 0: converging)."""
+    T = np.asarray(T, np.float64)
+    return -leading_eigenvalue(T, T, T, lr)
+
+
+def max_learning_rate(T, *, low: float = 1e-3, high: float = 50.0, tol: float = 1e-8) -> float:
+    """η_max: the step at which the least stable eigenvalue of J at Q = R = T crosses zero
+    (bisection; larger steps make the perfect student unstable)."""
+    T = np.asarray(T, np.float64)
+    f = lambda eta: leading_eigenvalue(T, T, T, eta)
+    if f(low) >= 0:
+        raise InputError(f"the perfect student is unstable already at η = {low}")
+    if f(high) < 0:
+        return math.inf
+    while high - low > tol * high:
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if f(mid) < 0 else (low, mid)
+    return 0.5 * (low + high)
+
+
+def noise_floor_theory(M: int, L: int, lr: float, noise_std: float) -> float:
+    """ε* = (σ²η / 2π)(L + M/√3) (Goldt et al. 2019), to first order in σ²η, T = I."""
+    return noise_std**2 * lr / (2 * math.pi) * (L + M / math.sqrt(3.0))
+
+
+def specialised_fixed_point(M: int, L: int, lr: float, noise_std: float, *, alpha: float = 5000.0,
+                            tol: float = 1e-12) -> dict:
+    """The ODE's own fixed point of K = M + L students and T = I_M at (η, σ): integrated from a
+    specialised start (student i near teacher i, the L extra students small) and polished by
+    Newton's method. Returns Q, R, its ε_g and the largest eigenvalue of J there (< 0: stable)."""
+    K = M + L
+    T = jnp.eye(M)
+    Q = jnp.diag(jnp.concatenate([0.8 * jnp.ones(M), 0.05 * jnp.ones(L)]))
+    R = jnp.concatenate([0.8 * jnp.eye(M), 0.01 * jnp.ones((L, M))], axis=0)
+    ode = CommitteeODE(Q, R, T, jnp.zeros((1, 1)), float(lr), float(noise_std))
+    Qs, Rs = ode.order_parameters([alpha])
+    X = flatten(Qs[-1], Rs[-1])
+    for _ in range(30):
+        step, F, Jm = _newton_step(X, T, float(lr), float(noise_std), K)
+        X = X - step
+        if float(jnp.max(jnp.abs(step))) < tol:
+            break
+    _, F, Jm = _newton_step(X, T, float(lr), float(noise_std), K)
+    Qf, Rf = unflatten(X, K, M)
+    return {"Q": np.asarray(Qf), "R": np.asarray(Rf), "eps": float(generalisation_error(Qf, Rf, T)),
+            "residual": float(jnp.max(jnp.abs(F))),
+            "leading_eigenvalue": float(np.max(np.linalg.eigvals(np.asarray(Jm)).real))}
+
+
+def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA_NODES) -> np.ndarray:
+    """Σ* solving J Σ + Σ Jᵀ + B = 0 at a stable fixed point (the stationary law of √D (X − X*))."""
+    import scipy.linalg
+
+    X = flatten(jnp.asarray(Q), jnp.asarray(R))
+    Jm = jacobian(Q, R, T, lr, noise_std)
+    _, B = increment_moments(X, jnp.asarray(T), lr, noise_std, None, nodes)
+    S = scipy.linalg.solve_continuous_lyapunov(Jm, -np.asarray(B))
+    return 0.5 * (S + S.T)
+
+
+__all__ = [
+    "CommitteeODE", "ErfIntegrals", "GaussHermite", "check_order_parameters", "committee_ode", "convergence_rate",
+    "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "field_covariance", "flatten",
+    "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
+    "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "max_learning_rate",
+    "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
+    "specialised_fixed_point", "stationary_covariance", "symmetric_fixed_point", "unflatten",
+]

@@ -1,0 +1,307 @@
+"""Online SGD of soft committee machines at finite input dimension D (docs/committee.md).
+
+Two simulators of the same process (conventions of :mod:`jaxlimit.limits.committee`): every step
+draws a fresh x ~ N(0, I_D), the teacher's noise ζ ~ N(0, 1), and updates
+w_k ← w_k + (η/√D) Δ g'(λ_k) x, Δ = Σ_m g(ρ_m) + σζ − Σ_k g(λ_k).
+
+* :func:`train_direct` keeps the D-dimensional weights (K + M vectors of length D per student) and
+  draws x itself: the reference, O(D (K + M)) per step.
+* :func:`train_order_parameters` simulates the order parameters' exact Markov chain, O((K + M)³)
+  per step whatever D. Given the weights, the fields f = (λ, ρ) of a fresh x are exactly
+  N(0, C), C = [[Q, R], [Rᵀ, T]]: write x = P x + (1 − P) x with P the projection on the span of
+  the K + M weight vectors; f = L z with L Lᵀ = C and z ~ N(0, I_{K+M}) the coordinates of P x in
+  an orthonormal basis, so |P x|² = |z|², and |(1 − P) x|² ~ χ²_{D−K−M} independent of z. One step
+  changes Q and R through (λ, ρ, |x|²) alone:
+
+      R ← R + a ρᵀ / D,   Q ← Q + (a λᵀ + λ aᵀ)/D + a aᵀ |x|²/D²,   a_k = η Δ g'(λ_k),
+
+  so (Q, R) is a Markov chain, and drawing (z, χ², ζ) reproduces the law of the D-dimensional
+  process exactly (not to leading order). The tests check that the two agree in law.
+
+Randomness. Student e's stream is ``fold_in(root, e)``; the chain draws the numbers of steps
+[p·PAGE, (p+1)·PAGE) at once from ``fold_in(student, p)`` and the direct simulation step s's x from
+``fold_in(student, s)``, so the same seed gives the same bits whatever the split into blocks of
+students or time segments.
+Students run in vmap blocks of ``LANES`` (the last padded), so every compiled call has the same
+shape. The chain runs in float64 (rounding must not drift over 10⁵–10⁶ steps of size 1/D).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlimit.errors import InputError
+from jaxlimit.limits.committee import erf_g, erf_g_prime, generalisation_error
+
+LANES = 1024
+"""Students per compiled call (the last block padded)."""
+
+
+# --------------------------------------------------------------------------
+# Starts
+# --------------------------------------------------------------------------
+
+def orthonormal_teacher(key, M: int, D: int, dtype=jnp.float64) -> jax.Array:
+    """Teacher weights w* (M, D) with T = w* w*ᵀ / D = I exactly (QR of a Gaussian matrix, × √D)."""
+    if M > D:
+        raise InputError(f"M = {M} teachers need D ≥ M, got D = {D}")
+    A = jax.random.normal(key, (D, M), jnp.float32).astype(dtype)
+    q, r = jnp.linalg.qr(A)
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]
+    return math.sqrt(D) * q.T
+
+
+def gaussian_students(key, K: int, D: int, init_std: float, dtype=jnp.float64) -> jax.Array:
+    """Student weights w (K, D) with i.i.d. N(0, init_std²) entries."""
+    return init_std * jax.random.normal(key, (K, D), jnp.float32).astype(dtype)
+
+
+def gaussian_start_order_parameters(key, K: int, T, D: int, init_std: float):
+    """(Q, R) of students w_k ~ N(0, s² I_D) against a fixed teacher with overlaps T, drawn exactly
+    without the D-dimensional weights: R_k = s T^{1/2} ξ_k / √D (ξ ~ N(0, I_M)) and
+    Q = R T⁻¹ Rᵀ + G Gᵀ / D, G (K, D − M) i.i.d. N(0, s²) (the part orthogonal to the teacher)."""
+    T = jnp.asarray(T, jnp.float64)
+    M = T.shape[0]
+    k1, k2 = jax.random.split(key)
+    L = jnp.linalg.cholesky(T)
+    xi = jax.random.normal(k1, (K, M), jnp.float32).astype(jnp.float64)
+    R = init_std * xi @ L.T / math.sqrt(D)
+    G = init_std * jax.random.normal(k2, (K, D - M), jnp.float32).astype(jnp.float64)
+    Q = R @ jnp.linalg.solve(T, R.T) + G @ G.T / D
+    return 0.5 * (Q + Q.T), R
+
+
+# --------------------------------------------------------------------------
+# The exact order-parameter chain
+# --------------------------------------------------------------------------
+
+def _small_cholesky(C):
+    """Lower Cholesky factor of a small SPD matrix, unrolled (N static): under vmap a few dozen
+    elementwise operations, much faster on CPU than a batched LAPACK call of 4×4 matrices."""
+    N = C.shape[-1]
+    L = [[None] * N for _ in range(N)]
+    for j in range(N):
+        s = C[j, j] - sum(L[j][k] ** 2 for k in range(j)) if j else C[j, j]
+        L[j][j] = jnp.sqrt(s)
+        for i in range(j + 1, N):
+            t = C[i, j] - sum(L[i][k] * L[j][k] for k in range(j)) if j else C[i, j]
+            L[i][j] = t / L[j][j]
+    zero = jnp.zeros_like(C[0, 0])
+    return jnp.stack([jnp.stack([L[i][j] if j <= i else zero for j in range(N)]) for i in range(N)])
+
+
+PAGE = 1024
+"""Steps per page: student e's numbers for steps [p·PAGE, (p+1)·PAGE) come from fold_in(key_e, p),
+drawn at once (one vectorised call instead of one per step)."""
+GAMMA_TRIES = 4
+"""Marsaglia–Tsang candidates per step for χ²_{D−K−M} (each accepted with probability > 0.99 at
+D ≥ 100; all four fail with probability < 10⁻⁸, and then the mode d is used)."""
+
+
+def _page_draws(key, N: int, D: int):
+    """One page of one student: z (PAGE, N), χ²_{D−N} (PAGE,), ζ (PAGE,).
+
+    Normals and uniforms are float32 draws (only their law matters); χ² by Marsaglia–Tsang's
+    exact rejection sampler of Gamma((D − N)/2), vectorised over GAMMA_TRIES candidates."""
+    k1, k2 = jax.random.split(key)
+    nrm = jax.random.normal(k1, (PAGE, N + 1 + GAMMA_TRIES), jnp.float32).astype(jnp.float64)
+    uni = jax.random.uniform(k2, (PAGE, GAMMA_TRIES), jnp.float32, minval=2.0**-24, maxval=1.0).astype(jnp.float64)
+    z, zeta, x = nrm[:, :N], nrm[:, N], nrm[:, N + 1:]
+    d = 0.5 * (D - N) - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    v = (1.0 + c * x) ** 3
+    ok = (v > 0) & (jnp.log(uni) < 0.5 * x * x + d - d * v + d * jnp.log(jnp.where(v > 0, v, 1.0)))
+    first = jnp.argmax(ok, axis=1)
+    g = jnp.where(ok.any(axis=1), d * jnp.take_along_axis(v, first[:, None], axis=1)[:, 0], d)
+    return z, 2.0 * g, zeta
+
+
+def _chain_step(state, draws, T, lr, noise_std, D):
+    Q, R = state
+    z, chi2, zeta = draws
+    K, M = R.shape
+    C = jnp.block([[Q, R], [R.T, T]])
+    f = _small_cholesky(C) @ z
+    lam, rho = f[:K], f[K:]
+    x2 = (z @ z + chi2) / D  # |x|² / D
+    delta = jnp.sum(erf_g(rho)) - jnp.sum(erf_g(lam)) + noise_std * zeta
+    a = lr * delta * erf_g_prime(lam)
+    R = R + jnp.outer(a, rho) / D
+    dq = jnp.outer(a, lam)
+    Q = Q + (dq + dq.T) / D + jnp.outer(a, a) * x2 / D
+    return Q, R
+
+
+@functools.partial(jax.jit, static_argnames=("D",))
+def _chain_page(Q, R, keys, page, lo, hi, T, lr, noise_std, *, D: int):
+    """Steps lo ≤ j < hi of page ``page`` for a block of students (Q (B,K,K), R (B,K,M), keys (B,)):
+    the page's numbers are drawn whole and the steps outside [lo, hi) masked, so any split of the
+    run into segments consumes the same numbers."""
+    N = R.shape[1] + R.shape[2]
+    draws = jax.vmap(lambda k: _page_draws(jax.random.fold_in(k, page), N, D))(keys)
+    draws = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), draws)  # steps first
+
+    def body(carry, xs):
+        j, d = xs
+        new = jax.vmap(lambda q, r, dd: _chain_step((q, r), dd, T, lr, noise_std, D))(*carry, d)
+        active = (j >= lo) & (j < hi)
+        return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, carry), None
+
+    (Q, R), _ = jax.lax.scan(body, (Q, R), (jnp.arange(PAGE), draws))
+    return Q, R
+
+
+def _advance_chain(Q, R, keys, done: int, target: int, T, lr, noise_std, D):
+    while done < target:
+        page, lo = divmod(done, PAGE)
+        hi = min(PAGE, lo + target - done)
+        Q, R = _chain_page(Q, R, keys, jnp.uint32(page), lo, hi, T, lr, noise_std, D=D)
+        done += hi - lo
+    return Q, R
+
+
+# --------------------------------------------------------------------------
+# The direct D-dimensional simulation
+# --------------------------------------------------------------------------
+
+def _direct_step(W, key, Wstar, lr, noise_std, D):
+    kx, kn = jax.random.split(key)
+    x = jax.random.normal(kx, (D,), W.dtype)
+    zeta = jax.random.normal(kn, (), W.dtype)
+    lam = W @ x / math.sqrt(D)
+    rho = Wstar @ x / math.sqrt(D)
+    delta = jnp.sum(erf_g(rho)) - jnp.sum(erf_g(lam)) + noise_std * zeta
+    return W + (lr / math.sqrt(D)) * (delta * erf_g_prime(lam))[:, None] * x[None, :]
+
+
+@functools.partial(jax.jit, static_argnames=("n_steps",))
+def _direct_segment(W, keys, step0, Wstar, lr, noise_std, *, n_steps: int):
+    D = W.shape[-1]
+
+    def one(W, key):
+        def body(W, s):
+            return _direct_step(W, jax.random.fold_in(key, s), Wstar, lr, noise_std, D), None
+
+        W, _ = jax.lax.scan(body, W, step0 + jnp.arange(n_steps, dtype=jnp.uint32))
+        return W
+
+    return jax.vmap(one)(W, keys)
+
+
+# --------------------------------------------------------------------------
+# Drivers
+# --------------------------------------------------------------------------
+
+def save_steps(alphas, D: int) -> np.ndarray:
+    """The step counts round(α D) at which the order parameters are recorded."""
+    steps = np.rint(np.asarray(alphas, np.float64) * D).astype(np.int64)
+    if np.any(np.diff(steps) < 0) or steps[0] < 0:
+        raise InputError("alphas must be non-negative and non-decreasing")
+    if steps[-1] >= 2**32:
+        raise InputError(f"α D = {steps[-1]} steps exceed the 32-bit step counter")
+    return steps
+
+
+def _blocks(n: int, lanes: int):
+    for start in range(0, n, lanes):
+        yield start, min(n, start + lanes)
+
+
+def _pad(a, lanes):
+    if a.shape[0] == lanes:
+        return a
+    return jnp.concatenate([a, jnp.repeat(a[-1:], lanes - a.shape[0], axis=0)])
+
+
+def student_keys(root, ids) -> jax.Array:
+    ids = jnp.asarray(ids, jnp.uint32)
+    return jax.vmap(lambda i: jax.random.fold_in(root, i))(ids)
+
+
+def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, alphas, root,
+                           lanes: int = LANES, progress=None) -> dict:
+    """Simulate E students' exact (Q, R) chain (module docstring) and record at ``alphas``.
+
+    Args:
+        Q0, R0: (E, K, K) and (E, K, M) starts (one per student); T: (M, M).
+        lr, noise_std, D: η, σ and the input dimension.
+        alphas: recorded times α (steps round(α D)).
+        root: the students' root key; student e uses fold_in(root, e).
+        lanes: students per compiled call (does not change the numbers).
+
+    Returns:
+        {"Q": (E, A, K, K), "R": (E, A, K, M), "eps": (E, A), "finite": (E,)}.
+    """
+    steps = save_steps(alphas, D)
+    Q0 = jnp.asarray(Q0, jnp.float64)
+    R0 = jnp.asarray(R0, jnp.float64)
+    T = jnp.asarray(T, jnp.float64)
+    E, K, M = R0.shape
+    if D <= K + M:
+        raise InputError(f"D must exceed K + M = {K + M}, got {D}")
+    keys = student_keys(root, np.arange(E))
+    lanes = min(int(lanes), E)  # the numbers do not depend on the block width
+    Qs, Rs = [], []
+    for lo, hi in _blocks(E, lanes):
+        Q, R, k = _pad(Q0[lo:hi], lanes), _pad(R0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
+        done, outQ, outR = 0, [], []
+        for s in steps:
+            if s > done:
+                Q, R = _advance_chain(Q, R, k, done, int(s), T, float(lr), float(noise_std), int(D))
+                done = int(s)
+            outQ.append(Q[: hi - lo])
+            outR.append(R[: hi - lo])
+        Qs.append(jnp.stack(outQ, 1))
+        Rs.append(jnp.stack(outR, 1))
+        if progress is not None:
+            progress(hi)
+    Q = np.asarray(jnp.concatenate(Qs))
+    R = np.asarray(jnp.concatenate(Rs))
+    return _record(Q, R, T)
+
+
+def _record(Q, R, T) -> dict:
+    eps = np.asarray(jax.vmap(jax.vmap(lambda q, r: generalisation_error(q, r, T)))(jnp.asarray(Q), jnp.asarray(R)))
+    finite = np.isfinite(eps).all(axis=1) & np.isfinite(Q).all(axis=(1, 2, 3)) & np.isfinite(R).all(axis=(1, 2, 3))
+    return {"Q": Q, "R": R, "eps": eps, "finite": finite}
+
+
+def train_direct(W0, Wstar, *, lr: float, noise_std: float, alphas, root, lanes: int = LANES) -> dict:
+    """Train E students with their D-dimensional weights (the reference simulation).
+
+    Args:
+        W0: (E, K, D) initial student weights; Wstar: (M, D) teacher weights.
+        Other arguments as :func:`train_order_parameters`.
+
+    Returns the same dictionary, Q = W Wᵀ/D and R = W w*ᵀ/D recorded at ``alphas``.
+    """
+    W0 = jnp.asarray(W0)
+    Wstar = jnp.asarray(Wstar, W0.dtype)
+    E, K, D = W0.shape
+    steps = save_steps(alphas, D)
+    keys = student_keys(root, np.arange(E))
+    T = Wstar @ Wstar.T / D
+    Qs, Rs = [], []
+    for lo, hi in _blocks(E, lanes):
+        W, k = _pad(W0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
+        done, outQ, outR = 0, [], []
+        for s in steps:
+            if s > done:
+                W = _direct_segment(W, k, jnp.uint32(done), Wstar, float(lr), float(noise_std), n_steps=int(s - done))
+                done = int(s)
+            w = W[: hi - lo]
+            outQ.append(jnp.einsum("ekd,eld->ekl", w, w) / D)
+            outR.append(jnp.einsum("ekd,md->ekm", w, Wstar) / D)
+        Qs.append(jnp.stack(outQ, 1))
+        Rs.append(jnp.stack(outR, 1))
+    return _record(np.asarray(jnp.concatenate(Qs), np.float64), np.asarray(jnp.concatenate(Rs), np.float64),
+                   np.asarray(T, np.float64))
+
+
+__all__ = ["LANES", "gaussian_start_order_parameters", "gaussian_students", "orthonormal_teacher", "save_steps",
+           "student_keys", "train_direct", "train_order_parameters"]

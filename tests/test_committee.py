@@ -1,0 +1,278 @@
+"""The soft committee machine's ODEs, their fluctuations and the online students (docs/committee.md)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+jax.config.update("jax_enable_x64", True)
+
+import jaxlimit as jl  # noqa: E402
+from jaxlimit.errors import InputError  # noqa: E402
+from jaxlimit.limits import committee as c  # noqa: E402
+from jaxlimit.streams import stream_key  # noqa: E402
+from jaxlimit.training import committee as tc  # noqa: E402
+
+
+# ---------------------------------------------------------------- independent numpy reference
+
+def _np_i3(C):
+    d = 1 + np.diag(C)
+    out = np.empty((len(C),) * 3)
+    for a in range(len(C)):
+        for b in range(len(C)):
+            for cc in range(len(C)):
+                lam3 = d[a] * d[cc] - C[a, cc] ** 2
+                out[a, b, cc] = 2 / np.pi * (C[b, cc] * d[a] - C[a, b] * C[a, cc]) / (d[a] * np.sqrt(lam3))
+    return out
+
+
+def _np_i4(C, a, b, cc, dd):
+    d = 1 + np.diag(C)
+    l4 = d[a] * d[b] - C[a, b] ** 2
+    l0 = (l4 * C[cc, dd] - C[b, cc] * C[b, dd] * d[a] - C[a, cc] * C[a, dd] * d[b]
+          + C[a, b] * C[a, cc] * C[b, dd] + C[a, b] * C[a, dd] * C[b, cc])
+    l1 = l4 * d[cc] - C[b, cc] ** 2 * d[a] - C[a, cc] ** 2 * d[b] + 2 * C[a, b] * C[a, cc] * C[b, cc]
+    l2 = l4 * d[dd] - C[b, dd] ** 2 * d[a] - C[a, dd] ** 2 * d[b] + 2 * C[a, b] * C[a, dd] * C[b, dd]
+    return 4 / np.pi**2 / np.sqrt(l4) * np.arcsin(l0 / np.sqrt(l1 * l2))
+
+
+def _np_rhs(K, M, T, eta, sigma):
+    """Saad–Solla's equations written out term by term (students j, l; teachers n, m)."""
+    def rhs(t, y):
+        Q = y[:K * K].reshape(K, K)
+        R = y[K * K:].reshape(K, M)
+        C = np.block([[Q, R], [R.T, T]])
+        I3 = _np_i3(C)
+        d = 1 + np.diag(C)
+        dR = np.zeros((K, M))
+        dQ = np.zeros((K, K))
+        for i in range(K):
+            for n in range(M):
+                dR[i, n] = eta * (sum(I3[i, K + n, K + m] for m in range(M)) - sum(I3[i, K + n, j] for j in range(K)))
+            for k in range(K):
+                lin = sum(I3[i, k, K + m] for m in range(M)) - sum(I3[i, k, j] for j in range(K))
+                lin += sum(I3[k, i, K + m] for m in range(M)) - sum(I3[k, i, j] for j in range(K))
+                quad = (sum(_np_i4(C, i, k, K + n, K + m) for n in range(M) for m in range(M))
+                        - 2 * sum(_np_i4(C, i, k, j, K + n) for j in range(K) for n in range(M))
+                        + sum(_np_i4(C, i, k, j, l) for j in range(K) for l in range(K)))
+                j2 = 2 / np.pi / np.sqrt(d[i] * d[k] - C[i, k] ** 2)
+                dQ[i, k] = eta * lin + eta**2 * (quad + sigma**2 * j2)
+        return np.concatenate([dQ.ravel(), dR.ravel()])
+    return rhs
+
+
+def _np_eps(Q, R, T):
+    K, M = R.shape
+    C = np.block([[Q, R], [R.T, T]])
+    d = 1 + np.diag(C)
+    I2 = 2 / np.pi * np.arcsin(C / np.sqrt(np.outer(d, d)))
+    s = np.concatenate([-np.ones(K), np.ones(M)])
+    return 0.5 * s @ I2 @ s
+
+
+# ---------------------------------------------------------------- closed forms and quadrature
+
+def test_closed_forms_match_monte_carlo():
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(3, 5))
+    C = A @ A.T / 5
+    n = 150_000
+    u = rng.multivariate_normal(np.zeros(3), C, size=n)
+    g = np.asarray(c.erf_g(u))
+    gp = np.asarray(c.erf_g_prime(u))
+    Cj = jnp.asarray(C)
+
+    def check(samples, closed):
+        mean = samples.mean(0)
+        se = samples.std(0) / math.sqrt(n)
+        assert np.all(np.abs(mean - np.asarray(closed)) < 5 * se + 1e-12)
+
+    check(np.einsum("na,nb->nab", g, g), c.i2_closed(Cj))
+    check(np.einsum("na,nb->nab", gp, gp), c.j2_closed(Cj))
+    check(np.einsum("na,nb,nc->nabc", gp, u, g), c.i3_closed(Cj))
+    check(np.einsum("na,nb,nc,nd->nabcd", gp, gp, g, g), c.i4_closed(Cj))
+
+
+def test_quadrature_agrees_with_closed_forms_and_bounds_its_error():
+    C = jnp.asarray([[0.6, 0.3], [0.3, 1.0]])
+    quad = c.quadrature_integrals(lambda x: jax.scipy.special.erf(x / math.sqrt(2.0)), nodes=16)
+    err = quad.error(C)
+    for name in ("i2", "i3", "i4", "j2"):
+        actual = float(jnp.max(jnp.abs(getattr(quad, name)(C) - getattr(c, f"{name}_closed")(C))))
+        assert actual < 1e-3, name
+        assert err[name] >= actual, name  # the estimate is an upper bound here
+    # the quadrature path through the whole drift
+    Q, R, T = C[:1, :1], C[:1, 1:], C[1:, 1:]
+    dq1, dr1 = c.drift(Q, R, T, 0.7, 0.3)
+    dq2, dr2 = c.drift(Q, R, T, 0.7, 0.3, quad)
+    np.testing.assert_allclose(np.asarray(dq2), np.asarray(dq1), atol=1e-3)
+    np.testing.assert_allclose(np.asarray(dr2), np.asarray(dr1), atol=1e-3)
+
+
+# ---------------------------------------------------------------- the ODE
+
+def test_trajectory_matches_independent_scipy_integration():
+    K = M = 2
+    T = np.array([[1.0, 0.2], [0.2, 0.8]])
+    Q0 = np.array([[0.3, 0.05], [0.05, 0.2]])
+    R0 = np.array([[0.1, 0.0], [0.02, 0.05]])
+    eta, sigma = 0.8, 0.3
+    alphas = np.array([0.0, 2.0, 10.0, 30.0])
+    ode = jl.committee_ode(Q0, R0, T, lr=eta, noise_std=sigma)
+    Q, R = ode.order_parameters(alphas)
+    eps = ode.generalisation_error(alphas)
+    assert Q.shape == (4, K, K) and R.shape == (4, K, M) and eps.shape == (4,) and Q.dtype == jnp.float64
+    ref = solve_ivp(_np_rhs(K, M, T, eta, sigma), (0, alphas[-1]), np.concatenate([Q0.ravel(), R0.ravel()]),
+                    t_eval=alphas, rtol=1e-12, atol=1e-13, method="DOP853")
+    np.testing.assert_allclose(np.asarray(Q).reshape(4, -1), ref.y[:K * K].T, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(R).reshape(4, -1), ref.y[K * K:].T, atol=1e-6)
+    ref_eps = [_np_eps(ref.y[:4, i].reshape(2, 2), ref.y[4:, i].reshape(2, 2), T) for i in range(4)]
+    np.testing.assert_allclose(np.asarray(eps), ref_eps, atol=1e-6)
+    assert abs(float(eps[-1]) - float(eps[0])) > 0.05  # it moved
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+def test_symmetric_plateau_height(K):
+    th = c.plateau_theory(K)
+    fp = c.symmetric_fixed_point(K, start=(1.3 * th["q"], 0.8 * th["c"], 1.2 * th["r"]))
+    assert fp["residual"] < 1e-12
+    assert abs(fp["eps"] - (K / math.pi) * (math.pi / 6 - K * math.asin(1 / (2 * K)))) < 1e-10
+    # at η → 0 the fixed point is flat along q − c (Q = q 11ᵀ, rank one), so Newton resolves (q, c) less
+    assert abs(fp["q"] - 1 / (2 * K - 1)) < 1e-6 and abs(fp["c"] - 1 / (2 * K - 1)) < 1e-6
+    assert abs(fp["r"] - 1 / math.sqrt(K * (2 * K - 1))) < 1e-6
+
+
+def test_escape_rate_is_the_growth_of_a_perturbation():
+    """λ from jacfwd at the plateau against the ODE's own growth of a small asymmetric perturbation."""
+    eta = 1.0
+    info = c.escape_rate(2, eta)
+    fp = c.symmetric_fixed_point(2, eta)
+    delta = 1e-7 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    ode = jl.committee_ode(fp["Q"], fp["R"] + delta, np.eye(2), lr=eta)
+    a = np.array([40.0, 80.0])
+    _, R = ode.order_parameters(a)
+    size = [np.abs(np.asarray(R[i]) - fp["R"]).max() for i in range(2)]
+    growth = math.log(size[1] / size[0]) / (a[1] - a[0])
+    assert info["escape_rate"] > 0.01
+    assert abs(growth / info["escape_rate"] - 1) < 0.02
+
+
+def test_noise_floor_approaches_goldt_formula():
+    """ε* of the ODE's own fixed point (M = 2, L = 1) over (σ²η/2π)(L + M/√3) → 1 linearly in η."""
+    fixed = [c.specialised_fixed_point(2, 1, eta, 0.1, alpha=1500.0) for eta in (0.05, 0.1)]
+    assert all(f["residual"] < 1e-12 and f["leading_eigenvalue"] < 0 for f in fixed)
+    ratios = [f["eps"] / c.noise_floor_theory(2, 1, eta, 0.1) for f, eta in zip(fixed, (0.05, 0.1))]
+    assert ratios[0] - 1 > 0.01  # the O(η) correction is resolved ...
+    assert abs(2 * ratios[0] - ratios[1] - 1) < 0.01  # ... and vanishes linearly as η → 0
+
+
+def test_refuses_bad_input_before_computing():
+    T = np.eye(2)
+    with pytest.raises(InputError, match="R0 must have shape"):
+        jl.committee_ode(np.eye(2), np.zeros((2, 3)), T, lr=1.0)
+    with pytest.raises(InputError, match="T must be positive definite"):
+        jl.committee_ode(np.eye(2), np.zeros((2, 2)), np.array([[1.0, 1.0], [1.0, 1.0]]), lr=1.0)
+    with pytest.raises(InputError, match="Q0 must be a square"):
+        jl.committee_ode(np.ones((2, 3)), np.zeros((2, 2)), T, lr=1.0)
+    with pytest.raises(InputError, match="lr"):
+        jl.committee_ode(np.eye(2), np.zeros((2, 2)), T, lr=0.0)
+    with pytest.raises(InputError, match="positive semi-definite"):
+        jl.committee_ode(0.01 * np.eye(2), np.eye(2), T, lr=1.0)
+
+
+# ---------------------------------------------------------------- students
+
+def test_chain_same_bits_for_any_blocks_and_segments():
+    T = np.eye(2)
+    E, D = 5, 40
+    Q0 = np.broadcast_to(0.2 * np.eye(2), (E, 2, 2))
+    R0 = np.broadcast_to(0.05 * np.eye(2), (E, 2, 2))
+    root = stream_key(3, "members")
+    a = tc.train_order_parameters(Q0, R0, T, lr=1.0, noise_std=0.2, D=D, alphas=[0.0, 12.0], root=root, lanes=4)
+    b = tc.train_order_parameters(Q0, R0, T, lr=1.0, noise_std=0.2, D=D, alphas=[0.0, 0.35, 12.0], root=root,
+                                  lanes=2)
+    np.testing.assert_array_equal(a["Q"][:, -1], b["Q"][:, -1])
+    np.testing.assert_array_equal(a["R"][:, -1], b["R"][:, -1])
+    assert np.abs(a["Q"][:, -1] - a["Q"][:, 0]).max() > 0.01
+
+
+def _observables(run):
+    X = np.asarray(c.flatten(jnp.asarray(run["Q"]), jnp.asarray(run["R"])))
+    return np.concatenate([run["eps"][..., None], X], -1)
+
+
+def test_chain_direct_and_linear_noise_agree_in_law():
+    """The exact order-parameter chain against the D-dimensional simulation (means and variances of
+    ε_g, Q, R within Monte Carlo error), and both against the linear-noise covariance Σ(α)/D. All
+    students start from the same weights, so every fluctuation comes from the data (B)."""
+    K = M = 2
+    D, E, eta, sigma = 60, 400, 1.0, 0.3
+    alphas = [0.0, 1.0]
+    Wstar = tc.orthonormal_teacher(stream_key(0, "teacher"), M, D)
+    w0 = tc.gaussian_students(stream_key(0, "init"), K, D, 0.5)
+    W0 = jnp.broadcast_to(w0, (E, K, D))
+    direct = _observables(tc.train_direct(W0, Wstar, lr=eta, noise_std=sigma, alphas=alphas,
+                                          root=stream_key(0, "direct"), lanes=E))
+    T = np.asarray(Wstar @ Wstar.T / D)
+    Q0, R0 = np.asarray(w0 @ w0.T / D), np.asarray(w0 @ Wstar.T / D)
+    chain = _observables(tc.train_order_parameters(np.broadcast_to(Q0, (E, K, K)), np.broadcast_to(R0, (E, K, M)),
+                                                   T, lr=eta, noise_std=sigma, D=D, alphas=alphas,
+                                                   root=stream_key(0, "chain"), lanes=E))
+    x, y = direct[:, 1], chain[:, 1]
+    z = (x.mean(0) - y.mean(0)) / np.sqrt(x.var(0) / E + y.var(0) / E)
+    assert np.abs(z).max() < 4.0
+    assert np.abs(np.log(x.var(0) / y.var(0))).max() < 4 * math.sqrt(4.0 / E)
+    law = jl.committee_ode(Q0, R0, T, lr=eta, noise_std=sigma, dim=D).predict(alphas)
+    assert np.all(np.asarray(law.cov[0]) == 0)
+    pooled = np.concatenate([x, y])
+    ratio = pooled.var(0) / np.diag(np.asarray(law.cov[1]))
+    # within 5 SE of a variance (2E students) plus the O(1/D) terms the expansion leaves out
+    assert np.abs(ratio - 1).max() < 5 * math.sqrt(2.0 / (2 * E)) + 0.1
+    zm = (pooled.mean(0) - np.asarray(law.mean[1])) / np.sqrt(pooled.var(0) / (2 * E))
+    assert np.abs(zm).max() < 5.0
+
+
+def test_random_start_covariance():
+    """Σ(0) of students w ~ N(0, s² I): the formula against exact draws of (Q, R)."""
+    K, D, s0, E = 2, 400, 0.7, 4000
+    T = np.array([[1.0, 0.3], [0.3, 0.5]])
+    Q, R = jax.vmap(lambda k: tc.gaussian_start_order_parameters(k, K, T, D, s0))(
+        tc.student_keys(stream_key(0, "init"), np.arange(E)))
+    X = np.sqrt(D) * np.asarray(c.flatten(Q, R))
+    S = c.gaussian_start_covariance(K, T, s0)
+    np.testing.assert_allclose(X.mean(0), np.sqrt(D) * np.asarray(c.flatten(s0**2 * jnp.eye(K), jnp.zeros((K, 2)))),
+                               atol=5 * np.sqrt(np.diag(S) / E).max())
+    np.testing.assert_allclose(np.cov(X.T), S, atol=6 * S.max() * math.sqrt(2 / E))
+
+
+# ---------------------------------------------------------------- the command
+
+CLI_CASES = [
+    (["committee", "--students", "0"], "--students must be ≥ 1"),
+    (["committee", "--teacher-overlap", "1"], "--teacher-overlap = 1 makes T"),
+    (["committee", "--teachers", "3", "--teacher-overlap", "-0.5"], "not positive definite"),
+    (["committee", "--dim", "10000000", "--ensemble", "100000"], "--dim makes the run need about"),
+    (["committee", "--students", "4", "--teachers", "3"], "--students + --teachers must be at most"),
+    (["committee", "--lr", "0"], "--lr must be > 0"),
+]
+
+
+@pytest.mark.parametrize("argv,fragment", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_command_refuses_in_one_line(argv, fragment, capsys, tmp_path, monkeypatch):
+    from tests.helpers.refusal import assert_refused
+
+    assert_refused(argv, fragment, capsys, tmp_path, monkeypatch)
+
+
+def test_command_refuses_a_learning_rate_above_eta_max(capsys, tmp_path):
+    from jaxlimit import cli
+
+    out = tmp_path / "out"
+    code = cli.main(["committee", "--lr", "2.5", "--ensemble", "20", "--dim", "50", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "η_max = 2.307" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
