@@ -35,6 +35,7 @@ for program in ("generic", "weights"):
                             observables={"move": jl.rms_parameter_change})
         out[f"{program}-{method}"] = r.outputs
         out[f"{program}-{method}-move"] = r.observables["move"]
+        out[f"{program}-{method}-devices"] = np.array([d for (d,) in r.config["trained_on_devices"]])
 np.savez(sys.argv[2], **out)
 """
 
@@ -50,11 +51,16 @@ def test_one_and_four_devices_give_identical_bits(tmp_path):
     # 70 members in blocks of 8: 9 blocks, so 4 devices run chunks of 4, 4 and then 1 block alone
     # (a chunk narrower than the device count), and the last block is partly empty.
     one = _run_devices(1, tmp_path / "one.npz")
-    for n in (4,):
-        many = _run_devices(n, tmp_path / f"d{n}.npz")
-        for key in one:
-            np.testing.assert_array_equal(many[key], one[key], err_msg=f"{n} devices, {key}")
+    many = _run_devices(4, tmp_path / "d4.npz")
+    for key in one:
+        if not key.endswith("-devices"):
+            np.testing.assert_array_equal(many[key], one[key], err_msg=f"4 devices, {key}")
     assert np.unique(one["generic-online"][:, -1, 0]).size == 70
+    # Where each block ran (read from where its state lived), exactly one device each: one
+    # device trains all on its own; four take blocks 0-3 and 4-7 one each, and block 8 runs alone.
+    for key in (k for k in one if k.endswith("-devices")):
+        np.testing.assert_array_equal(one[key], [0] * 9, err_msg=key)
+        np.testing.assert_array_equal(many[key], [0, 1, 2, 3, 0, 1, 2, 3, 0], err_msg=key)
 
 
 def _free_port() -> int:
@@ -85,10 +91,14 @@ def test_two_processes_give_the_single_process_report(tmp_path):
     with np.load(tmp_path / "single" / "data.npz") as a, np.load(tmp_path / "multi" / "data.npz") as b:
         np.testing.assert_array_equal(a["outputs"], b["outputs"])
         np.testing.assert_array_equal(a["loss"], b["loss"])
-    # 150 members in blocks of 64: process 0 trained blocks 0 and 2, process 1 block 1.
+    # 150 members in blocks of 64: process 0 trained blocks 0 and 2, process 1 block 1, and
+    # no block was trained twice (each process records the blocks it computed; all-gathered).
     assert len(sorted((tmp_path / "ckpt").glob("*/block-*.npz"))) == 3
     report = json.loads((tmp_path / "multi" / "report.json").read_text())
     assert report["provenance"]["processes"] == 2
+    assert report["config"]["ensemble"]["trained_by_processes"] == [[0], [1], [0]]
+    single = json.loads((tmp_path / "single" / "report.json").read_text())
+    assert single["config"]["ensemble"]["trained_by_processes"] == [[0], [0], [0]]
 
 
 # Each method once, each activation and each loss twice: the programs' activation and loss code
