@@ -63,6 +63,44 @@ def test_one_and_four_devices_give_identical_bits(tmp_path):
         np.testing.assert_array_equal(many[key], [0, 1, 2, 3, 0, 1, 2, 3, 0], err_msg=key)
 
 
+DEFAULT_SCRIPT = r"""
+import os, sys, json
+if sys.argv[1] == "jax-first":
+    import jax
+    jax.numpy.zeros(1).block_until_ready()  # JAX's backend starts before jaxlimit is imported
+import jax, numpy as np
+import jaxlimit as jl
+data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
+for _ in range(2):  # the notice comes once
+    r = jl.run_ensemble(jl.TwoLayer(16, 4), data, times=[0.5], n_members=32, seed=1, lanes=4)
+np.save(sys.argv[2], r.outputs)
+print(json.dumps({"devices": len(jax.devices()), "cores": len(os.sched_getaffinity(0)),
+                  "trained_on": sorted({d for (d,) in r.config["trained_on_devices"]})}))
+"""
+
+
+def test_import_sets_up_one_device_per_core_unless_told_not_to(tmp_path):
+    """A fresh process that imports jaxlimit runs its ensembles on one device per core, as the
+    command line does, and says so once; JAXLIMIT_CPU_CORES=0 keeps JAX's one device; when JAX
+    started first, it says once how to get the speed. The numbers are the same bits."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXLIMIT_CPU_CORES", "XLA_FLAGS")}
+    runs = {}
+    for case, extra in (("default", {}), ("off", {"JAXLIMIT_CPU_CORES": "0"}), ("jax-first", {})):
+        proc = subprocess.run([sys.executable, "-c", DEFAULT_SCRIPT, case, str(tmp_path / f"{case}.npy")],
+                              cwd=ROOT, env={**env, **extra}, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        runs[case] = json.loads(proc.stdout.splitlines()[-1]) | {"notice": [
+            line for line in proc.stderr.splitlines() if line.startswith("jaxlimit:")]}
+    cores = runs["default"]["cores"]
+    if cores > 1:
+        assert runs["default"]["devices"] == cores and runs["default"]["trained_on"] == list(range(min(cores, 8)))
+        assert len(runs["default"]["notice"]) == 1 and "set up at import" in runs["default"]["notice"][0]
+        assert len(runs["jax-first"]["notice"]) == 1 and "before the first JAX computation" in runs["jax-first"]["notice"][0]
+    assert runs["off"]["devices"] == runs["jax-first"]["devices"] == 1 and not runs["off"]["notice"]
+    for case in ("off", "jax-first"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{case}.npy"), np.load(tmp_path / "default.npy"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

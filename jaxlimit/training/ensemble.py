@@ -350,6 +350,10 @@ def run_ensemble(
         store.check_space(estimate_store_bytes(state_bytes, record_bytes * len(t), n_blocks * lanes))
         config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
 
+    if devices is None:
+        from jaxlimit.devices import notice_once
+
+        notice_once()
     devices = jax.local_devices() if devices is None else list(devices)
     if not devices:
         raise InputError("devices must name at least one device")
