@@ -18,9 +18,16 @@ to run with), interleaved, best of ``--repeats``:
   reaches;
 * ``torch``: the same SGD batched over members in PyTorch, when installed.
 
+Then the library's default, in fresh processes with no set-up call: ``import
+jaxlimit`` (one single-threaded device per core, set up at import), the same
+with ``JAXLIMIT_CPU_CORES=0`` (JAX's one multi-threaded device) and as the
+command line runs; and what the default does to a user's own JAX code (a large
+matrix product, an elementwise map with a reduction) in the same process.
+
     python benchmarks/ensemble_throughput.py              # default problem, then scaling tables
     python benchmarks/ensemble_throughput.py --quick      # small sizes, to check that it runs
     python benchmarks/ensemble_throughput.py --no-tables  # the default problem only
+    python benchmarks/ensemble_throughput.py --library-default-only --members 1024
 """
 
 from __future__ import annotations
@@ -53,9 +60,11 @@ def _problem(args):
 
 
 def worker_jaxlimit(args) -> dict:
+    if args.devices == "off":  # JAX's own default: one multi-threaded CPU device
+        os.environ["JAXLIMIT_CPU_CORES"] = "0"
     from jaxlimit.devices import enable_compilation_cache, use_cpu_cores
 
-    if args.devices != "default":
+    if args.devices not in ("default", "off"):  # "default": what ``import jaxlimit`` sets up
         use_cpu_cores(None if args.devices == "cores" else int(args.devices))
     import jax
 
@@ -185,7 +194,33 @@ def worker_torch(args) -> dict:
     return {"whole_call_s": t, "warm_s": t, "threads": torch.get_num_threads()}
 
 
-WORKERS = {"jaxlimit": worker_jaxlimit, "naive": worker_naive, "reference": worker_reference,
+def worker_user_code(args) -> dict:
+    """A user's own JAX code in a process that imported jaxlimit (``--devices default``) or
+    opted out (``off``): a 2048² float32 matrix product and a jitted elementwise map with a
+    reduction over 2^24 entries, best of 5 warm calls each."""
+    if args.devices == "off":
+        os.environ["JAXLIMIT_CPU_CORES"] = "0"
+    import jaxlimit  # noqa: F401 - what the import sets up is what is measured
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
+    v = jax.random.normal(jax.random.key(1), (1 << 24,), jnp.float32)
+    jobs = {"matmul_2048_s": jax.jit(lambda a: a @ a), "map_reduce_16M_s": jax.jit(lambda v: jnp.sum(jnp.tanh(v) * v))}
+    out = {"devices": len(jax.devices())}
+    for name, fn in jobs.items():
+        arg = a if name.startswith("matmul") else v
+        fn(arg).block_until_ready()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            fn(arg).block_until_ready()
+            times.append(time.perf_counter() - start)
+        out[name] = min(times)
+    return out
+
+
+WORKERS = {"jaxlimit": worker_jaxlimit, "user_code": worker_user_code, "naive": worker_naive, "reference": worker_reference,
            "torch": worker_torch}
 
 
@@ -233,6 +268,41 @@ def _row(name: str, r: dict) -> str:
             f"{'' if frac is None else f'{100 * frac:.0f} %'} |")
 
 
+def library_default(problem: dict, repeats: int, build_dir: str) -> dict:
+    """Fresh processes with no set-up call: ``import jaxlimit`` at its default, with
+    ``JAXLIMIT_CPU_CORES=0`` (JAX's one multi-threaded device), and as the command line runs
+    (``use_cpu_cores()``); and a user's own JAX code with and without the default. Interleaved,
+    best of ``repeats``."""
+    arms = {"import default": ("jaxlimit", "default"), "JAXLIMIT_CPU_CORES=0": ("jaxlimit", "off"),
+            "command line (use_cpu_cores)": ("jaxlimit", "cores"),
+            "user code, import default": ("user_code", "default"), "user code, JAXLIMIT_CPU_CORES=0": ("user_code", "off")}
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for label, (worker, devices) in arms.items():
+            r = measure(worker, problem, ["--devices", devices], build_dir)
+            for key, value in r.items():
+                if key.endswith("_s") and isinstance(value, float):
+                    best.setdefault(label, {})[key] = min(value, best.get(label, {}).get(key, float("inf")))
+                else:
+                    best.setdefault(label, {})[key] = value
+    print("\nLibrary default: fresh processes, no set-up call (best of %d, interleaved)\n" % repeats)
+    print("| process | devices | warm ensemble | whole call | vs command line |")
+    print("| --- | --- | --- | --- | --- |")
+    cli = best.get("command line (use_cpu_cores)", {}).get("warm_s")
+    for label in ("import default", "JAXLIMIT_CPU_CORES=0", "command line (use_cpu_cores)"):
+        r = best.get(label, {})
+        if "warm_s" in r:
+            print(f"| {label} | {r['devices']} | {r['warm_s']:.2f} s | {r['whole_call_s']:.2f} s | "
+                  f"{cli / r['warm_s'] if cli else float('nan'):.2f} |")
+    print("\n| user's own JAX code | devices | 2048² matmul | tanh map + sum, 2^24 |")
+    print("| --- | --- | --- | --- |")
+    for label in ("user code, import default", "user code, JAXLIMIT_CPU_CORES=0"):
+        r = best.get(label, {})
+        if "matmul_2048_s" in r:
+            print(f"| {label} | {r['devices']} | {1e3 * r['matmul_2048_s']:.1f} ms | {1e3 * r['map_reduce_16M_s']:.1f} ms |")
+    return best
+
+
 def print_table(title: str, best: dict) -> None:
     print(f"\n{title}\n")
     print("| engine | warm run | neuron-steps/s | vs naive | of reference |")
@@ -256,7 +326,10 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=2048)
     p.add_argument("--lanes", type=int, default=0, help="jaxlimit's vmap width (0: its default)")
     p.add_argument("--program", default="", help="jaxlimit's member program ('' : auto)")
-    p.add_argument("--devices", default="cores", help="jaxlimit's CPU devices: cores, default, or a number")
+    p.add_argument("--devices", default="cores",
+                   help="jaxlimit's CPU devices: cores, default (what import sets up), off, or a number")
+    p.add_argument("--library-default-only", action="store_true",
+                   help="only the fresh-process comparison of the library's default")
     p.add_argument("--cache", default="", help="jaxlimit's compilation cache directory ('' : none)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
@@ -275,8 +348,12 @@ def main(argv=None) -> dict:
         base = {"members": 256, "width": 256, "dim": 8, "points": 16, "steps": 256}
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
-    figures = {"default": compare(base, list(WORKERS), args.repeats, build)}
+    if args.library_default_only:
+        print(f"Problem {base}")
+        return {"library_default": library_default(base, args.repeats, build)}
+    figures = {"default": compare(base, [w for w in WORKERS if w != "user_code"], args.repeats, build)}
     print_table(f"Default problem {base}", figures["default"])
+    figures["library_default"] = library_default(base, args.repeats, build)
     if not args.no_tables:
         steps = 64 if args.quick else 512
         tables = {

@@ -10,6 +10,12 @@ import importlib
 
 __version__ = "0.2.0"
 
+# One single-threaded CPU device per core, as the command line runs, when JAX has not started
+# yet (JAXLIMIT_CPU_CORES=0 opts out; see jaxlimit.devices). Sets XLA_FLAGS only.
+from jaxlimit.devices import configure_at_import as _configure_at_import  # noqa: E402
+
+_configure_at_import()
+
 _EXPORTS: dict[str, str] = {}
 
 

@@ -6,6 +6,10 @@ import os
 import jax
 import pytest
 
+# The suite keeps JAX's one CPU device in its own processes and the helpers it starts, as it
+# always ran (the command line still sets up one device per core itself);
+# tests/test_devices.py checks what ``import jaxlimit`` does without this.
+os.environ.setdefault("JAXLIMIT_CPU_CORES", "0")
 jax.config.update("jax_enable_x64", True)
 
 

@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -199,8 +200,9 @@ def test_unwritable_checkpoint_directory_is_refused(problem, tmp_path):
             _run(model, data, checkpoint_dir=ro / "sub")
 
 
-def _harness(directory, out, chunk, slow=True):
-    args = [sys.executable, str(HARNESS), str(directory), str(out), str(chunk)] + (["slow"] if slow else [])
+def _harness(directory, out, chunk, slow=True, segments=8, blocks=5):
+    args = [sys.executable, str(HARNESS), str(directory), str(out), str(chunk), "slow" if slow else "fast",
+            str(segments), str(blocks)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
@@ -212,38 +214,68 @@ def _saved_segments(directory) -> int:
     return total
 
 
-def test_killed_runs_lose_at_most_one_segment_and_resume_bitwise(tmp_path):
-    # Uninterrupted reference (no checkpoint needed for the numbers, but the
-    # harness always checkpoints; use its own directory).
-    ref = _harness(tmp_path / "ref", tmp_path / "ref.npy", 8, slow=False)
+def _steps_on_disk(directory) -> dict[int, set[int]]:
+    """Block -> the step counts its file holds."""
+    saved = {}
+    for path in Path(directory).glob("*/block-*.npz"):
+        with np.load(path) as f:
+            saved[int(path.stem.split("-")[1])] = {int(s) for s in f["steps"]}
+    return saved
+
+
+def _lost_beyond_the_segment_in_flight(log: list[str], directory) -> list[tuple[int, int]]:
+    """(block, step) of every advance started before the one in flight that is not on disk.
+
+    Only advances count (``start`` lines name their blocks and target step), never the
+    records at t = 0, which need no training."""
+    starts = [line.split() for line in log if line.startswith("start")]
+    on_disk = _steps_on_disk(directory)
+    lost = [(b, int(s[2])) for s in starts[:-1] for b in map(int, s[4].split(","))
+            if int(s[2]) not in on_disk.get(b, ())]
+    said = [tuple(map(int, line.split()[1:])) for line in log if line.startswith("saved")]
+    return lost + [(b, k) for b, k in said if k not in on_disk.get(b, ())]
+
+
+def test_kills_at_random_moments_lose_at_most_the_segment_in_flight_and_resume_bitwise(tmp_path):
+    """Each run draws its own moments (the seed is in every failure message). In each of three
+    killed runs, at a random moment within each of the first few advances, the process is frozen
+    (SIGSTOP: the disk is then what a kill at that moment leaves) and checked; the last moment is a
+    SIGKILL. Every advance but the one in flight must be on disk, so a change that saves one
+    advance late (a kill then loses two segments) fails at the second advance of a chunk."""
+    segments, blocks = 4, 8  # 32 block-segments; the killed runs do at most 24
+    ref = _harness(tmp_path / "ref", tmp_path / "ref.npy", 8, slow=False, segments=segments, blocks=blocks)
     assert ref.wait(timeout=300) == 0, ref.stderr.read()
     expected = np.load(tmp_path / "ref.npy")
-    total_segments = _saved_segments(tmp_path / "ref")  # 5 blocks × 9 recorded times
+    total = _saved_segments(tmp_path / "ref")
 
-    rng = random.Random(0)
+    seed = random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
     directory = tmp_path / "ckpt"
-    for attempt, chunk in enumerate((8, 16, 8, 24)):
-        proc = _harness(directory, tmp_path / "out.npy", chunk)
-        log, stop_after = [], rng.randint(1, 4)
-        for line in proc.stdout:
-            log.append(line)
-            if sum(x.startswith("start") for x in log) >= stop_after:
-                time.sleep(rng.uniform(0.0, 0.15))
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        log += proc.stdout.read().splitlines()
-        started = [int(line.split()[3]) for line in log if line.startswith("start")]
-        saved = sum(line.startswith("saved") for line in log)
-        on_disk = _saved_segments(directory)
-        assert on_disk < total_segments
-        # Every advance but the one in flight had all its blocks saved: the
-        # work lost is at most one chunk-segment (one block-segment at the
-        # default chunk of one block).
-        assert on_disk >= saved
-        if started:
-            assert saved >= sum(started[:-1]), (attempt, started, saved)
-    final = _harness(directory, tmp_path / "out.npy", 16, slow=False)
+    for attempt, chunk in enumerate((8, 16, 8)):
+        proc = _harness(directory, tmp_path / "out.npy", chunk, segments=segments, blocks=blocks)
+        log: list[str] = []
+        reader = threading.Thread(target=lambda: [log.append(line) for line in proc.stdout], daemon=True)
+        reader.start()
+        moments = rng.randint(3, 6)
+        for moment in range(1, moments + 1):
+            while sum(x.startswith("start") for x in log) < moment and proc.poll() is None:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.1))  # somewhere in the advance (0.1 s) or the saves after it
+            where = f"seed {seed}, run {attempt}, moment {moment}"
+            assert proc.poll() is None, f"{where}: the run ended before its kill"
+            if moment < moments:
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.05)  # let the reader take what was printed before the stop
+                lost = _lost_beyond_the_segment_in_flight(list(log), directory)
+                proc.send_signal(signal.SIGCONT)
+            else:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=60)
+                reader.join(timeout=60)
+                lost = _lost_beyond_the_segment_in_flight(log, directory)
+            assert not lost, f"{where}: saved work lost beyond the segment in flight: {lost}"
+        assert _saved_segments(directory) < total
+    final = _harness(directory, tmp_path / "out.npy", 16, slow=False, segments=segments, blocks=blocks)
     assert final.wait(timeout=300) == 0, final.stderr.read()
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
 
@@ -265,7 +297,7 @@ def test_ctrl_c_saves_the_segment_in_flight_and_says_where(tmp_path):
     # finished and was saved, with the record at t = 0, and the run stopped
     # before the end (9 records per block).
     starts = [line.split() for line in log if line.startswith("start")]
-    advanced = sum(int(n) for *_, n in starts)  # blocks advanced (a chunk spans one block per device)
+    advanced = sum(int(s[3]) for s in starts)  # blocks advanced (a chunk spans one block per device)
     saved = [line.split() for line in log if line.startswith("saved")]
     blocks = {b for _, b, _ in saved}
     assert 3 <= len(starts) and advanced < 5 * 8

@@ -35,6 +35,7 @@ for program in ("generic", "weights"):
                             observables={"move": jl.rms_parameter_change})
         out[f"{program}-{method}"] = r.outputs
         out[f"{program}-{method}-move"] = r.observables["move"]
+        out[f"{program}-{method}-devices"] = np.array([d for (d,) in r.config["trained_on_devices"]])
 np.savez(sys.argv[2], **out)
 """
 
@@ -50,11 +51,54 @@ def test_one_and_four_devices_give_identical_bits(tmp_path):
     # 70 members in blocks of 8: 9 blocks, so 4 devices run chunks of 4, 4 and then 1 block alone
     # (a chunk narrower than the device count), and the last block is partly empty.
     one = _run_devices(1, tmp_path / "one.npz")
-    for n in (4,):
-        many = _run_devices(n, tmp_path / f"d{n}.npz")
-        for key in one:
-            np.testing.assert_array_equal(many[key], one[key], err_msg=f"{n} devices, {key}")
+    many = _run_devices(4, tmp_path / "d4.npz")
+    for key in one:
+        if not key.endswith("-devices"):
+            np.testing.assert_array_equal(many[key], one[key], err_msg=f"4 devices, {key}")
     assert np.unique(one["generic-online"][:, -1, 0]).size == 70
+    # Where each block ran (read from where its state lived), exactly one device each: one
+    # device trains all on its own; four take blocks 0-3 and 4-7 one each, and block 8 runs alone.
+    for key in (k for k in one if k.endswith("-devices")):
+        np.testing.assert_array_equal(one[key], [0] * 9, err_msg=key)
+        np.testing.assert_array_equal(many[key], [0, 1, 2, 3, 0, 1, 2, 3, 0], err_msg=key)
+
+
+DEFAULT_SCRIPT = r"""
+import os, sys, json
+if sys.argv[1] == "jax-first":
+    import jax
+    jax.numpy.zeros(1).block_until_ready()  # JAX's backend starts before jaxlimit is imported
+import jax, numpy as np
+import jaxlimit as jl
+data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
+for _ in range(2):  # the notice comes once
+    r = jl.run_ensemble(jl.TwoLayer(16, 4), data, times=[0.5], n_members=32, seed=1, lanes=4)
+np.save(sys.argv[2], r.outputs)
+print(json.dumps({"devices": len(jax.devices()), "cores": len(os.sched_getaffinity(0)),
+                  "trained_on": sorted({d for (d,) in r.config["trained_on_devices"]})}))
+"""
+
+
+def test_import_sets_up_one_device_per_core_unless_told_not_to(tmp_path):
+    """A fresh process that imports jaxlimit runs its ensembles on one device per core, as the
+    command line does, and says so once; JAXLIMIT_CPU_CORES=0 keeps JAX's one device; when JAX
+    started first, it says once how to get the speed. The numbers are the same bits."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXLIMIT_CPU_CORES", "XLA_FLAGS")}
+    runs = {}
+    for case, extra in (("default", {}), ("off", {"JAXLIMIT_CPU_CORES": "0"}), ("jax-first", {})):
+        proc = subprocess.run([sys.executable, "-c", DEFAULT_SCRIPT, case, str(tmp_path / f"{case}.npy")],
+                              cwd=ROOT, env={**env, **extra}, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        runs[case] = json.loads(proc.stdout.splitlines()[-1]) | {"notice": [
+            line for line in proc.stderr.splitlines() if line.startswith("jaxlimit:")]}
+    cores = runs["default"]["cores"]
+    if cores > 1:
+        assert runs["default"]["devices"] == cores and runs["default"]["trained_on"] == list(range(min(cores, 8)))
+        assert len(runs["default"]["notice"]) == 1 and "set up at import" in runs["default"]["notice"][0]
+        assert len(runs["jax-first"]["notice"]) == 1 and "before the first JAX computation" in runs["jax-first"]["notice"][0]
+    assert runs["off"]["devices"] == runs["jax-first"]["devices"] == 1 and not runs["off"]["notice"]
+    for case in ("off", "jax-first"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{case}.npy"), np.load(tmp_path / "default.npy"))
 
 
 def _free_port() -> int:
@@ -85,10 +129,14 @@ def test_two_processes_give_the_single_process_report(tmp_path):
     with np.load(tmp_path / "single" / "data.npz") as a, np.load(tmp_path / "multi" / "data.npz") as b:
         np.testing.assert_array_equal(a["outputs"], b["outputs"])
         np.testing.assert_array_equal(a["loss"], b["loss"])
-    # 150 members in blocks of 64: process 0 trained blocks 0 and 2, process 1 block 1.
+    # 150 members in blocks of 64: process 0 trained blocks 0 and 2, process 1 block 1, and
+    # no block was trained twice (each process records the blocks it computed; all-gathered).
     assert len(sorted((tmp_path / "ckpt").glob("*/block-*.npz"))) == 3
     report = json.loads((tmp_path / "multi" / "report.json").read_text())
     assert report["provenance"]["processes"] == 2
+    assert report["config"]["ensemble"]["trained_by_processes"] == [[0], [1], [0]]
+    single = json.loads((tmp_path / "single" / "report.json").read_text())
+    assert single["config"]["ensemble"]["trained_by_processes"] == [[0], [0], [0]]
 
 
 # Each method once, each activation and each loss twice: the programs' activation and loss code

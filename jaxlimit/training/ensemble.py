@@ -258,7 +258,10 @@ def run_ensemble(
     Returns:
         An :class:`EnsembleResult`; diverged members are flagged, not dropped, and a
         :class:`~jaxlimit.training.guards.DivergenceWarning` gives their count and the likely
-        cause (also in ``result.config["divergence"]``).
+        cause (also in ``result.config["divergence"]``). Its ``config["trained_on_devices"]``
+        and ``config["trained_by_processes"]`` list, per block, the device ids and process
+        indices that computed it in this call (empty for a block taken whole from
+        ``checkpoint_dir``).
     """
     check_model(model)
     trainer = Trainer() if trainer is None else trainer
@@ -354,6 +357,10 @@ def run_ensemble(
         store.check_space(estimate_store_bytes(state_bytes, record_bytes * len(t), n_blocks * lanes))
         config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
 
+    if devices is None:
+        from jaxlimit.devices import notice_once
+
+        notice_once()
     devices = jax.local_devices() if devices is None else list(devices)
     if not devices:
         raise InputError("devices must name at least one device")
@@ -396,6 +403,11 @@ def run_ensemble(
         bar = tqdm(total=total_work, initial=total_work - remaining, unit="member-step", unit_scale=True,
                    desc=f"training {n_members} members", leave=False, smoothing=0.1)
 
+    # Which devices computed each block in this call, read from where the chunk's state lives
+    # (metadata only, no transfer): the proof that the work was spread.
+    every_device = sorted(jax.devices(), key=lambda d: d.id)
+    column = {d.id: i for i, d in enumerate(every_device)}
+    trained = np.zeros((n_blocks, len(every_device)), bool)
     saved_segments = 0
     with _deferred_interrupt(store is not None) as interrupt:
         for (start, missing), blocks in sorted(plans.items()):
@@ -423,6 +435,10 @@ def run_ensemble(
                         if store is not None:
                             store.save(b, rec)
                     saved_segments += 1
+                    if target == missing[-1] or interrupt["hit"]:
+                        for shard in jax.tree_util.tree_leaves(state)[0].addressable_shards:
+                            for b in chunk[shard.index[0]]:
+                                trained[b, column[shard.device.id]] = True
                     if interrupt["hit"]:
                         if bar is not None:
                             bar.close()
@@ -434,6 +450,12 @@ def run_ensemble(
         bar.close()
     if n_proc > 1:
         _gather_blocks(records, needed, record_shapes, lanes, n_proc)
+        from jax.experimental import multihost_utils
+
+        trained = np.asarray(multihost_utils.process_allgather(trained)).any(axis=0)
+    config["trained_on_devices"] = [[every_device[i].id for i in np.flatnonzero(row)] for row in trained]
+    config["trained_by_processes"] = [sorted({every_device[i].process_index for i in np.flatnonzero(row)})
+                                      for row in trained]
 
     index = [needed.index(int(s)) for s in steps]
 

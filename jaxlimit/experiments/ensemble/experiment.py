@@ -48,7 +48,9 @@ def run(config: EnsembleConfig) -> Report:
                                   "q10": np.quantile(ok.loss, 0.1, axis=0), "q90": np.quantile(ok.loss, 0.9, axis=0)}
         figs["ensemble"] = figures.ensemble_figure(ok, problem)
     return Report(
-        experiment="ensemble", config={}, metrics=metrics, timing=timing, figures=figs, tables=tables,
+        experiment="ensemble", metrics=metrics,
+        config={"ensemble": {k: result.config[k] for k in ("program", "lanes", "trained_on_devices",
+                                                            "trained_by_processes")}}, timing=timing, figures=figs, tables=tables,
         arrays={"outputs": result.outputs, "loss": result.loss, "times": result.times,
                 "diverged": result.diverged},
         warnings=warnings,
