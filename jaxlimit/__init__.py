@@ -57,7 +57,7 @@ _export("jaxlimit.report", "Report", "write_report")
 _export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")
 _export("jaxlimit.experiments", "run")
 _export("jaxlimit.models.parameterisation", "LayerScaling", "Parameterisation", "get_parameterisation")
-_export("jaxlimit.experiments.coord_check.measure", "coord_check")
+_export("jaxlimit.training.coord_check", "coord_check")
 
 _SUBPACKAGES = ("activations", "config", "data", "devices", "experiments", "figures", "limits", "losses", "models", "report",
                 "stats", "streams", "training")

@@ -58,10 +58,11 @@ def integer(default: int | None, help: str, *, low: int = 1, high: int, nullable
 
 
 def real(default: float | None, help: str, *, low: float = 0.0, high: float, low_open: bool = True,
-         nullable: bool = False, group: str = "options", metavar: str | None = None):
+         nullable: bool = False, group: str = "options", metavar: str | None = None,
+         computed: "Computed | None" = None):
     """A finite real option in (low, high] (or [low, high] with ``low_open=False``)."""
     return _field(default, Spec("float", help, low, high, low_open, nullable=nullable, group=group,
-                                metavar=metavar))
+                                metavar=metavar, computed=computed))
 
 
 def choice(default: str, help: str, choices: tuple[str, ...], *, group: str = "options"):

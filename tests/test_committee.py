@@ -257,7 +257,7 @@ CLI_CASES = [
     (["committee", "--teachers", "3", "--teacher-overlap", "-0.5"], "not positive definite"),
     (["committee", "--dim", "10000000", "--ensemble", "100000"], "--dim makes the run need about"),
     (["committee", "--students", "4", "--teachers", "3"], "--students + --teachers must be at most"),
-    (["committee", "--lr", "0"], "--lr must be > 0"),
+    (["committee", "--alpha", "0"], "--alpha must be > 0"),
 ]
 
 
@@ -272,7 +272,7 @@ def test_command_refuses_a_learning_rate_above_eta_max(capsys, tmp_path):
     from jaxlimit import cli
 
     out = tmp_path / "out"
-    code = cli.main(["committee", "--lr", "2.5", "--ensemble", "20", "--dim", "50", "--out", str(out)])
+    code = cli.main(["committee", "--alpha", "2.5", "--ensemble", "20", "--dim", "50", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "η_max = 2.307" in err and len(err.splitlines()) == 1, err
     assert not out.exists()

@@ -65,6 +65,11 @@ def test_every_computed_default_in_help_is_what_the_code_applies(name):
             assert f"at most {DEFAULT_LANES['cpu']} members on a CPU, {DEFAULT_LANES['gpu']} on an accelerator" \
                 in stated
             assert c.resolve("chunk_size") is None if (c := config) else False  # known when the run starts
+        elif field == "alpha":  # coord-check: the optimiser's base rate, as the library call applies it
+            assert stated == "0.1 for SGD, 0.01 for Adam"
+            assert config.replace(optimizer="sgd").resolve("alpha") == 0.1
+            assert config.replace(optimizer="adam").resolve("alpha") == 0.01
+            assert config.replace(optimizer="adam", alpha=0.3).resolve("alpha") == 0.3
         else:
             raise AssertionError(f"{name} --{field}: a computed default this test does not check")
 

@@ -10,7 +10,7 @@ import pytest
 
 from jaxlimit.data import make_dataset
 from jaxlimit.errors import InputError
-from jaxlimit.experiments.coord_check.measure import coord_check
+from jaxlimit.training.coord_check import coord_check
 from jaxlimit.models.mlp import MLP, Dense
 from jaxlimit.models.parameterisation import (
     LayerScaling, Parameterisation, first_step_exponents, get_parameterisation, two_layer, two_layer_apply,

@@ -38,7 +38,7 @@ class CommitteeConfig(Config):
     init_std: float = real(0.5, "standard deviation s of the students' initial weights w ~ N(0, s²)", high=10.0,
                            group="model")
     dim: int = integer(500, "input dimension D", low=10, high=MAX_DIM, group="problem")
-    lr: float = real(1.0, "SGD learning rate η (w ← w + (η/√D) Δ g'(λ) x); must be below the perfect "
+    alpha: float = real(1.0, "SGD learning rate η (w ← w + (η/√D) Δ g'(λ) x); must be below the perfect "
                      "student's η_max", high=100.0, group="training")
     noise: float = real(0.1, "standard deviation σ of the teacher's output noise", low=0.0, low_open=False,
                         high=10.0, group="training")

@@ -47,7 +47,7 @@ def run(config: CommitteeConfig) -> Report:
     if not jax.config.jax_enable_x64:
         raise InputError("committee integrates its ODEs in float64; enable it first with "
                          "jax.config.update('jax_enable_x64', True) (the command line does)")
-    K, M, D, eta, sigma, s0 = (config.students, config.teachers, config.dim, config.lr, config.noise,
+    K, M, D, eta, sigma, s0 = (config.students, config.teachers, config.dim, config.alpha, config.noise,
                                config.init_std)
     T = teacher_overlaps(M, config.teacher_overlap)
     timing: dict = {}
@@ -56,8 +56,8 @@ def run(config: CommitteeConfig) -> Report:
     with timed(timing, "phenomena"):
         eta_max = cm.max_learning_rate(T)
         if eta >= eta_max:
-            raise InputError(f"--lr {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
-                             "becomes unstable; choose a smaller --lr")
+            raise InputError(f"--alpha {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
+                             "becomes unstable; choose a smaller --alpha")
         metrics["eta_max"] = eta_max
         metrics["asymptotic_rate"] = cm.convergence_rate(T, eta)
         plateau = None
@@ -95,7 +95,7 @@ def run(config: CommitteeConfig) -> Report:
     if not finite.all():
         warnings.append(f"{int((~finite).sum())} of {config.ensemble} students diverged and are excluded")
     if finite.sum() < 20:
-        raise InputError("fewer than 20 students stayed finite; reduce --lr")
+        raise InputError("fewer than 20 students stayed finite; reduce --alpha")
     X = np.asarray(cm.flatten(jnp.asarray(runs["Q"][finite]), jnp.asarray(runs["R"][finite])))
     outputs = np.concatenate([runs["eps"][finite][..., None], X], axis=-1)  # (E, A, P)
 

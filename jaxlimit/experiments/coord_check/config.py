@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Config, ConfigError, choice, integer, real
+from jaxlimit.config import Computed, Config, ConfigError, choice, integer, real
 from jaxlimit.experiments import options as opt
 from jaxlimit.names import ACTIVATION_NAMES
 
@@ -35,8 +35,10 @@ class CoordCheckConfig(Config):
     points: int = opt.points(16)
     activation: str = choice("relu", "activation φ", ACTIVATION_NAMES, group="model")
     steps: int = integer(3, "training steps recorded after initialisation", high=100, group="training")
-    alpha: float | None = real(None, "base learning rate α (layer l trains at α n^-c_l; default 0.1 for SGD, "
-                               "0.01 for Adam)", high=1e4, nullable=True, group="training")
+    alpha: float | None = real(None, "base learning rate α (layer l trains at α n^-c_l)", high=1e4, nullable=True,
+                               group="training", computed=Computed("0.1 for SGD, 0.01 for Adam", lambda config: (
+                                   0.1 if config.optimizer == "sgd" else 0.01) if config.alpha is None
+                                   else config.alpha))
     ensemble: int = opt.ensemble(4, "networks (seeds) per width, for the slopes' intervals")
     tolerance: float = real(0.1, "how far a slope's interval may miss a predicted exponent (finite-width "
                             "corrections)", low=0.0, low_open=False, high=2.0, group="verdict")

@@ -1,11 +1,11 @@
-"""``jaxlimit coord-check``: config → coordinate check (:func:`~jaxlimit.experiments.coord_check.measure.coord_check`)
+"""``jaxlimit coord-check``: config → coordinate check (:func:`~jaxlimit.training.coord_check.coord_check`)
 → slopes, verdicts, figures → Report."""
 
 from __future__ import annotations
 
 from jaxlimit.experiments.coord_check import figures
 from jaxlimit.experiments.coord_check.config import CoordCheckConfig
-from jaxlimit.experiments.coord_check.measure import QUANTITIES, coord_check, layer_names
+from jaxlimit.training.coord_check import QUANTITIES, coord_check, layer_names
 from jaxlimit.experiments.problem import timed
 from jaxlimit.report import Report
 
@@ -22,7 +22,7 @@ def run(config: CoordCheckConfig) -> Report:
     timing: dict = {}
     with timed(timing, "training"):
         result = coord_check(config.parameterisation, optimizer=config.optimizer, widths=config.widths,
-                             depth=config.depth, steps=config.steps, lr=config.alpha, seeds=config.ensemble,
+                             depth=config.depth, steps=config.steps, lr=config.resolve("alpha"), seeds=config.ensemble,
                              dim=config.dim, batch=config.points, activation=config.activation, seed=config.seed,
                              tolerance=config.tolerance, level=1.0 - config.level)
     names = layer_names(config.depth)

@@ -13,7 +13,7 @@ def coord_figure(result, quantity: str, title: str):
     """Mean over networks ± 2 SE of one quantity against the width, one panel per step t = 1…T (and
     t = 0 for the activations), the fitted power law drawn through each layer's points with its band
     (the slope's interval), the slope and interval in the legend."""
-    from jaxlimit.experiments.coord_check.measure import QUANTITIES, layer_names
+    from jaxlimit.training.coord_check import QUANTITIES, layer_names
 
     q = QUANTITIES.index(quantity)
     widths = np.asarray(result.widths, float)
