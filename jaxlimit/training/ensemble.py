@@ -47,7 +47,8 @@ from jaxlimit.models.base import Model, PyTree, check_model
 from jaxlimit.names import DEFAULT_LANES as _DEFAULT_LANES
 from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
 from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
-from jaxlimit.training.guards import STEP_CHECK_MEMBERS, DivergenceWarning, check_step, divergence_message
+from jaxlimit.training.guards import (STEP_CHECK_MEMBERS, DivergenceWarning, check_step, diverged_members,
+                                      divergence_message)
 from jaxlimit.training.fast import REPRESENTATIONS, fast_program_kind, two_layer_program
 from jaxlimit.training.program import MemberProgram, Observable, generic_program
 from jaxlimit.training.results import EnsembleResult
@@ -409,6 +410,10 @@ def run_ensemble(
     column = {d.id: i for i, d in enumerate(every_device)}
     trained = np.zeros((n_blocks, len(every_device)), bool)
     saved_segments = 0
+    # Divergence is said at the first record that shows it, not only when the run ends: a
+    # member that blows up early makes the rest of a long run worth reconsidering.
+    seen_diverged: dict[int, bool] = {}
+    said_divergence = False
     with _deferred_interrupt(store is not None) as interrupt:
         for (start, missing), blocks in sorted(plans.items()):
             for chunk in chunks_of(blocks, chunk_blocks, len(devices)):
@@ -425,6 +430,18 @@ def run_ensemble(
                             bar.update(sum(members_in(b) for b in chunk) * (target - current))
                         current = target
                     outs, losses, obs = engine.record(state, state0, chunk)
+                    if not said_divergence:
+                        for j, b in enumerate(chunk):
+                            live = members_in(b)
+                            bad = diverged_members(outs[j][:live], losses[j][:live], divergence_threshold)
+                            seen_diverged[b] = seen_diverged.get(b, False) | bad
+                        found = int(sum(np.sum(v) for v in seen_diverged.values()))
+                        if found:
+                            said_divergence = True
+                            trained_so_far = sum(members_in(b) for b in seen_diverged)
+                            warnings.warn(divergence_message(found, n_members, step_record, model,
+                                                             during=(trained_so_far, int(target))),
+                                          DivergenceWarning, stacklevel=2)
                     leaves = engine.state_leaves(state) if store else None
                     for j, b in enumerate(chunk):
                         rec = records[b]
@@ -468,9 +485,7 @@ def run_ensemble(
     loss = gather("loss")
     obs = {k: np.concatenate([np.stack([records[b].observables[needed[i]][k] for i in index], axis=1)
                               for b in range(n_blocks)])[:n_members] for k in observables}
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(outputs) | (np.abs(outputs) > divergence_threshold)
-    diverged = bad.reshape(n_members, -1).any(axis=1) | ~np.isfinite(loss).all(axis=1)
+    diverged = diverged_members(outputs, loss, divergence_threshold)
     if diverged.any():
         config["divergence"] = divergence_message(int(diverged.sum()), n_members, step_record, model)
         warnings.warn(config["divergence"], DivergenceWarning, stacklevel=2)
