@@ -14,6 +14,27 @@ jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture(autouse=True)
+def _every_written_report_tells_the_truth(monkeypatch):
+    """Every report a test writes (command line in-process, or ``jaxlimit.report.write_report``) is
+    checked as it is written: every metric has its line in the glossary (docs/metrics.md), and no
+    title, label or legend of a figure lies outside the figure or over another panel."""
+    import jaxlimit.report
+    from jaxlimit.glossary import explained
+    from tests.helpers.reports import text_outside
+
+    original = jaxlimit.report.write_report
+
+    def checked(report, out):
+        unexplained = sorted(k for k in report.metrics if not explained(k))
+        assert not unexplained, f"report {report.experiment!r}: metrics without a glossary line: {unexplained}"
+        problems = {name: text_outside(fig) for name, fig in report.figures.items()}
+        assert not any(problems.values()), f"report {report.experiment!r}: {({k: v for k, v in problems.items() if v})}"
+        return original(report, out)
+
+    monkeypatch.setattr(jaxlimit.report, "write_report", checked)
+
+
+@pytest.fixture(autouse=True)
 def _restore_environment():
     """``jaxlimit.cli.main`` called in-process sets XLA_FLAGS and JAX_ENABLE_X64 as the
     command line does; put the environment back so later subprocesses see the CI's own."""
@@ -21,3 +42,15 @@ def _restore_environment():
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Workers take whole files (``--dist loadgroup``), so a file's module fixtures, such as a
+    trained ensemble, are built once; a notebook runs in its own kernel and shares nothing, so
+    each is a unit of its own and the notebooks spread over both workers instead of lining up
+    on one."""
+    for item in items:
+        group = item.nodeid.split("::")[0]
+        if group.endswith("test_notebooks.py") and hasattr(item, "callspec"):
+            group = item.nodeid
+        item.add_marker(pytest.mark.xdist_group(group))

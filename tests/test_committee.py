@@ -276,3 +276,18 @@ def test_command_refuses_a_learning_rate_above_eta_max(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "η_max = 2.307" in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_command_writes_its_report_with_a_consistent_verdict(tmp_path):
+    """A small run of the command: the report's verdict in the project's words, consistent at this
+    size, and (checked as every report is, tests/conftest.py) a glossary line for every metric and
+    figures whose text fits."""
+    import json
+
+    from jaxlimit import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["committee", "--ensemble", "200", "--dim", "100", "--alpha-max", "20", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["verdict"]) == {"fluctuations_before_escape"}
+    assert report["verdict"]["fluctuations_before_escape"] == "consistent"

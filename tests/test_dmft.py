@@ -188,3 +188,18 @@ def test_single_site_monte_carlo_at_small_gamma0_is_the_lazy_limit(activation):
                                 replicas=8, seed=1)
     assert np.all(np.abs(est.mean[1:] - want[1:]) < 4 * est.mean_se[1:])
     assert np.all(np.abs(est.ntk[0] - np.asarray(lazy.ntk)) < 4 * est.ntk_se[0])
+
+
+def test_command_writes_its_report_with_a_consistent_verdict(tmp_path):
+    """A small run of ``jaxlimit feature-learning``: consistent with the DMFT law at width 128 (the
+    O(1/N) covariance included); every metric has its glossary line and every figure's text fits
+    (checked as every report is, tests/conftest.py)."""
+    import json
+
+    from jaxlimit.cli import main
+
+    out = tmp_path / "r"
+    assert main(["feature-learning", "--width", "128", "--ensemble", "256", "--kernel-ensemble", "4", "--t-max", "1",
+                 "--n-times", "2", "--no-progress", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] and set(report["verdict"].values()) == {"consistent"}, report["verdict"]
