@@ -24,40 +24,35 @@ def _export(module: str, *names: str) -> None:
         _EXPORTS[name] = module
 
 
+# The curated top level: what the README, the notebooks and a user's script call. Specialised
+# helpers (kernel recursions, the ReLU teacher–student flows, statistics' building blocks, the
+# limits' classes) stay in their subpackages: jaxlimit.limits, jaxlimit.stats, jaxlimit.training, …
 _export("jaxlimit.errors", "InputError")
-_export("jaxlimit.config", "ConfigError")
-_export("jaxlimit.activations", "ACTIVATIONS", "Activation", "get_activation")
+# Data and models
 _export("jaxlimit.data", "Dataset", "digits_problem", "make_dataset", "synthetic_problem")
-_export("jaxlimit.losses", "Loss", "get_loss", "huber_loss", "squared_loss")
-_export("jaxlimit.names", "SCALINGS", "resolve_gamma")
 _export("jaxlimit.streams", "stream_key")
-_export("jaxlimit.limits", "Limit", "LinearNoise", "ODELimit", "ode_limit", "lazy_limit", "KernelLimit", "MLPKernels", "MonteCarloKernels", "empirical_ntk", "estimate_mlp_kernels", "ntk_observable",
-        "limit_from_kernels", "mlp_kernels", "mlp_limit", "monte_carlo_kernels")
-_export("jaxlimit.models", "MLP", "UserNetwork", "from_equinox")
-_export("jaxlimit.models", "InitLaw", "ThreeLayer", "ThreeLayerInit", "TwoLayer", "TwoLayerParams")
-_export("jaxlimit.training", "EnsembleResult", "Trainer", "rms_parameter_change", "run_ensemble")
-_export("jaxlimit.training", "DivergenceWarning", "TrainingMethodWarning", "UnstableStepWarning",
-        "training_method_mismatch")
-_export("jaxlimit.limits", "MeanFieldLimit", "XavierKernels", "XavierLimit", "estimate_xavier_kernels",
-        "mean_field_limit", "predict_fluctuations", "PopulationFlowLimit", "StudentTrajectories",
-        "population_flow_limit",
-        "relu_gradient_flow", "relu_kernel", "relu_kernel_grad", "relu_population_grad",
-        "relu_population_loss", "relu_reduced_flow",
-        "single_neuron_bound", "symmetric_saddle_value", "teacher_distance", "xavier_kernels",
-        "xavier_limit")
-_export("jaxlimit.limits.committee", "CommitteeODE", "committee_ode")
-_export("jaxlimit.limits.dmft", "dmft_limit", "TwoLayerLinearDMFT")
+_export("jaxlimit.models", "MLP", "TwoLayer", "ThreeLayer", "InitLaw", "UserNetwork", "from_equinox")
 _export("jaxlimit.models.feature_mlp", "FeatureMLP")
-_export("jaxlimit.training.teacher_student", "relu_gradient_descent", "relu_sgd")
-_export("jaxlimit.training.three_layer", "run_width_coupling", "three_layer_limit")
-_export("jaxlimit.stats", "Comparison", "compare", "Gaussian", "GaussianComparison", "PowerLawFit", "bootstrap_ci", "compare_gaussian",
-        "fit_power_law", "gaussian_w2", "proportion_interval")
-_export("jaxlimit.limits.corrections", "MLPCorrections", "mlp_corrections")
+_export("jaxlimit.models.parameterisation", "LayerScaling", "Parameterisation")
+# Training an ensemble
+_export("jaxlimit.losses", "huber_loss", "squared_loss")
+_export("jaxlimit.training", "EnsembleResult", "Trainer", "run_ensemble", "rms_parameter_change")
+_export("jaxlimit.limits", "ntk_observable")
+_export("jaxlimit.training", "DivergenceWarning", "TrainingMethodWarning", "UnstableStepWarning")
+_export("jaxlimit.training.coord_check", "coord_check")
+# Limits: the interface and one constructor per limit
+_export("jaxlimit.limits", "Limit", "LinearNoise", "ode_limit", "lazy_limit", "mlp_kernels", "mlp_limit",
+        "monte_carlo_kernels", "empirical_ntk", "xavier_limit", "mean_field_limit", "population_flow_limit")
+_export("jaxlimit.training.three_layer", "three_layer_limit")
+_export("jaxlimit.limits.committee", "committee_ode")
+_export("jaxlimit.limits.dmft", "dmft_limit")
+_export("jaxlimit.limits.corrections", "mlp_corrections")
+# Comparing
+_export("jaxlimit.stats", "Comparison", "compare", "Gaussian", "compare_gaussian", "fit_power_law")
+# Commands as a library, reports, devices
+_export("jaxlimit.experiments", "run")
 _export("jaxlimit.report", "Report", "write_report")
 _export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")
-_export("jaxlimit.experiments", "run")
-_export("jaxlimit.models.parameterisation", "LayerScaling", "Parameterisation", "get_parameterisation")
-_export("jaxlimit.training.coord_check", "coord_check")
 
 _SUBPACKAGES = ("activations", "config", "data", "devices", "experiments", "figures", "limits", "losses", "models", "report",
                 "stats", "streams", "training")

@@ -119,3 +119,20 @@ def test_the_experiments_check_catches_what_it_should():
         "from jaxlimit.experiments.deep import DeepConfig, run\n"
         "from jaxlimit.experiments.three_layer.config import ZERO_AT_ZERO\n"
         "import jaxlimit.experiments as experiments"))
+
+
+def test_the_top_level_is_curated():
+    """The top level holds what a user's script calls (the README's and notebooks' names); the
+    specialised helpers live in their subpackages and are not re-exported."""
+    import jaxlimit
+
+    names = set(jaxlimit.__all__) - {"__version__"}
+    assert len(names) <= 60, len(names)
+    for user_facing in ("Limit", "compare", "run_ensemble", "Trainer", "MLP", "from_equinox", "lazy_limit",
+                        "ode_limit", "mlp_limit", "committee_ode", "coord_check", "InputError"):
+        assert user_facing in names, user_facing
+    for helper in ("relu_kernel", "relu_sgd", "estimate_mlp_kernels", "predict_fluctuations", "gaussian_w2",
+                   "XavierKernels", "get_activation", "run_width_coupling"):
+        assert helper not in names, helper
+    for name in names:
+        getattr(jaxlimit, name)  # every export resolves

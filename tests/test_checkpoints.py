@@ -18,6 +18,7 @@ import optax
 import pytest
 
 import jaxlimit as jl
+from jaxlimit.activations import get_activation
 from jaxlimit.training import checkpoints
 
 HERE = Path(__file__).parent
@@ -146,9 +147,9 @@ def test_identities_tell_functions_apart():
     assert describe(optax.sgd(0.1)) == describe(optax.sgd(0.1))
     assert describe(optax.sgd(0.1)) != describe(optax.sgd(0.2))
     assert describe(optax.adam(1e-3)) != describe(optax.sgd(1e-3))
-    f1, f2 = jl.get_activation(lambda u: u**3), jl.get_activation(lambda u: u**3 + 1e-3)
+    f1, f2 = get_activation(lambda u: u**3), get_activation(lambda u: u**3 + 1e-3)
     assert describe(f1) != describe(f2)
-    assert describe(jl.get_activation(jax.nn.relu)) != describe(jl.get_activation("tanh"))
+    assert describe(get_activation(jax.nn.relu)) != describe(get_activation("tanh"))
 
 
 def test_a_full_disk_is_reported_in_one_line_and_keeps_saved_work(problem, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import jaxlimit as jl
+from jaxlimit.losses import get_loss
 
 ROOT = Path(__file__).parent.parent
 
@@ -149,7 +150,7 @@ def test_hand_derived_programs_agree_with_autodiff(method, activation, loss):
     for dim in (4, 20):  # d < P: weights; d > P: the pre-activation representation pays
         data = jl.synthetic_problem(jax.random.key(0), 6, dim, 2)
         model = jl.TwoLayer(96, dim, 0.75, activation)
-        trainer = jl.Trainer(alpha=1.5, method=method, batch_size=3, loss=jl.get_loss(loss, delta=0.3))
+        trainer = jl.Trainer(alpha=1.5, method=method, batch_size=3, loss=get_loss(loss, delta=0.3))
         kw = dict(times=[0.5, 2.0], n_members=12, seed=1, dtype=jnp.float64, lanes=4)
         generic = jl.run_ensemble(model, data, trainer, program="generic", **kw)
         assert generic.config["program"] == "generic"

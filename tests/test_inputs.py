@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import jaxlimit as jl
+from jaxlimit.activations import ACTIVATIONS, get_activation
+from jaxlimit.losses import get_loss
 
 
 def test_make_dataset_validates():
@@ -64,7 +66,7 @@ def test_digits_are_shipped_and_validated():
     (lambda: jl.Trainer(method="adam"), "unknown training method"),
     (lambda: jl.Trainer(method="optax"), "optax"),
     (lambda: jl.Trainer(method="minibatch", batch_size=0), "batch_size"),
-    (lambda: jl.get_loss("hinge"), "unknown loss"),
+    (lambda: get_loss("hinge"), "unknown loss"),
     (lambda: jl.huber_loss(0.0), "delta"),
 ])
 def test_bad_options_raise_input_error(build, match):
@@ -73,14 +75,14 @@ def test_bad_options_raise_input_error(build, match):
 
 
 def test_user_callable_activation_gets_its_derivative():
-    act = jl.get_activation(lambda u: u ** 3)
+    act = get_activation(lambda u: u ** 3)
     u = np.linspace(-2, 2, 7)
     np.testing.assert_allclose(act.derivative(u), 3 * u ** 2, rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(jl.ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_builtin_derivatives_match_autodiff(name):
-    act = jl.get_activation(name)
+    act = get_activation(name)
     u = np.linspace(-2.3, 2.1, 9)  # avoids relu's kink at 0
     auto = jax.vmap(jax.grad(act.fn))(u)
     np.testing.assert_allclose(act.derivative(u), auto, rtol=1e-10, atol=1e-12)
