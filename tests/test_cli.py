@@ -45,6 +45,10 @@ def test_one_name_per_concept_across_commands():
     for alias in ("members", "inits", "noisy_runs", "sgd_runs", "runs", "eps", "epsilon", "lr", "eta",
                   "learning_rate"):
         assert alias not in helps
+    # One meaning per name: --w-std is the two-layer input weights' standard deviation; the deep
+    # MLP's σ_w (weights σ_w/√fan-in · N(0, 1)) is --weight-scale.
+    assert helps["w_std"] == {"standard deviation of the input weights w at initialisation"}
+    assert len(helps["weight_scale"]) == 1
 
 
 def test_ensemble_command_writes_report_data_and_provenance(tmp_path, capsys):

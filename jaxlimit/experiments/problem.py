@@ -22,7 +22,7 @@ from jaxlimit.training.steps import Trainer
 def deep_problem(config, width: int, data=None):
     """The data, the network of this width, the trainer, the saved times and the compared indices."""
     data = two_layer_data(config) if data is None else data
-    model = MLP((width,) * config.depth, data.dim, config.activation, W_std=config.w_std, b_std=config.b_std,
+    model = MLP((width,) * config.depth, data.dim, config.activation, W_std=config.weight_scale, b_std=config.b_std,
                 time_step=config.step)
     trainer = Trainer(alpha=config.alpha, method="fullbatch")
     times, idx = with_compare_times(saved_times(config.t_max, config.n_times), config.resolve("compare_times"))
@@ -31,7 +31,7 @@ def deep_problem(config, width: int, data=None):
 
 def deep_limit(config, data):
     return mlp_limit(data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
-                     W_std=config.w_std, b_std=config.b_std, learning_rate=config.alpha)
+                     W_std=config.weight_scale, b_std=config.b_std, learning_rate=config.alpha)
 
 
 @contextmanager

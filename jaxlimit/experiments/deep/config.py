@@ -29,7 +29,7 @@ class DeepConfig(Config):
     depth: int = opt.depth(2)
     width: int = opt.width(512)
     activation: str = choice("relu", "activation φ", ACTIVATION_NAMES, group="model")
-    w_std: float = opt.weight_scale(1.4)
+    weight_scale: float = opt.weight_scale(1.4)
     b_std: float = opt.b_std(0.1)
     alpha: float = opt.alpha(0.5, "learning rate α of the flow df/dt = −(α/M) Θ (f − y)")
     step: float = opt.step(0.05, "deep.md", "gradient descent")

@@ -153,7 +153,7 @@ def run(config: DeepConfig) -> Report:
         arrays["empirical_ntk"] = arm["ntk"]
     summary = [
         f"{result.n_members} fully connected networks of depth {config.depth} and width {config.width} "
-        f"({config.activation}, σ_w = {config.w_std:g}, σ_b = {config.b_std:g}) trained by gradient descent "
+        f"({config.activation}, σ_w = {config.weight_scale:g}, σ_b = {config.b_std:g}) trained by gradient descent "
         f"(α = {config.alpha:g}, dt = {config.step:g}) to t = {times[-1]:g} on {data.name}, against the "
         "infinite-width ensemble Gaussian (docs/deep.md).",
         "",

@@ -126,7 +126,7 @@ def run(config: SweepDeepConfig) -> Report:
 
     summary = [
         f"Depth {config.depth}, widths {', '.join(str(w) for w in metrics['widths'])}, {config.ensemble} networks "
-        f"each ({config.activation}, σ_w = {config.w_std:g}, σ_b = {config.b_std:g}), gradient descent to "
+        f"each ({config.activation}, σ_w = {config.weight_scale:g}, σ_b = {config.b_std:g}), gradient descent to "
         f"t = {times[-1]:g} on {data.name} (docs/deep.md).",
         "",
         describe("pathwise", "Each network against its own linearised path (RMS of the max error)"),
