@@ -12,9 +12,20 @@ from jaxlimit.stats.scaling import (
     PowerLawFit, Proportion, bootstrap_ci, fit_power_law, fit_valid_points, proportion, proportion_interval,
 )
 from jaxlimit.stats.summaries import Estimate, SeedSpread, ratio_of_means, root_mean_square, seed_spread
+# The building blocks of ``compare``, public for a study that assembles its own comparison
+# (notebooks 01 and 05 do): the calibrated verdict over several times, each network against its
+# own limit path, and the covariance error that exact samples of a given size show.
+from jaxlimit.stats.coupling import PathwiseError, pathwise_error
+from jaxlimit.stats.nulls import covariance_error_null
+from jaxlimit.stats.verdict import TimeVerdict, verdict_over_times
 
 __all__ = [
     "COVARIANCE_RTOL",
+    "PathwiseError",
+    "TimeVerdict",
+    "covariance_error_null",
+    "pathwise_error",
+    "verdict_over_times",
     "Comparison",
     "compare",
     "Estimate",
