@@ -139,6 +139,7 @@ def run(config: MeanFieldConfig) -> Report:
     n_null = covariance_error_null(c_final, clt_row["n_members"])
     two = relative_frobenius(rows[-1]["scaled_cov"], rows[-2]["scaled_cov"])
     two_null = math.sqrt(2.0) * n_null
+    by_width_null = [covariance_error_null(c_final, r["n_members"]) for r in rows]
 
     verdict = {"variance_slope": variance_word}
     initial = [c for i, c in zip(compare_idx, clt.comparisons) if times[i] == 0.0]
@@ -178,14 +179,20 @@ def run(config: MeanFieldConfig) -> Report:
         "variance_slope_ci": list(fit.slope_ci),
         "mean_error": col("mean_error").tolist(),
         "mean_error_z": col("mean_error_z").tolist(),
+        "mean_error_resolution": [resolution(z, 1.0) for z in col("mean_error_z")],
         "mean_gap_rms": col("mean_gap_rms").tolist(),
         "mean_gap_rms_noise": col("mean_gap_rms_noise").tolist(),
         "mean_gap_resolution": [r["mean_gap_resolution"] for r in rows],
         "cov_rel_error": clt_row["cov_rel_error"],
-        "cov_rel_error_by_width": col("cov_rel_error").tolist(),
         "cov_rel_error_null": n_null,
+        "cov_rel_error_resolution": resolution(clt_row["cov_rel_error"], n_null),
+        "cov_rel_error_by_width": col("cov_rel_error").tolist(),
+        "cov_rel_error_by_width_null": by_width_null,
+        "cov_rel_error_by_width_resolution": [resolution(r["cov_rel_error"], null)
+                                              for r, null in zip(rows, by_width_null)],
         "scaled_cov_rel_change_two_largest": two,
         "scaled_cov_rel_change_two_largest_null": two_null,
+        "scaled_cov_rel_change_two_largest_resolution": resolution(two, two_null),
         "predicted_scaled_variance_final": np.diag(c_final),
         "ensemble_scaled_variance_final": np.diag(clt_row["scaled_cov"]),
         "fluctuation_particles": config.fluctuation_particles,
@@ -230,7 +237,7 @@ def run(config: MeanFieldConfig) -> Report:
             "width", "n_members", "n_diverged", "variance", "variance_se", "mean_error", "mean_error_z",
             "mean_gap_rms", "mean_gap_rms_noise", "mean_gap_resolution", "cov_rel_error", "rms_change",
             "rms_change_se", "ntk_change", "ntk_change_se")}
-        | {"cov_rel_error_null": [covariance_error_null(c_final, r["n_members"]) for r in rows],
+        | {"cov_rel_error_null": by_width_null,
            "clt_verdict": [r["clt"].verdict for r in rows],
            "clt_min_pvalue": [min(r["clt"].smallest_pvalue_by_time) for r in rows]},
         "outputs_by_time": _outputs_table(big_ok, h_bar, times, data.n_train),
