@@ -187,7 +187,8 @@ METRICS: dict[str, str] = {
     "bias_vs_mean_field_limit_slope": "at γ = 1, the fitted log–log slope against N of the bias against the "
                                       "mean-field limit, over the widths where it is resolved; predicted −1",
     "bias_vs_mean_field_limit_agreement": "consistent when `bias_vs_mean_field_limit_slope` is within 3 standard "
-                                          "errors of −1; not resolved at this size with fewer than two resolved widths",
+                                          "errors of −1; not resolved at this size with fewer than two resolved "
+                                          "widths",
 
     # three-layer (docs/three-layer.md): coupled widths (member i of width n is the leading block of member i
     # of the widest), full-batch spread across seeds, and a proxy of the limit
@@ -336,6 +337,20 @@ PREFIXES: list[tuple[str, str]] = [
     ("slope_", "fitted log–log slope of {base} against the width, with its interval (docs/statistics.md)"),
 ]
 
+SECTIONS: dict[str, str] = {
+    "n_members": "Shared by the commands (first used by ensemble, xavier and deep)",
+    "widths_compared": "sweep xavier, sweep deep",
+    "t_max": "mean-field ([docs](mean-field.md))",
+    "gammas": "sweep gamma ([docs](mean-field.md#the-gamma-family))",
+    "members_per_width": "three-layer ([docs](three-layer.md))",
+    "saddle_value": "teacher-student ([docs](teacher-student.md))",
+    "eta_max": "committee ([docs](committee.md))",
+    "mean_error_z_infinite_width_mean": "feature-learning ([docs](feature-learning.md))",
+    "lr": "coord-check ([docs](parameterisations.md))",
+}
+"""docs/metrics.md's headings: each starts at the named metric of :data:`METRICS` (a metric several
+commands report is listed once, under the first)."""
+
 PER_K = ("_K<k>", "{base} for K = k: a student of K ReLU units learning the teacher W* = I_K (teacher-student)")
 """Teacher-student names end in the student's K; the rest of the name is explained as usual."""
 
@@ -376,11 +391,14 @@ def glossary_markdown() -> str:
     lines += [f"| `…{s}` | {t.format(base='the metric it extends')} |" for s, t in SUFFIXES]
     lines += [f"| `{p}…` | {t.format(base='the named quantity')} |" for p, t in PREFIXES]
     lines += [f"| `…{PER_K[0]}` | {PER_K[1].format(base='the metric it extends')} |"]
-    lines += ["", "## Metrics", "", "| metric | meaning |", "| --- | --- |"]
-    lines += [f"| `{k}` | {v} |" for k, v in METRICS.items()]
+    lines += ["", "## Metrics"]
+    for k, v in METRICS.items():
+        if k in SECTIONS:
+            lines += ["", f"### {SECTIONS[k]}", "", "| metric | meaning |", "| --- | --- |"]
+        lines.append(f"| `{k}` | {v} |")
     lines += ["", "Each command's page in docs/ says how its metrics enter its verdicts.", ""]
     return "\n".join(lines)
 
 
-__all__ = ["FALLBACK", "METRICS", "PER_K", "PREFIXES", "RESOLVED_RULE", "SUFFIXES", "explained", "glossary_markdown",
-           "meaning"]
+__all__ = ["FALLBACK", "METRICS", "PER_K", "PREFIXES", "RESOLVED_RULE", "SECTIONS", "SUFFIXES", "explained",
+           "glossary_markdown", "meaning"]
