@@ -170,7 +170,8 @@ METRICS: dict[str, str] = {
     "spread_slopes": "per γ, the fitted log–log slope against N of the spread at the last time, √((1/P) tr Ĉ)",
     "predicted_spread_slopes": "per γ, the asymptotic spread exponent 1/2 − γ",
     "predicted_spread_slope_intervals": "per γ, the range [−1/2, 1/2 − γ] a finite range of widths can show",
-    "spread_agreement": "per γ, consistent when the spread slope is within 3 standard errors of its predicted range",
+    "spread_agreement": "per γ, consistent when the spread slope is within 3 standard errors of its predicted "
+                        "range; not resolved at this size when fewer than two widths give a spread",
     "bias_slopes": "per γ, the fitted log–log slope against N of the bias (RMS over points of the ensemble mean "
                    "minus kernel regression from h = 0, initial outputs as control variate) over the widths where "
                    "it is resolved; null with fewer than two",
@@ -260,11 +261,16 @@ METRICS: dict[str, str] = {
     "noisy_start_spurious_losses": "the population losses of the spurious local minima the noisy starts reached",
     "noisy_start_verdict": "inconsistent if any noisy start rests at a spurious local minimum, consistent if every "
                            "one reached W*, else not resolved at this size",
-    "escape": "time near the saddle against log(1/δ): the saddle's unstable rate λ and 1/λ, the fitted slope with "
-              "standard error and 95% interval, its relative difference slope·λ − 1, the tolerance",
+    "escape": "teacher-student: the time spent near the saddle (within `radius` of it) against log(1/δ) for a "
+              "student of K units: the saddle's unstable rate λ and 1/λ (the predicted slope), the fitted slope "
+              "with its standard error and 95% interval, the relative difference slope·λ − 1 and the interval's "
+              "relative widening; committee: the students' escape from the plateau: the ε_g threshold, the "
+              "fraction below it by the last α, the median and quartiles of the first α below it, the predicted "
+              "ln D/(2λ), and the spacing of the saved α (the times' resolution)",
     "k1": "K = 1, per (d, ε): the start radius, Tian's bound (1 − ε)/2, starts and finite flows, the fraction that "
           "reached w* with its margin over the bound, the margin's standard error (its noise level) and "
-          "resolution, runs still moving, the verdict, and the fraction of starts inside the unit ball",
+          "resolution, runs still moving, the verdict, and the fraction of starts within distance 1 of w* "
+          "with its exact probability",
     "k1_failed_solves": "K = 1 flows that failed (non-finite) and are left out",
     "sgd": "SGD with n samples per step: RMS deviation from gradient descent and from the flow per n (with "
            "standard errors), the fitted slope against n (predicted −1/2), and at the largest n the ensemble "
