@@ -130,6 +130,9 @@ METRICS: dict[str, str] = {
     "scaled_cov_rel_change_two_largest": "‖Ĉ_N − Ĉ_N'‖_F / ‖Ĉ_N'‖_F for the two largest widths N > N' (Ĉ the "
                                          "covariance of √N (output − h̄) at the last time): whether the scaled "
                                          "covariance has stopped changing with N",
+    "scaled_cov_rel_change_two_largest_null": "the size `scaled_cov_rel_change_two_largest` has from sampling noise "
+                                              "alone when both widths' scaled covariances equal C: √2 × "
+                                              "`cov_rel_error_null`",
     "predicted_scaled_variance_final": "the diagonal of C at the last time: the predicted variance of √N (output − "
                                        "h̄) at each point",
     "ensemble_scaled_variance_final": "the diagonal of Ĉ_N at the largest width: the measured variance of √N "
