@@ -274,7 +274,7 @@ def run(config: MeanFieldConfig) -> Report:
         f"Law of large numbers: variance ∝ N^{fit.slope:.3f} ± {fit.slope_se:.3f} (95% CI {fit.slope_ci[0]:.3f} "
         f"to {fit.slope_ci[1]:.3f}; predicted −1): **{variance_word}**. At N = {clt_row['width']} the largest "
         f"gap of the ensemble mean to h̄ is {clt_row['mean_error']:.2g} ({clt_row['mean_error_z']:.2f} standard "
-        f"errors); the RMS gap {clt_row['mean_gap_rms']:.2g} against its noise {clt_row['mean_gap_rms_noise']:.2g}: "
+        f"errors: {metrics['mean_error_resolution'][-1]}); the RMS gap {clt_row['mean_gap_rms']:.2g} against its noise {clt_row['mean_gap_rms_noise']:.2g}: "
         f"{clt_row['mean_gap_resolution']}.",
         f"Central limit theorem at N = {clt_row['width']} against N(h̄_t, C_t/N) at t = "
         f"{', '.join(f'{t:g}' for t in metrics['compare_times'])}: "
@@ -284,8 +284,9 @@ def run(config: MeanFieldConfig) -> Report:
         + ", ".join(f"N = {r['width']}: {r['clt'].verdict}" for r in rows) + ".",
         f"Predicted covariance against the ensemble's √N-scaled covariance at t = {times[-1]:g}: relative "
         f"Frobenius error {clt_row['cov_rel_error']:.3f} at N = {clt_row['width']} against {n_null:.3f} for a "
-        "perfect prediction; by width " + ", ".join(f"{r['width']}: {r['cov_rel_error']:.3f}" for r in rows)
-        + f"; between the two largest widths {two:.3f} (noise ≈ {two_null:.3f}).",
+        f"perfect prediction ({metrics['cov_rel_error_resolution']}); by width " + ", ".join(f"{r['width']}: {r['cov_rel_error']:.3f}" for r in rows)
+        + f"; between the two largest widths {two:.3f} (noise ≈ {two_null:.3f}: "
+        f"{metrics['scaled_cov_rel_change_two_largest_resolution']}).",
         f"At t = {times[-1]:g}: training loss {metrics['final_train_loss_ensemble']:.4g} ± "
         f"{metrics['final_train_loss_ensemble_se']:.1g} (limit {float(limit.loss_curve[-1]):.4g}); mean-field "
         f"parameters move (RMS) {rows[0]['rms_change']:.3g} at N = {rows[0]['width']} and "
