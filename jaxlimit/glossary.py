@@ -32,8 +32,10 @@ METRICS: dict[str, str] = {
     "mahalanobis_ks_pvalue": "p-value of the Kolmogorov–Smirnov test of the members' Mahalanobis distances "
                              "under the predicted Gaussian",
     # Effect sizes at the last verdict time
-    "mean_error": "largest |ensemble mean − predicted mean| over the points (output units)",
-    "mean_error_z": "the largest mean error in standard errors of the ensemble mean (its noise level is 1)",
+    "mean_error": "largest |ensemble mean − predicted mean| over the points (output units; per width in "
+                  "mean-field)",
+    "mean_error_z": "the largest mean error in standard errors of the ensemble mean (its noise level is 1; per "
+                    "width in mean-field)",
     "cov_rel_error": "‖ensemble covariance − predicted covariance‖_F / ‖predicted covariance‖_F",
     "bures_w2": "Bures–Wasserstein distance between the ensemble's Gaussian fit and the prediction (output units)",
     "bures_w2_coupled": "the Bures distance with the initial draw's Monte Carlo noise removed: each network against "
@@ -70,7 +72,8 @@ METRICS: dict[str, str] = {
     "final_train_loss_mean": "the members' mean training loss at the last time",
     "output_mean_final": "the ensemble mean of each output at the last time",
     "output_std_final": "the ensemble standard deviation of each output at the last time",
-    "rms_parameter_change_final": "RMS change of all parameters since initialisation, mean over members",
+    "rms_parameter_change_final": "RMS change of all parameters since initialisation at the last time, mean over "
+                                  "members (per width in mean-field)",
     # Global minimum (xavier)
     "global_min_time": "the time of the global-minimum check",
     "global_min_members": "networks trained to the global-minimum time",
@@ -84,7 +87,8 @@ METRICS: dict[str, str] = {
     "ntk_init_max_abs_z": "largest |mean empirical NTK − analytic NTK| at t = 0, in standard errors",
     "ntk_init_mean_rel_error": "mean over entries of |mean empirical NTK − analytic NTK| / |analytic NTK| at t = 0",
     "ntk_init_spread": "how far one network's NTK is from the analytic one at t = 0 (relative, Frobenius)",
-    "ntk_change_final": "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at the last time, mean over networks (the lazy-regime measure)",
+    "ntk_change_final": "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at the last time, mean over networks (the lazy-regime measure; "
+                        "per width in mean-field)",
 
     # sweep xavier, sweep deep (one kernel-regime comparison per width, then rates in the width)
     "widths_compared": "the widths that had enough finite networks to compare (fewer than two: nothing is fitted)",
