@@ -9,6 +9,8 @@ listed in :data:`METRICS`, else by their family (:data:`SUFFIXES`: ``_se``,
 
 from __future__ import annotations
 
+import re
+
 RESOLVED_RULE = ("“resolved” when the effect exceeds twice the largest of its noise levels (its standard error, "
                  "or the size it has when the limit is exact), else “not resolved at this size” "
                  "(docs/statistics.md)")
@@ -16,10 +18,11 @@ RESOLVED_RULE = ("“resolved” when the effect exceeds twice the largest of it
 METRICS: dict[str, str] = {
     # The run
     "n_members": "E, the networks trained (diverged ones included)",
-    "n_diverged": "networks whose outputs became non-finite or exceeded the divergence threshold; the limit never "
-                  "diverges, so any makes the verdict inconsistent, and statistics leave them out",
+    "n_diverged": "networks whose outputs became non-finite or exceeded the divergence threshold (per width in a "
+                  "sweep); statistics leave them out, and a verdict against a limit, which never diverges, is "
+                  "inconsistent if any did",
     "compare_times": "the times where the verdict is taken (--compare-times)",
-    "widths": "the widths N of a sweep",
+    "widths": "the widths N of a sweep (those compared)",
     # The verdict (docs/statistics.md#the-verdict)
     "smallest_pvalue_by_time": "at each verdict time, the smallest p-value of the four tests (mean, Mahalanobis KS, "
                                "marginal KS with Holm, energy) of the ensemble against the predicted Gaussian",
@@ -29,8 +32,10 @@ METRICS: dict[str, str] = {
     "mahalanobis_ks_pvalue": "p-value of the Kolmogorov–Smirnov test of the members' Mahalanobis distances "
                              "under the predicted Gaussian",
     # Effect sizes at the last verdict time
-    "mean_error": "largest |ensemble mean − predicted mean| over the points (output units)",
-    "mean_error_z": "the largest mean error in standard errors of the ensemble mean (its noise level is 1)",
+    "mean_error": "largest |ensemble mean − predicted mean| over the points (output units; per width in "
+                  "mean-field)",
+    "mean_error_z": "the largest mean error in standard errors of the ensemble mean (its noise level is 1; per "
+                    "width in mean-field)",
     "cov_rel_error": "‖ensemble covariance − predicted covariance‖_F / ‖predicted covariance‖_F",
     "bures_w2": "Bures–Wasserstein distance between the ensemble's Gaussian fit and the prediction (output units)",
     "bures_w2_coupled": "the Bures distance with the initial draw's Monte Carlo noise removed: each network against "
@@ -67,7 +72,8 @@ METRICS: dict[str, str] = {
     "final_train_loss_mean": "the members' mean training loss at the last time",
     "output_mean_final": "the ensemble mean of each output at the last time",
     "output_std_final": "the ensemble standard deviation of each output at the last time",
-    "rms_parameter_change_final": "RMS change of all parameters since initialisation, mean over members",
+    "rms_parameter_change_final": "RMS change of all parameters since initialisation at the last time, mean over "
+                                  "members (per width in mean-field)",
     # Global minimum (xavier)
     "global_min_time": "the time of the global-minimum check",
     "global_min_members": "networks trained to the global-minimum time",
@@ -81,7 +87,253 @@ METRICS: dict[str, str] = {
     "ntk_init_max_abs_z": "largest |mean empirical NTK − analytic NTK| at t = 0, in standard errors",
     "ntk_init_mean_rel_error": "mean over entries of |mean empirical NTK − analytic NTK| / |analytic NTK| at t = 0",
     "ntk_init_spread": "how far one network's NTK is from the analytic one at t = 0 (relative, Frobenius)",
-    "ntk_change_final": "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at the last time, mean over networks (the lazy-regime measure)",
+    "ntk_change_final": "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at the last time, mean over networks (the lazy-regime measure; "
+                        "per width in mean-field)",
+
+    # sweep xavier, sweep deep (one kernel-regime comparison per width, then rates in the width)
+    "widths_compared": "the widths that had enough finite networks to compare (fewer than two: nothing is fitted)",
+    "gaussian_verdicts": "per width, the verdict of the ensemble against the limit's Gaussian (inconsistent when "
+                         "any network diverged)",
+    "bures_w2_monte_carlo_size": "the Bures distance that exact Gaussian draws of this ensemble size show against "
+                                 "the prediction at the last time (RMS over simulated ensembles; output units): "
+                                 "what the raw distance measures at any width",
+    "slope_pathwise": "fitted log–log slope against the width of the pathwise error (RMS over members of the "
+                      "largest |network − its own limit path|); predicted −1/2",
+    "slope_bures": "fitted log–log slope against the width of the coupled Bures distance at the last time "
+                   "(`bures_w2_coupled`), over every width",
+    "slope_bures_resolved": "`slope_bures` over the widths where the coupled distance is resolved (null with "
+                            "fewer than two); predicted −1 for mean-zero symmetric c",
+    "slope_moments": "fitted log–log slope against the width of the law's Bures distance to the Gaussian at the "
+                     "last time beyond its Monte Carlo size, √max(W² − size², 0), over the widths where that "
+                     "excess exceeds twice its bootstrap standard error (null with fewer than two)",
+    "slope_ntk_change": "fitted log–log slope against the width of `ntk_change_final` (the kernel arm's relative "
+                        "NTK movement)",
+
+    # mean-field (docs/mean-field.md): ensembles per width against the particle-flow limit h̄_t
+    "t_max": "the last saved time",
+    "limit_outputs_final": "h̄ at the last time: the mean-field limit's output at each point (output units)",
+    "limit_train_loss_final": "the mean-field limit's training loss at the last time",
+    "limit_particles": "K, the quadrature particles that solve the mean-field limit",
+    "limit_discretisation_error": "the stated accuracy of h̄_t: `limit_quadrature_error` + `limit_solver_error` "
+                                  "(output units)",
+    "limit_quadrature_error": "largest |h̄ from K particles − h̄ from K/2 particles| over times and points (a "
+                              "conservative estimate of the quadrature error; output units)",
+    "limit_solver_error": "largest |Tsit5 − Dopri8 at 1/100 of the tolerance| on the K/2 particles (output units)",
+    "fluctuation_particles": "particles of the quadrature of the influence functions behind the predicted "
+                             "covariance C_t",
+    "variance_final": "per width, the mean over points of the ensemble's output variance at the last time, "
+                      "(1/P) tr Ĉ",
+    "variance_slope": "fitted log–log slope of `variance_final` against N (weighted by its standard errors); "
+                      "consistent when within 3 standard errors of −1 (the law of large numbers)",
+    "mean_gap_rms": "per width, RMS over points of (ensemble mean − h̄) at the last time (output units); its "
+                    "noise level, `mean_gap_rms_noise`, is the RMS over points of the ensemble mean's standard error",
+    "mean_gap_resolution": "per width, whether `mean_gap_rms` is resolved against `mean_gap_rms_noise`: "
+                           + RESOLVED_RULE,
+    "cov_rel_error_by_width": "per width, ‖Ĉ_N − C‖_F / ‖C‖_F at the last time, Ĉ_N the covariance of √N (output "
+                              "− h̄) and C the predicted one; noise level `cov_rel_error_by_width_null`",
+    "scaled_cov_rel_change_two_largest": "‖Ĉ_N − Ĉ_N'‖_F / ‖Ĉ_N'‖_F for the two largest widths N > N' (Ĉ the "
+                                         "covariance of √N (output − h̄) at the last time): whether the scaled "
+                                         "covariance has stopped changing with N",
+    "scaled_cov_rel_change_two_largest_null": "the size `scaled_cov_rel_change_two_largest` has from sampling noise "
+                                              "alone when both widths' scaled covariances equal C: √2 × "
+                                              "`cov_rel_error_null`",
+    "predicted_scaled_variance_final": "the diagonal of C at the last time: the predicted variance of √N (output − "
+                                       "h̄) at each point",
+    "ensemble_scaled_variance_final": "the diagonal of Ĉ_N at the largest width: the measured variance of √N "
+                                      "(output − h̄) at each point",
+    "clt_width": "the width whose outputs the CLT verdict compares with N(h̄_t, C_t/N) (the largest compared)",
+    "clt_mean_error_z": "per verdict time, the largest |ensemble mean − h̄_t| over points at `clt_width`, in "
+                        "standard errors of the ensemble mean",
+    "clt_cov_rel_error": "per verdict time, ‖ensemble covariance − C_t/N‖_F / ‖C_t/N‖_F at `clt_width`",
+    "clt_smallest_pvalue_by_time": "per verdict time, the smallest p-value of the CLT comparison's tests at "
+                                   "`clt_width` (as `smallest_pvalue_by_time`)",
+    "clt_per_test_threshold": "the p-value below which one test of the CLT comparison rejects (level over tests "
+                              "and times)",
+    "clt_min_pvalue": "the smallest p-value of the CLT comparison over its tests and verdict times",
+    "clt_mardia_kurtosis_pvalue": "per verdict time, the p-value of Mardia's multivariate kurtosis test at "
+                                  "`clt_width` (a normality diagnostic, not part of the verdict)",
+    "clt_rejected_at_t0": "whether the CLT comparison rejects already at t = 0, where the predicted law is exact "
+                          "(a false alarm of the initial draw, which later times inherit)",
+    "clt_verdict_by_width": "the CLT verdict at every width, each against N(h̄_t, C_t/N) at its own N",
+    "xavier_n_members": "Xavier (γ = 1/2) networks per width trained beside the mean-field ones "
+                        "(--xavier-ensemble)",
+    "xavier_widths": "the widths of the Xavier arm with at least two finite networks",
+    "xavier_output_sd_final": "per Xavier width, the mean over points of the output's standard deviation across "
+                              "networks at the last time (output units)",
+    "xavier_rms_parameter_change_final": "per Xavier width, `rms_parameter_change_final` of the Xavier networks",
+    "xavier_rms_parameter_change_slope": "fitted log–log slope of `xavier_rms_parameter_change_final` against N",
+    "xavier_rms_parameter_change_slope_predicted": "the slope predicted for `xavier_rms_parameter_change_slope`: "
+                                                   "−1/2",
+    "xavier_rms_parameter_change_slope_agreement": "consistent when `xavier_rms_parameter_change_slope` is within 3 "
+                                                   "standard errors of its prediction, else inconsistent",
+    "xavier_ntk_change_final": "per Xavier width, `ntk_change_final` of the Xavier networks",
+    "xavier_ntk_change_slope": "fitted log–log slope of `xavier_ntk_change_final` against N",
+    "xavier_ntk_change_slope_predicted": "the slope predicted for `xavier_ntk_change_slope`: −1 (mean-zero c)",
+    "xavier_ntk_change_slope_agreement": "consistent when `xavier_ntk_change_slope` is within 3 standard errors of "
+                                         "its prediction, else inconsistent",
+
+    # sweep gamma (docs/mean-field.md#the-gamma-family): spread and bias against N for each γ
+    "gammas": "the exponents γ of the family g = N^-γ Σ c σ(w·x)",
+    "spread_slopes": "per γ, the fitted log–log slope against N of the spread at the last time, √((1/P) tr Ĉ)",
+    "predicted_spread_slopes": "per γ, the asymptotic spread exponent 1/2 − γ",
+    "predicted_spread_slope_intervals": "per γ, the range [−1/2, 1/2 − γ] a finite range of widths can show",
+    "spread_agreement": "per γ, consistent when the spread slope is within 3 standard errors of its predicted "
+                        "range; not resolved at this size when fewer than two widths give a spread",
+    "bias_slopes": "per γ, the fitted log–log slope against N of the bias (RMS over points of the ensemble mean "
+                   "minus kernel regression from h = 0, initial outputs as control variate) over the widths where "
+                   "it is resolved; null with fewer than two",
+    "predicted_bias_slopes": "per γ, the predicted bias exponent 2γ − 2",
+    "bias_agreement": "per γ, consistent when the bias slope is within 3 standard errors of 2γ − 2; not resolved "
+                      "at this size when fewer than two widths resolve the bias",
+    "bias_resolved_widths": "per γ, the widths where the bias exceeds twice its noise level (those fitted)",
+    "bias_epsilon_exponent_by_width": "per width, k of the resolved biases of the γ < 1 ensembles fitted as ε^k, "
+                                      "ε = N^(γ−1) (2 if the mean is even in ε, 1 if not)",
+    "bias_epsilon_exponent_se_by_width": "standard error of `bias_epsilon_exponent_by_width`",
+    "kernel_limit_final": "the reference of the bias: kernel regression from h = 0 (the Xavier limit's mean) at the "
+                          "last time, per point",
+    "mean_field_limit_final": "the mean-field limit h̄ at the last time, per point (the γ = 1 reference)",
+    "bias_vs_mean_field_limit_slope": "at γ = 1, the fitted log–log slope against N of the bias against the "
+                                      "mean-field limit, over the widths where it is resolved; predicted −1",
+    "bias_vs_mean_field_limit_agreement": "consistent when `bias_vs_mean_field_limit_slope` is within 3 standard "
+                                          "errors of −1; not resolved at this size with fewer than two resolved "
+                                          "widths",
+
+    # three-layer (docs/three-layer.md): coupled widths (member i of width n is the leading block of member i
+    # of the widest), full-batch spread across seeds, and a proxy of the limit
+    "members_per_width": "networks trained at each coupled width",
+    "coupled_pairs": "per width but the widest, the members it shares with the widest run (the gaps' sample)",
+    "output_gap": "per width n but the widest N, RMS over coupled members of the largest over time of the RMS "
+                  "over points of |ŷ_n − ŷ_N| (output units)",
+    "weight_gap": "per width n but the widest N, RMS over coupled members of the largest over time of the gap of "
+                  "the leading block's weights (each layer's RMS entry difference, squared, averaged over the "
+                  "three layers, square-rooted)",
+    "slope_output_gap_nested": "fitted log–log slope of `output_gap` against n_eff = (1/n − 1/N)^-1 (verdict "
+                               "output_gap_rate; predicted −1/2)",
+    "slope_weight_gap_nested": "fitted log–log slope of `weight_gap` against n_eff = (1/n − 1/N)^-1 (verdict "
+                               "weight_gap_rate; predicted −1/2)",
+    "initial_loss": "per coupled width, the members' mean training loss at t = 0",
+    "final_loss": "per coupled width, the members' mean training loss at the last time",
+    "final_loss_ratio": "the widest networks' mean final training loss over their mean initial loss (verdict "
+                        "global_convergence: below the threshold in report.json's config)",
+    "loss_halving_time": "per coupled width, the first saved time at which the mean training loss is at most half "
+                         "its initial value (NaN if never)",
+    "sgd_output_spread": "per coupled width, under the command's training method, the largest over time of the "
+                         "spread across members (RMS over points of the across-member standard deviation)",
+    "spread_widths": "the widths of the full-batch spread arm",
+    "output_spread": "per spread width, the largest over time of the full-batch spread across seeds (RMS over "
+                     "points of the across-member standard deviation; output units)",
+    "output_spread_final": "per spread width, the full-batch spread across seeds at the last time",
+    "loss_spread": "per spread width, the largest over time of the across-member standard deviation of the "
+                   "training loss",
+    "spread_slope": "fitted log–log slope of `output_spread` (the sup over t) against n",
+    "spread_slope_final": "fitted log–log slope of `output_spread_final` against n (verdict spread_rate; "
+                          "predicted −1/2)",
+    "loss_spread_slope": "fitted log–log slope of `loss_spread` against n",
+    "proxy_width": "the width of the networks that stand in for the limit (the proxy)",
+    "proxy_members": "the proxy's finite networks",
+    "limit_predicted_spread_final": "per spread width n, the proxy's predicted spread at the last time: RMS over "
+                                    "points of the standard deviation of its seed covariance × proxy_width / n",
+    "limit_spread_ratio_final": "per spread width, `output_spread_final` over `limit_predicted_spread_final` "
+                                "(verdict limit_spread: every ratio within 3 standard errors of 1)",
+    "limit_spread_ratio_final_resolution": "per spread width, whether the ratio's departure from 1 is resolved "
+                                           "against its standard error: " + RESOLVED_RULE,
+    "limit_spread_ratio_initial": "the same ratio at t = 0 (far above 1: the initial spread is a higher order than "
+                                  "the prediction's leading 1/n variance)",
+    "limit_mean_gap": "per spread width, RMS over points and times of (ensemble mean − proxy mean) (output units); "
+                      "its noise level is the RMS of the standard error of that difference (ensemble and proxy)",
+    "refine_fullbatch_steps": "the steps ε of the full-batch step-size study",
+    "refine_fullbatch_gap": "per step, RMS over members of the RMS over points of |ŷ_ε − ŷ_flow| at the study's "
+                            "last time under full-batch descent (output units)",
+    "refine_fullbatch_slope": "fitted log–log slope of `refine_fullbatch_gap` against ε (predicted 1)",
+    "refine_online_steps": "the steps ε of the online-SGD step-size study",
+    "refine_online_gap": "per step, RMS over members of the RMS over points of |ŷ_ε − ŷ_flow| at the study's last "
+                         "time under online SGD (output units)",
+    "refine_online_slope": "fitted log–log slope of `refine_online_gap` against ε (predicted 1/2)",
+
+    # teacher-student (docs/teacher-student.md): population gradient flow of a ReLU student
+    "saddle_value": "the symmetric start's end against the saddle: theory (the saddle's entry value), full_flow "
+                    "(mean entry of the full flow's end), reduced_flow (the two-variable flow's end), abs_error "
+                    "(the larger difference), newton_step (distance still to travel to a stationary point, its "
+                    "noise level), abs_error_resolution and the verdict",
+    "saddle_loss": "the population loss at the symmetric saddle",
+    "reduced_vs_full_max_deviation": "largest |full flow projected on the symmetric plane − the reduced "
+                                     "two-variable flow| over the plane's starts and times (a check of the reduction)",
+    "symmetry_breaking_start_distance": "best-permutation distance to W* at the last time of the plane start that "
+                                        "breaks the symmetry",
+    "noisy_start_reached_teacher": "of the symmetric start plus noise δ (--noise), the runs within the teacher "
+                                   "tolerance of W* up to a permutation at the last time: successes, trials, "
+                                   "p, standard error, Wilson interval",
+    "noisy_start_endings": "the noisy starts that missed W*, counted by ending: local minimum, other stationary "
+                           "point, still moving",
+    "noisy_start_spurious_losses": "the population losses of the spurious local minima the noisy starts reached",
+    "noisy_start_verdict": "inconsistent if any noisy start rests at a spurious local minimum, consistent if every "
+                           "one reached W*, else not resolved at this size",
+    "escape": "teacher-student: the time spent near the saddle (within `radius` of it) against log(1/δ) for a "
+              "student of K units: the saddle's unstable rate λ and 1/λ (the predicted slope), the fitted slope "
+              "with its standard error and 95% interval, the relative difference slope·λ − 1 and the interval's "
+              "relative widening; committee: the students' escape from the plateau: the ε_g threshold, the "
+              "fraction below it by the last α, the median and quartiles of the first α below it, the predicted "
+              "ln D/(2λ), and the spacing of the saved α (the times' resolution)",
+    "k1": "K = 1, per (d, ε): the start radius, Tian's bound (1 − ε)/2, starts and finite flows, the fraction that "
+          "reached w* with its margin over the bound, the margin's standard error (its noise level) and "
+          "resolution, runs still moving, the verdict, and the fraction of starts within distance 1 of w* "
+          "with its exact probability",
+    "k1_failed_solves": "K = 1 flows that failed (non-finite) and are left out",
+    "sgd": "SGD with n samples per step: RMS deviation from gradient descent and from the flow per n (with "
+           "standard errors), the fitted slope against n (predicted −1/2), and at the largest n the ensemble "
+           "mean's largest gap to the flow and to gradient descent in standard errors, each with its resolution",
+
+    # committee (docs/committee.md): online students' order parameters against the ODEs and linear noise
+    "eta_max": "η_max: the learning rate above which the perfect student Q = R = T is unstable",
+    "asymptotic_rate": "−max Re eig of the ODE's Jacobian at the perfect student Q = R = T at the run's η (per "
+                       "unit α; positive: converging)",
+    "plateau": "K = M, T = I: the symmetric plateau's ε_g and order parameters at η, its η → 0 value, the escape "
+               "rate λ, the predicted length ln D/(2λ), and the ODE's ε_g at the last compared α",
+    "noise_floor": "K > M, σ > 0: the ODE's fixed-point ε_g against Goldt et al.'s (σ²η/2π)(L + M/√3), their "
+                   "ratio, and whether the fixed point is stable",
+    "compared_times": "the α where the CLT verdict is taken (before the plateau's escape)",
+    "fluctuations": "the CLT verdict of the students' (Q, R) against N(X̄(α), Σ(α)/D): level, times, smallest "
+                    "p-values and each time's comparison",
+    "mean_gap_eps_at_compared_times": "per compared α, the students' mean ε_g − the ODE's, its standard error (the "
+                                      "noise level), its resolution and the predicted standard deviation of one "
+                                      "student",
+    "students": "E, the students that stayed finite",
+    "observables": "the compared coordinates: ε_g and the entries of Q and R",
+    "simulation": "how the students were simulated",
+
+    # feature-learning (docs/feature-learning.md): μP networks against the DMFT limit to O(1/N)
+    "mean_error_z_infinite_width_mean": "the largest mean error in standard errors against the infinite-width "
+                                        "DMFT mean alone, without its O(1/N) shift",
+    "variance_ratio_last": "per point, the ensemble's output variance over the predicted one at the last verdict "
+                           "time (predicted 1)",
+    "variance_ratio_last_resolution": "per point, whether the variance ratio's departure from 1 is resolved "
+                                      "against its standard error: " + RESOLVED_RULE,
+    "dmft_ntk_change_final": "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F of the DMFT's NTK at the last time",
+    "lazy_ntk_change_final": "the same for the lazy (kernel) limit: 0, its NTK does not move",
+    "ntk_mean_change_final": "‖Θ̄_t − Θ̄_0‖_F / ‖Θ̄_0‖_F at the last time, Θ̄ the kernel arm's mean empirical NTK",
+    "ntk_networks_change_final": "each network's own ‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at the last time, mean over the "
+                                 "kernel arm",
+    "ntk_max_abs_z_final": "largest |mean empirical NTK − DMFT NTK| over entries at the last time, in standard "
+                           "errors of the mean",
+
+    # coord-check (docs/parameterisations.md): coordinate sizes after a few steps against the width
+    "lr": "η, the base learning rate (layer l trains at η n^-c_l)",
+    "stable": "whether the parameterisation predicts no growing exponent (else its exponents are judged at the "
+              "first step only)",
+    "predicted_exponents": "per quantity (activation, change, update) and layer, the exponent range of n the "
+                           "declared parameterisation predicts after one step",
+    "parameterisation_exponents": "the declared parameterisation's width exponents (a, b, c) per input, hidden, "
+                                  "output layer and bias",
+    "layers": "per layer, quantity and step: the fitted slope of the coordinate size against n with its interval, "
+              "the predicted range, and the words against μP and against the parameterisation",
+    "first_problem_layer": "the first layer (forward order, earliest step) whose change resolvedly grows or "
+                           "vanishes with n; null if none",
+    "first_problem": "what that layer does: \"blows up\" or \"freezes\"",
+    "first_problem_sentence": "the same in words, with the slope and its interval",
+    "n_slopes": "the fitted slopes (steps × layers × quantities)",
+    "n_slopes_inconsistent_with_mup": "slopes whose word against μP is not consistent",
+    "n_slopes_inconsistent_with_parameterisation": "slopes inconsistent with the declared parameterisation's "
+                                                   "predicted range",
 }
 
 SUFFIXES: list[tuple[str, str]] = [
@@ -98,6 +350,23 @@ PREFIXES: list[tuple[str, str]] = [
     ("slope_", "fitted log–log slope of {base} against the width, with its interval (docs/statistics.md)"),
 ]
 
+SECTIONS: dict[str, str] = {
+    "n_members": "Shared by the commands (first used by ensemble, xavier and deep)",
+    "widths_compared": "sweep xavier, sweep deep",
+    "t_max": "mean-field ([docs](mean-field.md))",
+    "gammas": "sweep gamma ([docs](mean-field.md#the-gamma-family))",
+    "members_per_width": "three-layer ([docs](three-layer.md))",
+    "saddle_value": "teacher-student ([docs](teacher-student.md))",
+    "eta_max": "committee ([docs](committee.md))",
+    "mean_error_z_infinite_width_mean": "feature-learning ([docs](feature-learning.md))",
+    "lr": "coord-check ([docs](parameterisations.md))",
+}
+"""docs/metrics.md's headings: each starts at the named metric of :data:`METRICS` (a metric several
+commands report is listed once, under the first)."""
+
+PER_K = ("_K<k>", "{base} for K = k: a student of K ReLU units learning the teacher W* = I_K (teacher-student)")
+"""Teacher-student names end in the student's K; the rest of the name is explained as usual."""
+
 FALLBACK = "defined on the command's page of docs/ (see the report's summary)"
 
 
@@ -105,6 +374,9 @@ def meaning(name: str) -> str:
     """One line saying what the metric ``name`` measures."""
     if name in METRICS:
         return METRICS[name]
+    per_k = re.fullmatch(r"(.+)_K(\d+)", name)
+    if per_k and meaning(per_k[1]) != FALLBACK:
+        return f"{meaning(per_k[1])} (for K = {per_k[2]})"
     for suffix, text in SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             base = name[: -len(suffix)]
@@ -131,13 +403,15 @@ def glossary_markdown() -> str:
              "## Families", "", "| name ends / starts with | meaning |", "| --- | --- |"]
     lines += [f"| `…{s}` | {t.format(base='the metric it extends')} |" for s, t in SUFFIXES]
     lines += [f"| `{p}…` | {t.format(base='the named quantity')} |" for p, t in PREFIXES]
-    lines += ["", "## Metrics", "", "| metric | meaning |", "| --- | --- |"]
-    lines += [f"| `{k}` | {v} |" for k, v in METRICS.items()]
-    lines += ["", "Metrics not listed (those of mean-field, three-layer, teacher–student) are "
-              "defined on their command's page: [mean-field](mean-field.md), [three-layer](three-layer.md), "
-              "[teacher–student](teacher-student.md).", ""]
+    lines += [f"| `…{PER_K[0]}` | {PER_K[1].format(base='the metric it extends')} |"]
+    lines += ["", "## Metrics"]
+    for k, v in METRICS.items():
+        if k in SECTIONS:
+            lines += ["", f"### {SECTIONS[k]}", "", "| metric | meaning |", "| --- | --- |"]
+        lines.append(f"| `{k}` | {v} |")
+    lines += ["", "Each command's page in docs/ says how its metrics enter its verdicts.", ""]
     return "\n".join(lines)
 
 
-__all__ = ["FALLBACK", "METRICS", "PREFIXES", "RESOLVED_RULE", "SUFFIXES", "explained", "glossary_markdown",
-           "meaning"]
+__all__ = ["FALLBACK", "METRICS", "PER_K", "PREFIXES", "RESOLVED_RULE", "SECTIONS", "SUFFIXES", "explained",
+           "glossary_markdown", "meaning"]

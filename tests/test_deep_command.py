@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import jaxlimit.report
 from jaxlimit.experiments import run
 from jaxlimit.experiments.deep import DeepConfig
 from jaxlimit.experiments.sweep_deep import SweepDeepConfig
@@ -79,6 +80,8 @@ def test_sweep_fits_the_three_rates(tmp_path):
     assert m["slope_ntk_change"] < -0.3
     assert set(m["slope_pathwise_against"]) == {"-0.5"}
     assert "rates" in report.figures and "by_width" in report.tables
+    # Written as the command line writes it, so the report's glossary and figures are checked.
+    jaxlimit.report.write_report(report, str(tmp_path / "s"))
 
 
 DEEP_CASES = [

@@ -40,6 +40,18 @@ def test_the_glossary_is_docs_metrics_md_and_every_report_links_it(report):
         assert explained(name), name
 
 
+def test_the_glossary_explains_names_by_family_only_where_the_family_is_known():
+    from jaxlimit.glossary import METRICS, SECTIONS, meaning
+
+    assert set(SECTIONS) <= set(METRICS)
+    # Teacher-student's per-K names: the base's line, for that K; an unknown base is not explained.
+    assert meaning("saddle_value_K5").endswith("(for K = 5)") and "saddle" in meaning("saddle_value_K5")
+    assert not explained("no_such_metric_K2") and not explained("no_such_metric")
+    # An explicit line wins over a family's (a slope against n_eff is not one against the width).
+    assert "n_eff" in meaning("slope_output_gap_nested")
+    assert "resolved" in meaning("cov_rel_error_by_width_resolution")
+
+
 def test_report_json_config_is_what_the_run_used(report):
     rep, out = report
     config = json.loads((out / "report.json").read_text())["config"]

@@ -28,7 +28,7 @@ from jaxlimit.experiments.committee.config import SAVED_TIMES, CommitteeConfig
 from jaxlimit.experiments.problem import timed
 from jaxlimit.limits import committee as cm
 from jaxlimit.report import Report
-from jaxlimit.stats.verdict import verdict_over_times
+from jaxlimit.stats.verdict import resolution, verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import committee as tc
 
@@ -114,6 +114,7 @@ def run(config: CommitteeConfig) -> Report:
     metrics["fluctuations"] = tv.as_dict()
     metrics["mean_gap_eps_at_compared_times"] = [
         {"alpha": float(times[i]), "gap": float(ens_mean[i, 0] - mean[i, 0]), "se": float(ens_se[i, 0]),
+         "resolution": resolution(float(ens_mean[i, 0] - mean[i, 0]), float(ens_se[i, 0])),
          "predicted_sd_of_one_student": float(sd[i, 0])} for i in idx]
     metrics["students"] = int(finite.sum())
     metrics["observables"] = names

@@ -3,8 +3,6 @@ linear-noise band; an order parameter; the escape times against ln D/(2λ)."""
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 
 from jaxlimit.figures import ENSEMBLE_COLOUR, LIMIT_COLOUR, TARGET_COLOUR, new_figure, run_title, styled
@@ -41,8 +39,13 @@ def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
         ax.set(xlabel="escape time α", ylabel="students", title="escape from the plateau")
         ax.legend(fontsize=7)
     else:
+        # No panel to draw: its axes (tick labels included) are hidden, and the text says why.
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no symmetric plateau\n(K ≠ M or T ≠ I)", ha="center", va="center")
-    fig.suptitle(textwrap.fill(run_title("Soft committee machines against the order-parameter ODEs", **facts),
-                               width=120))
+        ax.xaxis.set_visible(False)
+        ax.yaxis.set_visible(False)
+        why = ("no symmetric plateau\n(it needs K = M ≥ 2 and T = I)" if escape is None else
+               f"no student escaped the plateau\nby α = {times[-1]:g} (predicted\nln D / (2λ) = "
+               f"{escape['predicted_ln_D_over_2_lambda']:.3g})")
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(run_title("Soft committee machines against the order-parameter ODEs", **facts))  # wrapped by styled
     return fig

@@ -26,7 +26,8 @@ from jaxlimit.limits.dmft import dmft_limit
 from jaxlimit.models.feature_mlp import FeatureMLP
 from jaxlimit.report import Report
 from jaxlimit.stats import Gaussian, compare_gaussian
-from jaxlimit.stats.verdict import INCONSISTENT
+from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
+from jaxlimit.stats.verdict import INCONSISTENT, resolution
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import Trainer, run_ensemble
 
@@ -142,6 +143,10 @@ def run(config: FeatureLearningConfig) -> Report:
         paths, path_err, verdict = check.paths, check.pathwise, check.verdict
         every_time = [compare_gaussian(out[:, i], law[i], seed=test_seed + i) for i in range(len(times))]
         moments = mean_and_variance(out, mean, cov, shift)
+        # What an exact Gaussian prediction shows at this ensemble size: the noise levels of the effects.
+        cov_null = covariance_error_null(cov[compare_idx[-1]], ok.n_members)
+        bures_null = bures_null_size((mean + shift)[compare_idx[-1]], cov[compare_idx[-1]], ok.n_members,
+                                     seed=stream_seed(config.seed, "null"))
     with timed(timing, "kernels"):
         arm = ntk_arm(config, model, data, trainer, times)
         movement = kernel_movement(arm, kern.ntk) if arm is not None and len(arm) >= 2 else None
@@ -155,11 +160,19 @@ def run(config: FeatureLearningConfig) -> Report:
         "smallest_pvalue_by_time": verdict.smallest_pvalue_by_time,
         "per_test_threshold": verdict.threshold,
         "mean_error_z": c_last.mean_error_z,
+        "mean_error_resolution": resolution(c_last.mean_error_z, 1.0),
         "mean_error_z_infinite_width_mean": float(moments["z_limit"][last]),
+        "mean_error_z_infinite_width_mean_resolution": resolution(float(moments["z_limit"][last]), 1.0),
         "cov_rel_error": c_last.cov_rel_error,
+        "cov_rel_error_null": cov_null,
+        "cov_rel_error_resolution": resolution(c_last.cov_rel_error, cov_null),
         "bures_w2": c_last.bures_w2,
+        "bures_w2_null": bures_null,
+        "bures_w2_resolution": resolution(c_last.bures_w2, bures_null),
         "variance_ratio_last": [float(r) for r in moments["ratio"][last]],
         "variance_ratio_last_se": [float(r) for r in moments["ratio_se"][last]],
+        "variance_ratio_last_resolution": [resolution(float(r) - 1.0, float(se))
+                                           for r, se in zip(moments["ratio"][last], moments["ratio_se"][last])],
         "pathwise_max_error": path_err.rms,
         "pathwise_max_error_se": path_err.se,
         "dmft_ntk_change_final": float(np.linalg.norm(kern.ntk[-1] - kern.ntk[0]) / np.linalg.norm(kern.ntk[0])),
@@ -207,9 +220,12 @@ def run(config: FeatureLearningConfig) -> Report:
         f"p-values {', '.join(f'{p:.3g}' for p in verdict.smallest_pvalue_by_time)} against a per-test threshold "
         f"{verdict.threshold:.2g}).",
         f"At t = {times[last]:g}: largest mean error {moments['z_shifted'][last]:.2f} standard errors with the "
-        f"predicted O(1/N) shift, {moments['z_limit'][last]:.2f} against the infinite-width mean alone; variance ratios "
+        f"predicted O(1/N) shift ({metrics['mean_error_resolution']}), {moments['z_limit'][last]:.2f} against the "
+        f"infinite-width mean alone ({metrics['mean_error_z_infinite_width_mean_resolution']}); variance ratios "
         + ", ".join(f"{r:.3f} ± {s:.2g}" for r, s in zip(moments["ratio"][last], moments["ratio_se"][last]))
-        + f"; relative covariance error {c_last.cov_rel_error:.3g}.",
+        + f"; relative covariance error {c_last.cov_rel_error:.3g} against {cov_null:.2g} for an exact prediction "
+        f"({metrics['cov_rel_error_resolution']}); Bures distance {c_last.bures_w2:.3g} against {bures_null:.2g} "
+        f"({metrics['bures_w2_resolution']}).",
         f"Each network against its own DMFT path (its own f₀, infinite-width kernels): RMS over members of the max "
         f"error {path_err.rms:.3g} ± {path_err.se:.1g} (O(N^-1/2): the kernels' own initial fluctuations).",
         f"The DMFT's NTK moves by {metrics['dmft_ntk_change_final']:.3g} (relative, by t = {times[-1]:g}); the lazy "

@@ -139,6 +139,7 @@ def run(config: MeanFieldConfig) -> Report:
     n_null = covariance_error_null(c_final, clt_row["n_members"])
     two = relative_frobenius(rows[-1]["scaled_cov"], rows[-2]["scaled_cov"])
     two_null = math.sqrt(2.0) * n_null
+    by_width_null = [covariance_error_null(c_final, r["n_members"]) for r in rows]
 
     verdict = {"variance_slope": variance_word}
     initial = [c for i, c in zip(compare_idx, clt.comparisons) if times[i] == 0.0]
@@ -178,14 +179,20 @@ def run(config: MeanFieldConfig) -> Report:
         "variance_slope_ci": list(fit.slope_ci),
         "mean_error": col("mean_error").tolist(),
         "mean_error_z": col("mean_error_z").tolist(),
+        "mean_error_resolution": [resolution(z, 1.0) for z in col("mean_error_z")],
         "mean_gap_rms": col("mean_gap_rms").tolist(),
         "mean_gap_rms_noise": col("mean_gap_rms_noise").tolist(),
         "mean_gap_resolution": [r["mean_gap_resolution"] for r in rows],
         "cov_rel_error": clt_row["cov_rel_error"],
-        "cov_rel_error_by_width": col("cov_rel_error").tolist(),
         "cov_rel_error_null": n_null,
+        "cov_rel_error_resolution": resolution(clt_row["cov_rel_error"], n_null),
+        "cov_rel_error_by_width": col("cov_rel_error").tolist(),
+        "cov_rel_error_by_width_null": by_width_null,
+        "cov_rel_error_by_width_resolution": [resolution(r["cov_rel_error"], null)
+                                              for r, null in zip(rows, by_width_null)],
         "scaled_cov_rel_change_two_largest": two,
         "scaled_cov_rel_change_two_largest_null": two_null,
+        "scaled_cov_rel_change_two_largest_resolution": resolution(two, two_null),
         "predicted_scaled_variance_final": np.diag(c_final),
         "ensemble_scaled_variance_final": np.diag(clt_row["scaled_cov"]),
         "fluctuation_particles": config.fluctuation_particles,
@@ -230,7 +237,7 @@ def run(config: MeanFieldConfig) -> Report:
             "width", "n_members", "n_diverged", "variance", "variance_se", "mean_error", "mean_error_z",
             "mean_gap_rms", "mean_gap_rms_noise", "mean_gap_resolution", "cov_rel_error", "rms_change",
             "rms_change_se", "ntk_change", "ntk_change_se")}
-        | {"cov_rel_error_null": [covariance_error_null(c_final, r["n_members"]) for r in rows],
+        | {"cov_rel_error_null": by_width_null,
            "clt_verdict": [r["clt"].verdict for r in rows],
            "clt_min_pvalue": [min(r["clt"].smallest_pvalue_by_time) for r in rows]},
         "outputs_by_time": _outputs_table(big_ok, h_bar, times, data.n_train),
@@ -267,7 +274,7 @@ def run(config: MeanFieldConfig) -> Report:
         f"Law of large numbers: variance ∝ N^{fit.slope:.3f} ± {fit.slope_se:.3f} (95% CI {fit.slope_ci[0]:.3f} "
         f"to {fit.slope_ci[1]:.3f}; predicted −1): **{variance_word}**. At N = {clt_row['width']} the largest "
         f"gap of the ensemble mean to h̄ is {clt_row['mean_error']:.2g} ({clt_row['mean_error_z']:.2f} standard "
-        f"errors); the RMS gap {clt_row['mean_gap_rms']:.2g} against its noise {clt_row['mean_gap_rms_noise']:.2g}: "
+        f"errors: {metrics['mean_error_resolution'][-1]}); the RMS gap {clt_row['mean_gap_rms']:.2g} against its noise {clt_row['mean_gap_rms_noise']:.2g}: "
         f"{clt_row['mean_gap_resolution']}.",
         f"Central limit theorem at N = {clt_row['width']} against N(h̄_t, C_t/N) at t = "
         f"{', '.join(f'{t:g}' for t in metrics['compare_times'])}: "
@@ -277,8 +284,9 @@ def run(config: MeanFieldConfig) -> Report:
         + ", ".join(f"N = {r['width']}: {r['clt'].verdict}" for r in rows) + ".",
         f"Predicted covariance against the ensemble's √N-scaled covariance at t = {times[-1]:g}: relative "
         f"Frobenius error {clt_row['cov_rel_error']:.3f} at N = {clt_row['width']} against {n_null:.3f} for a "
-        "perfect prediction; by width " + ", ".join(f"{r['width']}: {r['cov_rel_error']:.3f}" for r in rows)
-        + f"; between the two largest widths {two:.3f} (noise ≈ {two_null:.3f}).",
+        f"perfect prediction ({metrics['cov_rel_error_resolution']}); by width " + ", ".join(f"{r['width']}: {r['cov_rel_error']:.3f}" for r in rows)
+        + f"; between the two largest widths {two:.3f} (noise ≈ {two_null:.3f}: "
+        f"{metrics['scaled_cov_rel_change_two_largest_resolution']}).",
         f"At t = {times[-1]:g}: training loss {metrics['final_train_loss_ensemble']:.4g} ± "
         f"{metrics['final_train_loss_ensemble_se']:.1g} (limit {float(limit.loss_curve[-1]):.4g}); mean-field "
         f"parameters move (RMS) {rows[0]['rms_change']:.3g} at N = {rows[0]['width']} and "

@@ -113,7 +113,7 @@ def run(config: TeacherStudentConfig) -> Report:
     for o in ortho:
         K = o["K"]
         metrics[f"saddle_value_K{K}"] = {k: o[k] for k in ("theory", "full_flow", "reduced_flow", "abs_error",
-                                                           "newton_step", "saddle_verdict")}
+                                                           "newton_step", "abs_error_resolution", "saddle_verdict")}
         metrics[f"saddle_loss_K{K}"] = o["saddle_loss"]
         metrics[f"reduced_vs_full_max_deviation_K{K}"] = o["reduced_vs_full"]
         metrics[f"symmetry_breaking_start_distance_K{K}"] = o["symmetry_breaking_distance"]
@@ -129,7 +129,8 @@ def run(config: TeacherStudentConfig) -> Report:
                                           "rms_deviation_from_gd_se", "rms_deviation_from_flow",
                                           "rms_deviation_from_flow_se", "gd_rms_deviation_from_flow", "slope",
                                           "slope_se", "slope_ci95", "predicted_slope", "tolerance",
-                                          "mean_gap_to_limit_z", "mean_gap_to_gd_z")}
+                                          "mean_gap_to_limit_z", "mean_gap_to_limit_resolution",
+                                          "mean_gap_to_gd_z", "mean_gap_to_gd_resolution")}
 
     facts = dict(model=figures.MODEL, members=config.ensemble, data=DATA)
     figs = {
@@ -196,9 +197,10 @@ def _orthonormal(config, K: int, store, warnings) -> dict:
     end = ys[0, -1]
     saddle_end = classify_ending(end, teacher, newton_tolerance=NEWTON_TOLERANCE)
     error = max(abs(float(np.mean(end)) - s), float(np.max(np.abs(reduced[0, -1] - s))))
+    error_resolution = resolution(error, saddle_end.newton_step)  # the distance still to travel is its noise
     if error <= SADDLE_TOLERANCE:
         saddle_verdict = CONSISTENT
-    elif resolution(error, saddle_end.newton_step) == RESOLVED:
+    elif error_resolution == RESOLVED:
         saddle_verdict = INCONSISTENT
     else:
         saddle_verdict = NOT_RESOLVED
@@ -230,7 +232,8 @@ def _orthonormal(config, K: int, store, warnings) -> dict:
     losses = np.asarray(jax.vmap(jax.vmap(lambda W: relu_population_loss(W, teacher)))(jnp.asarray(ys[shown])))
     return {
         "K": K, "theory": s, "full_flow": float(np.mean(end)), "reduced_flow": float(reduced[0, -1, 0]),
-        "abs_error": error, "newton_step": saddle_end.newton_step, "saddle_verdict": saddle_verdict,
+        "abs_error": error, "newton_step": saddle_end.newton_step, "abs_error_resolution": error_resolution,
+        "saddle_verdict": saddle_verdict,
         "saddle_loss": float(relu_population_loss(symmetric_weights(s, s, K), teacher)),
         "reduced_vs_full": float(np.max(np.abs(projected - reduced))),
         "symmetry_breaking_distance": float(distance[1]),
@@ -400,8 +403,12 @@ def _sgd(config, problem, store, warnings) -> dict:
         se = np.maximum(last["mean_gap_se"][-1], np.finfo(float).tiny)
         out["mean_gap_to_limit_z"] = float(np.max(np.abs(last["mean_gap"][-1]) / se))
         out["mean_gap_to_gd_z"] = float(np.max(np.abs(last["mean_gap"][-1] + flow_w[-1] - gd_w[-1]) / se))
+        # In standard errors of the mean, so the noise level is 1.
+        out["mean_gap_to_limit_resolution"] = resolution(out["mean_gap_to_limit_z"], 1.0)
+        out["mean_gap_to_gd_resolution"] = resolution(out["mean_gap_to_gd_z"], 1.0)
     else:
         out["mean_gap_to_limit_z"] = out["mean_gap_to_gd_z"] = None
+        out["mean_gap_to_limit_resolution"] = out["mean_gap_to_gd_resolution"] = None
     positive = [e for e in usable if e["rms_gd"] > 0 and e["rms_gd_se"] > 0]
     if len(positive) < 2:
         warnings.append("SGD: fewer than two sample sizes with finite runs; the slope is not fitted")
@@ -511,7 +518,8 @@ def _summary(config, ortho, escape, k1, sgd, verdict) -> list[str]:
         "from Gaussian inputs (Tian; docs/teacher-student.md), against the claims it is said to satisfy.",
         "",
         f"**Saddle value** ({verdict['saddle_value']}): the symmetric start ends at "
-        + "; ".join(f"K = {o['K']}: {o['full_flow']:.7f} against {o['theory']:.7f} (error {o['abs_error']:.1e})"
+        + "; ".join(f"K = {o['K']}: {o['full_flow']:.7f} against {o['theory']:.7f} (error {o['abs_error']:.1e}, "
+                    f"{o['abs_error_resolution']} against the Newton step {o['newton_step']:.1e})"
                     for o in ortho) + ".",
         f"**Symmetric start plus δ = {config.noise:g}** ({verdict['symmetric_plus_noise']}), reached W* up to a "
         "permutation by t = " + f"{config.t_max:g}: "
@@ -537,6 +545,7 @@ def _summary(config, ortho, escape, k1, sgd, verdict) -> list[str]:
                      f"{sgd['slope_se']:.3f} (95% CI [{lo:.3f}, {hi:.3f}], predicted −1/2 within "
                      f"±{SGD_SLOPE_TOLERANCE}); gradient descent with η = {config.step:g} is "
                      f"{sgd['gd_rms_deviation_from_flow']:.2e} (RMS) from the flow; at n = {config.sgd_samples[-1]} "
-                     f"the SGD mean is {sgd['mean_gap_to_limit_z']:.1f} SE from the flow and "
-                     f"{sgd['mean_gap_to_gd_z']:.1f} SE from gradient descent at t = {config.sgd_time:g}.")
+                     f"the SGD mean is {sgd['mean_gap_to_limit_z']:.1f} SE from the flow "
+                     f"({sgd['mean_gap_to_limit_resolution']}) and {sgd['mean_gap_to_gd_z']:.1f} SE from gradient "
+                     f"descent ({sgd['mean_gap_to_gd_resolution']}) at t = {config.sgd_time:g}.")
     return lines

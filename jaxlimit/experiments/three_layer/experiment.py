@@ -299,6 +299,8 @@ def _metrics(config, coupled, spread, limit_rows, proxy, refinement) -> dict:
             "limit_predicted_spread_final": [float(r["predicted_spread"][-1]) for r in limit_rows],
             "limit_spread_ratio_final": [r["final_ratio"] for r in limit_rows],
             "limit_spread_ratio_final_se": [r["final_ratio_se"] for r in limit_rows],
+            "limit_spread_ratio_final_resolution": [resolution(r["final_ratio"] - 1.0, r["final_ratio_se"])
+                                                    for r in limit_rows],
             "limit_spread_ratio_initial": [float(r["spread_ratio"][0]) for r in limit_rows],
             "limit_mean_gap": [r["rms_mean_gap"] for r in limit_rows],
             "limit_mean_gap_noise": [r["rms_mean_gap_noise"] for r in limit_rows],
