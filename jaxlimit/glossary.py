@@ -34,8 +34,11 @@ METRICS: dict[str, str] = {
     # Effect sizes at the last verdict time
     "mean_error": "largest |ensemble mean − predicted mean| over the points (output units; per width in "
                   "mean-field)",
-    "mean_error_z": "the largest mean error in standard errors of the ensemble mean (its noise level is 1; per "
-                    "width in mean-field)",
+    "mean_error_z": "the largest mean error in standard errors of the ensemble mean, over the P points (per "
+                    "width in mean-field); its noise level is mean_error_z_null",
+    "mean_error_z_null": "the noise level of a largest |z| over P points: the value max |z| exceeds as often as "
+                         "one |z| exceeds 1 (probability 0.317) when the limit is exact; 1 for one point, about "
+                         "√(2 ln P) for many (jaxlimit.stats.nulls.max_abs_z_noise)",
     "cov_rel_error": "‖ensemble covariance − predicted covariance‖_F / ‖predicted covariance‖_F",
     "bures_w2": "Bures–Wasserstein distance between the ensemble's Gaussian fit and the prediction (output units)",
     "bures_w2_coupled": "the Bures distance with the initial draw's Monte Carlo noise removed: each network against "
@@ -43,7 +46,8 @@ METRICS: dict[str, str] = {
     "bures_w2_coupled_noise": "the coupled Bures distance that an exact limit would show at this ensemble size",
     "mean_drift": "finite-width bias of the mean, coupled: the largest mean over members of (network − its own "
                   "limit path) (output units)",
-    "mean_drift_z": "the coupled bias in its own standard errors",
+    "mean_drift_z": "the coupled bias in its own standard errors, at the worst of the P points (noise level "
+                    "mean_error_z_null's, for the same P)",
     "mean_drift_in_mean_se": "the coupled bias in standard errors of the ensemble mean: its share of mean_error_z",
     "finite_width_effect_z": "the initial law's excess kurtosis (the O(1/N) finite-width effect at t = 0) in "
                              "standard errors",

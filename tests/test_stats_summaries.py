@@ -78,3 +78,16 @@ def test_slope_agreement_widens_the_interval_by_the_tolerance():
     assert slope_agreement(fit, -1.0, 0.1) == INCONSISTENT
     assert slope_agreement(None, -0.5, 0.1) == NOT_RESOLVED
     assert slope_agreement(fit_power_law([1.0, 2.0], [1.0, 0.5]), -1.0, 0.1) == NOT_RESOLVED  # no interval
+
+
+def test_the_noise_level_of_a_largest_z_is_exceeded_as_often_as_one_standard_error():
+    """max_abs_z_noise(n): max |z| over n independent standard normals exceeds it with probability
+    P(|z| > 1) = 0.3173 (Monte Carlo, 40 000 draws: standard error 0.0023); 1 for one point."""
+    from jaxlimit.stats.nulls import max_abs_z_noise
+
+    assert max_abs_z_noise(1) == pytest.approx(1.0, abs=1e-12)
+    rng = np.random.default_rng(0)
+    for n in (4, 16, 100):
+        z = np.abs(rng.standard_normal((40_000, n))).max(axis=1)
+        assert np.mean(z > max_abs_z_noise(n)) == pytest.approx(0.3173, abs=0.012), n
+    assert max_abs_z_noise(16) > 2.0  # a resolution rule of "twice 1" would call noise resolved

@@ -14,6 +14,26 @@ import numpy as np
 from jaxlimit.stats.gaussian import gaussian_w2
 
 
+ONE_SE_EXCEEDANCE = math.erfc(1.0 / math.sqrt(2.0))
+"""P(|z| > 1) for one standard normal z: how often noise alone exceeds one standard error."""
+
+
+def max_abs_z_noise(n_points: int) -> float:
+    """The noise level of the largest |z| over ``n_points`` standard errors.
+
+    The value m that max_i |z_i| over n independent standard normals exceeds as often as one
+    |z| exceeds 1 (probability 0.317): (2Φ(m) − 1)^n = 1 − 0.317, so m = 1 for one point and
+    grows like √(2 ln n). Correlated points have a smaller maximum, so this errs towards
+    calling an effect not resolved.
+    """
+    from scipy.special import ndtri
+
+    n = int(n_points)
+    if n < 1:
+        raise ValueError(f"n_points must be at least 1, got {n_points!r}")
+    return float(ndtri(0.5 * (1.0 + (1.0 - ONE_SE_EXCEEDANCE) ** (1.0 / n))))
+
+
 def covariance_error_null(cov, n_samples: int) -> float:
     """The Monte Carlo size of the relative covariance error for exact Gaussian samples.
 
@@ -42,4 +62,4 @@ def bures_null_size(mean, cov, n_samples: int, *, reps: int = 20, seed: int = 0)
     return float(math.sqrt(np.mean(d2)))
 
 
-__all__ = ["bures_null_size", "covariance_error_null"]
+__all__ = ["ONE_SE_EXCEEDANCE", "bures_null_size", "covariance_error_null", "max_abs_z_noise"]

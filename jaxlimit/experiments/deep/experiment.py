@@ -27,7 +27,7 @@ from jaxlimit.report import Report
 from jaxlimit.stats import compare_gaussian
 from jaxlimit.stats.coupling import coupled_bures, mean_drift
 from jaxlimit.stats.kernels import kernel_summary
-from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
+from jaxlimit.stats.nulls import bures_null_size, covariance_error_null, max_abs_z_noise
 from jaxlimit.stats.verdict import INCONSISTENT, resolution
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
@@ -94,7 +94,8 @@ def run(config: DeepConfig) -> Report:
         "smallest_pvalue_by_time": verdict.smallest_pvalue_by_time,
         "per_test_threshold": verdict.threshold,
         "mean_error_z": c_last.mean_error_z,
-        "mean_error_resolution": resolution(c_last.mean_error_z, 1.0),
+        "mean_error_z_null": max_abs_z_noise(result.outputs.shape[-1]),
+        "mean_error_resolution": resolution(c_last.mean_error_z, max_abs_z_noise(result.outputs.shape[-1])),
         "cov_rel_error": c_last.cov_rel_error,
         "cov_rel_error_null": cov_null,
         "cov_rel_error_resolution": resolution(c_last.cov_rel_error, cov_null),
@@ -104,7 +105,7 @@ def run(config: DeepConfig) -> Report:
         "mean_drift": float(drift.value[drift.worst]),
         "mean_drift_z": drift.z,
         "mean_drift_in_mean_se": drift.in_units_of(mean_se),
-        "mean_drift_resolution": resolution(drift.z, 1.0),
+        "mean_drift_resolution": resolution(drift.z, max_abs_z_noise(result.outputs.shape[-1])),
         "bures_w2_coupled": bures_c.value,
         "bures_w2_coupled_se": bures_c.se,
         "bures_w2_coupled_noise": bures_c.noise,

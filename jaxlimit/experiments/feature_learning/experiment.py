@@ -26,7 +26,7 @@ from jaxlimit.limits.dmft import dmft_limit
 from jaxlimit.models.feature_mlp import FeatureMLP
 from jaxlimit.report import Report
 from jaxlimit.stats import Gaussian, compare_gaussian
-from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
+from jaxlimit.stats.nulls import bures_null_size, covariance_error_null, max_abs_z_noise
 from jaxlimit.stats.verdict import INCONSISTENT, resolution
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import Trainer, run_ensemble
@@ -160,9 +160,11 @@ def run(config: FeatureLearningConfig) -> Report:
         "smallest_pvalue_by_time": verdict.smallest_pvalue_by_time,
         "per_test_threshold": verdict.threshold,
         "mean_error_z": c_last.mean_error_z,
-        "mean_error_resolution": resolution(c_last.mean_error_z, 1.0),
+        "mean_error_z_null": max_abs_z_noise(result.outputs.shape[-1]),
+        "mean_error_resolution": resolution(c_last.mean_error_z, max_abs_z_noise(result.outputs.shape[-1])),
         "mean_error_z_infinite_width_mean": float(moments["z_limit"][last]),
-        "mean_error_z_infinite_width_mean_resolution": resolution(float(moments["z_limit"][last]), 1.0),
+        "mean_error_z_infinite_width_mean_resolution": resolution(float(moments["z_limit"][last]),
+                                                                  max_abs_z_noise(result.outputs.shape[-1])),
         "cov_rel_error": c_last.cov_rel_error,
         "cov_rel_error_null": cov_null,
         "cov_rel_error_resolution": resolution(c_last.cov_rel_error, cov_null),

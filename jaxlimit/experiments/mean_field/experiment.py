@@ -52,7 +52,7 @@ from jaxlimit.models.base import Model, PyTree
 from jaxlimit.report import Report
 from jaxlimit.stats import Gaussian, fit_power_law
 from jaxlimit.stats.moments import relative_frobenius, variance_summary
-from jaxlimit.stats.nulls import covariance_error_null
+from jaxlimit.stats.nulls import covariance_error_null, max_abs_z_noise
 from jaxlimit.stats.verdict import INCONSISTENT, agreement, resolution, verdict_over_times
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import rms_parameter_change, run_ensemble
@@ -179,7 +179,8 @@ def run(config: MeanFieldConfig) -> Report:
         "variance_slope_ci": list(fit.slope_ci),
         "mean_error": col("mean_error").tolist(),
         "mean_error_z": col("mean_error_z").tolist(),
-        "mean_error_resolution": [resolution(z, 1.0) for z in col("mean_error_z")],
+        "mean_error_z_null": col("mean_error_z_null").tolist(),
+        "mean_error_resolution": [resolution(r["mean_error_z"], r["mean_error_z_null"]) for r in rows],
         "mean_gap_rms": col("mean_gap_rms").tolist(),
         "mean_gap_rms_noise": col("mean_gap_rms_noise").tolist(),
         "mean_gap_resolution": [r["mean_gap_resolution"] for r in rows],
@@ -321,6 +322,7 @@ def _width_row(width, result, ok, h_bar, scaled_cov_t, prediction, compare_idx, 
         "width": width, "n_members": ok.n_members, "n_diverged": result.n_diverged,
         "variance": var.value, "variance_se": var.se,
         "mean_error": float(np.max(np.abs(gap))), "mean_error_z": float(np.max(np.abs(gap) / se)),
+        "mean_error_z_null": max_abs_z_noise(gap.size),
         "mean_gap_rms": gap_rms, "mean_gap_rms_noise": noise, "mean_gap_resolution": resolution(gap_rms, noise),
         "scaled_cov": scaled_cov, "cov_rel_error": relative_frobenius(scaled_cov, c_final),
         "clt": clt, "outputs_final": out[:, final], "rms_change": rms, "rms_change_se": rms_se,

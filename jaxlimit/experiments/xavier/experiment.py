@@ -41,7 +41,7 @@ from jaxlimit.limits.xavier import initial_kurtosis_excess, xavier_limit
 from jaxlimit.report import Report
 from jaxlimit.stats import compare_gaussian
 from jaxlimit.stats.coupling import coupled_bures
-from jaxlimit.stats.nulls import bures_null_size, covariance_error_null
+from jaxlimit.stats.nulls import bures_null_size, covariance_error_null, max_abs_z_noise
 from jaxlimit.stats.verdict import INCONSISTENT, resolution
 from jaxlimit.streams import stream_key, stream_seed
 from jaxlimit.training import run_ensemble
@@ -114,7 +114,8 @@ def run(config: XavierConfig) -> Report:
         "min_pvalue": min(verdict.smallest_pvalue_by_time),
         "mean_error": c_last.mean_error,
         "mean_error_z": c_last.mean_error_z,
-        "mean_error_resolution": resolution(c_last.mean_error_z, 1.0),
+        "mean_error_z_null": max_abs_z_noise(result.outputs.shape[-1]),
+        "mean_error_resolution": resolution(c_last.mean_error_z, max_abs_z_noise(result.outputs.shape[-1])),
         "cov_rel_error": c_last.cov_rel_error,
         "cov_rel_error_null": cov_null,
         "cov_rel_error_resolution": resolution(c_last.cov_rel_error, cov_null),
