@@ -10,6 +10,12 @@ import pytest
 # always ran (the command line still sets up one device per core itself);
 # tests/test_devices.py checks what ``import jaxlimit`` does without this.
 os.environ.setdefault("JAXLIMIT_CPU_CORES", "0")
+# The suite's programs are small, so XLA's compilation, not their execution, is most of its time;
+# without LLVM's expensive optimisations it compiles them about twice as fast. Every process the
+# suite starts (workers, notebook kernels, command-line subprocesses) inherits the flags, so the
+# runs a test compares bit for bit are compiled alike. Benchmarks and users keep XLA's defaults.
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0",
+                                    "--xla_llvm_disable_expensive_passes=true"]).strip()
 jax.config.update("jax_enable_x64", True)
 
 
