@@ -120,7 +120,10 @@ class UserNetwork(eqx.Module):
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         """Outputs of shape (P,) for inputs x of shape (P, d)."""
-        out = jnp.asarray(self.apply_fn(params, x))
+        out = self.apply_fn(params, x)
+        if isinstance(out, (tuple, list)):  # the layers' outputs (jaxlimit.models.scaled): the last is f
+            out = out[-1]
+        out = jnp.asarray(out)
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
         if out.shape != (x.shape[0],):
@@ -161,7 +164,8 @@ def from_equinox(make: Callable[[jax.Array], eqx.Module], *, time_step: float = 
     """A :class:`UserNetwork` from an equinox constructor ``make(key) -> module``.
 
     The module maps one input of shape (d,) to a scalar or shape (1,) (as
-    ``eqx.nn.MLP(d, "scalar", …)`` does); it is vmapped over the rows of x.
+    ``eqx.nn.MLP(d, "scalar", …)`` does), or to the tuple of its layers' outputs, the last the
+    network's (:mod:`jaxlimit.models.scaled`); it is vmapped over the rows of x.
     Its parameters are the inexact-array leaves; everything else (activation
     functions, sizes) comes from ``make(key(0))`` and is the same for every key.
     """
@@ -177,7 +181,13 @@ def from_equinox(make: Callable[[jax.Array], eqx.Module], *, time_step: float = 
 
     def apply_fn(params, x):
         module = eqx.combine(params, static)
-        return jax.vmap(lambda row: jnp.reshape(module(row), ()))(x)
+
+        def one(row):
+            out = module(row)
+            # a tuple of layer outputs (for the coordinate check, jaxlimit.models.scaled) passes through
+            return tuple(out) if isinstance(out, (tuple, list)) else jnp.reshape(out, ())
+
+        return jax.vmap(one)(x)
 
     return UserNetwork(init_fn, apply_fn, time_step=time_step, lr_scale=lr_scale, dim=dim,
                        hidden_units=hidden_units, name=name or type(template).__name__)

@@ -13,7 +13,7 @@ def coord_figure(result, quantity: str, title: str):
     """Mean over networks ± 2 SE of one quantity against the width, one panel per step t = 1…T (and
     t = 0 for the activations), the fitted power law drawn through each layer's points with its band
     (the slope's interval), the slope and interval in the legend."""
-    from jaxlimit.training.coord_check import QUANTITIES, layer_names
+    from jaxlimit.training.coord_check import QUANTITIES
 
     q = QUANTITIES.index(quantity)
     widths = np.asarray(result.widths, float)
@@ -21,7 +21,7 @@ def coord_figure(result, quantity: str, title: str):
     fig, axes = new_figure(1, len(steps), panel=(3.4, 3.0))
     mean = result.sizes.mean(axis=1)
     se = result.sizes.std(axis=1, ddof=1) / np.sqrt(result.sizes.shape[1])
-    names = layer_names(result.depth)
+    names = result.layer_names()
     for ax, t in zip(axes, steps):
         for l, name in enumerate(names):
             colour = f"C{l}"
@@ -30,8 +30,8 @@ def coord_figure(result, quantity: str, title: str):
             ax.errorbar(widths[ok], y[ok], yerr=2 * e[ok], fmt="o", ms=3, color=colour, capsize=2)
             label = name
             if t >= 1:
-                c = result.slope(name, quantity, t)
-                if c.fit is not None:
+                c = next((c for c in result.checks if (c.layer, c.quantity, c.step) == (name, quantity, t)), None)
+                if c is not None and c.fit is not None:
                     lo, hi = c.fit.slope_ci
                     label = f"{name}: {c.fit.slope:+.2f} [{lo:+.2f}, {hi:+.2f}]"
                     grid = np.geomspace(widths[0], widths[-1], 32)
