@@ -261,3 +261,77 @@ def test_command_refuses_bad_input(argv, fragment, capsys, tmp_path, monkeypatch
     from tests.helpers.refusal import assert_refused
 
     assert_refused(["coord-check", *argv], fragment, capsys, tmp_path, monkeypatch)
+
+
+# --- a user's network with declared exponents ---------------------------------------------------------------
+
+
+class _UserMLP:
+    """A user's 3-layer equinox MLP in width-free units (N(0, 1) entries, the input layer's 1/√d inside),
+    returning its layers' outputs (z^1, z^2, f) for the per-layer check."""
+
+    @staticmethod
+    def family(dim=8):
+        import equinox as eqx
+
+        from jaxlimit.models.user import from_equinox
+
+        class Net(eqx.Module):
+            w1: jax.Array
+            w2: jax.Array
+            w3: jax.Array
+
+            def __init__(self, width, key):
+                k1, k2, k3 = jax.random.split(key, 3)
+                self.w1 = jax.random.normal(k1, (width, dim))
+                self.w2 = jax.random.normal(k2, (width, width))
+                self.w3 = jax.random.normal(k3, (width,))
+
+            def __call__(self, x):
+                z1 = self.w1 @ x / math.sqrt(dim)
+                z2 = self.w2 @ jax.nn.relu(z1)
+                return z1, z2, self.w3 @ jax.nn.relu(z2)
+
+        return lambda n: from_equinox(lambda key: Net(n, key), dim=dim)
+
+
+USER_ROLES = {".w1": "input", ".w2": "hidden", ".w3": "output"}
+
+
+def _user_check(parameterisation, optimizer="adam"):
+    return coord_check(parameterisation, optimizer=optimizer, network=_UserMLP.family(), roles=USER_ROLES,
+                       layer_names=("input", "hidden 2", "output"), widths=(32, 128, 512), seeds=3, steps=1)
+
+
+def test_user_network_declared_mup_gives_the_mup_verdict():
+    r = _user_check("mup")
+    assert r.verdict == {"mup": "consistent", "parameterisation": "consistent"}
+    assert r.first_problem is None
+    assert {c.quantity for c in r.checks} == {"activation", "change"}  # a user's layer has no separable update
+    for layer in ("input", "hidden 2", "output"):
+        slope, (lo, hi) = _slope(r, layer)
+        assert abs(slope) < 0.1 and lo - 0.1 <= 0 <= hi + 0.1, (layer, slope)
+
+
+def test_the_same_user_network_under_standard_is_inconsistent_and_names_the_hidden_layer():
+    r = _user_check("standard")
+    assert r.verdict == {"mup": "inconsistent", "parameterisation": "consistent"}
+    assert r.first_problem[:2] == ("hidden 2", "blows up")
+    slope, (lo, hi) = _slope(r, "hidden 2")
+    assert abs(slope - 1.0) < 0.15 and lo > 0.5  # Adam: the hidden change grows like n
+    assert r.slope("hidden 2", "change").mup == "inconsistent"
+    assert r.slope("input", "change").mup == "consistent"
+
+
+def test_user_network_declaration_is_checked_before_training():
+    family = _UserMLP.family()
+    with pytest.raises(InputError, match=r"no role declared for the leaves \.w3"):
+        coord_check("mup", network=family, roles={".w1": "input", ".w2": "hidden"}, widths=(32, 64))
+    with pytest.raises(InputError, match="unknown role 'readout'"):
+        coord_check("mup", network=family, roles={**USER_ROLES, ".w3": "readout"}, widths=(32, 64))
+    with pytest.raises(InputError, match=r"leaves the network does not have: \.w4"):
+        coord_check("mup", network=family, roles={**USER_ROLES, ".w4": "bias"}, widths=(32, 64))
+    with pytest.raises(InputError, match="needs its leaves' roles"):
+        coord_check("mup", network=family, widths=(32, 64))
+    with pytest.raises(InputError, match="at least two distinct widths"):
+        coord_check("mup", network=family, roles=USER_ROLES, widths=(64,))

@@ -84,9 +84,9 @@ class ScaledNetwork:
                              f"got {type(net).__name__}")
         return net
 
-    def leaf_roles(self, width: int) -> Any:
+    def leaf_roles(self, width: int, net: UserNetwork | None = None) -> Any:
         """The role of every leaf (a pytree of strings with the parameters' structure)."""
-        shapes = jax.eval_shape(self.at(width).init_fn, jax.random.key(0))
+        shapes = jax.eval_shape((net or self.at(width)).init_fn, jax.random.key(0))
         paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(shapes)[0]]
         if isinstance(self.roles, dict):
             missing = [p for p in paths if p not in self.roles]
@@ -128,7 +128,8 @@ class ScaledNetwork:
         applied (module docstring); rates are n^{-c_ℓ} per leaf, without η."""
         check_optimizer(optimizer)
         net, n = self.at(width), int(width)
-        scalings = jax.tree_util.tree_map(lambda r: role_scaling(self.parameterisation, r), self.leaf_roles(width))
+        scalings = jax.tree_util.tree_map(lambda r: role_scaling(self.parameterisation, r),
+                                          self.leaf_roles(width, net))
         flat, treedef = jax.tree_util.tree_flatten(scalings, is_leaf=lambda s: isinstance(s, LayerScaling))
         mult = [width_power(n, -s.a) for s in flat]
         init_scale = [0.0 if s.zero_init else width_power(n, -s.b) for s in flat]

@@ -337,9 +337,9 @@ def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: 
     if not (math.isfinite(lr) and lr > 0):
         raise InputError(f"lr must be positive and finite, got {lr}")
     if network is not None:
-        scaled = network if isinstance(network, ScaledNetwork) else declare(network, p, roles, layer_names)
         if roles is None and not isinstance(network, ScaledNetwork):
             raise InputError("a user network needs its leaves' roles (roles={leaf path: role})")
+        scaled = network if isinstance(network, ScaledNetwork) else declare(network, p, roles, layer_names)
         p = scaled.parameterisation
         check_representable(p, widths, optimizer)
         names = scaled.names(widths[0])

@@ -190,9 +190,8 @@ def summarise(p: Parameterisation, optimizer: str, widths, alphas, steps: int, t
     star = np.array([[parabola_vertex(log_alpha, np.log(final[w, s])) for s in range(final.shape[1])]
                      for w in range(final.shape[0])])
     seeds = star.shape[1]
-    mean = np.nanmean(np.where(np.isfinite(star), star, np.nan), axis=1) if np.isfinite(star).any() else \
-        np.full(len(widths), np.nan)
-    resolved = np.all(np.isfinite(star), axis=1)
+    resolved = np.all(np.isfinite(star), axis=1)  # every seed's minimum bracketed by the grid
+    mean = np.where(resolved, np.where(np.isfinite(star), star, 0.0).mean(axis=1), np.nan)
     se = np.full(len(widths), np.nan)
     for w in np.flatnonzero(resolved):
         k = int(np.argmin(np.abs(log_alpha - mean[w])))
