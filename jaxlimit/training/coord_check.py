@@ -46,6 +46,9 @@ def layer_names(depth: int) -> list[str]:
     return ["input", *[f"hidden {l}" for l in range(2, depth + 1)], "output"]
 
 
+_mlp_layer_names = layer_names  # coord_check's argument layer_names (a user network's) shadows it
+
+
 def _rms(v: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.mean(jnp.square(v)))
 
@@ -360,7 +363,7 @@ def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: 
                   for n in widths]
         sizes = train_and_record(models, x, y, keys, optimizer=optimizer, lr=lr, steps=steps)
         predicted = first_step_exponents(p, depth, optimizer, activation_nonnegative=activation == "relu")
-        names = layer_names(depth)
+        names = _mlp_layer_names(depth)
     return judge(p, optimizer, widths, depth, steps, lr, tolerance, level, sizes, predicted, names)
 
 
