@@ -58,6 +58,8 @@ _export("jaxlimit.devices", "enable_compilation_cache", "use_cpu_cores")
 _export("jaxlimit.experiments", "run")
 _export("jaxlimit.models.parameterisation", "LayerScaling", "Parameterisation", "get_parameterisation")
 _export("jaxlimit.training.coord_check", "coord_check")
+_export("jaxlimit.training.transfer", "lr_transfer")
+_export("jaxlimit.models.scaled", "ScaledNetwork", "declare")
 
 _SUBPACKAGES = ("activations", "config", "data", "devices", "experiments", "figures", "limits", "losses", "models", "report",
                 "stats", "streams", "training")
