@@ -106,3 +106,10 @@ def test_command_refuses_bad_input(argv, fragment, capsys, tmp_path, monkeypatch
     from tests.helpers.refusal import assert_refused
 
     assert_refused(["sweep", "lr", *argv], fragment, capsys, tmp_path, monkeypatch)
+
+
+def test_command_offers_every_preset():
+    from jaxlimit.experiments.sweep_lr.config import PARAMETERISATIONS
+    from jaxlimit.models.parameterisation import PRESETS
+
+    assert PARAMETERISATIONS == PRESETS

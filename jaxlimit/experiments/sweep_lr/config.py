@@ -6,8 +6,11 @@ import dataclasses
 
 from jaxlimit.config import Computed, Config, ConfigError, choice, integer, real, reals
 from jaxlimit.experiments import options as opt
-from jaxlimit.experiments.coord_check.config import PARAMETERISATIONS
 from jaxlimit.names import ACTIVATION_NAMES
+
+PARAMETERISATIONS = ("standard", "ntk", "mup", "mean-field")
+"""jaxlimit.models.parameterisation.PRESETS, spelt out: experiments do not import one another, and the
+models package imports JAX (``--help`` does not)."""
 
 ALPHAS_TEXT = "2^-10, 2^-9, …, 2^3 for SGD; 2^-14, …, 2^2 for Adam"
 
