@@ -82,6 +82,15 @@ METRICS: dict[str, str] = {
     "ntk_init_mean_rel_error": "mean over entries of |mean empirical NTK − analytic NTK| / |analytic NTK| at t = 0",
     "ntk_init_spread": "how far one network's NTK is from the analytic one at t = 0 (relative, Frobenius)",
     "ntk_change_final": "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at the last time, mean over networks (the lazy-regime measure)",
+    # Learning-rate transfer (sweep lr, docs/parameterisations.md#transfer-measured)
+    "slope": "sweep lr: the drift s of the optimal base learning rate, α*(n) ∝ n^s (0 when the rate transfers)",
+    "optimal_alpha": "per width, the geometric mean over networks of the optimal base learning rate (null: not "
+                     "bracketed by the grid of rates)",
+    "optimal_log2_alpha": "log₂ of the optimal base learning rate",
+    "resolved_widths": "the widths at which every network's optimal rate is bracketed by the grid (those fitted)",
+    "min_loss": "per width, the lowest mean training loss over the grid of rates",
+    "tolerance": "how far a slope's interval may miss its predicted value and still agree (finite-width terms)",
+    "sentence": "the result in one sentence",
 }
 
 SUFFIXES: list[tuple[str, str]] = [
