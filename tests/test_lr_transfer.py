@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxlimit.errors import InputError
-from jaxlimit.models.parameterisation import get_parameterisation
+from jaxlimit.models.parameterisation import LayerScaling, Parameterisation, get_parameterisation
 from jaxlimit.training.transfer import lr_transfer, parabola_vertex, summarise
 
 
@@ -73,6 +73,9 @@ def test_library_refuses_bad_input_before_training():
             lr_transfer("mup", **kwargs)
     with pytest.raises(InputError, match="unknown parameterisation"):
         lr_transfer("mupp")
+    huge = Parameterisation("huge", LayerScaling(0, 0, 0, 0), LayerScaling(0, 0.5, 0, 0), LayerScaling(0, 40, 0, 0))
+    with pytest.raises(InputError, match="float32"):
+        lr_transfer(huge, widths=(64, 128))
 
 
 def test_command_writes_the_drift_and_its_verdict(tmp_path):
@@ -113,3 +116,22 @@ def test_command_offers_every_preset():
     from jaxlimit.models.parameterisation import PRESETS
 
     assert PARAMETERISATIONS == PRESETS
+
+
+def test_figures_fit_their_text_and_draw_the_optima():
+    """The two figures on a synthetic sweep (no training): titles, labels and legends inside the figure."""
+    from jaxlimit.figures import lr_loss_figure, lr_optimum_figure
+    from tests.helpers.reports import assert_text_fits
+
+    widths, alphas = (64, 128, 256), tuple(2.0 ** k for k in range(-8, 3))
+    centre = -np.log(np.asarray(widths, float))[:, None] + np.zeros((3, 2))
+    final = np.exp((np.log(alphas)[None, None, :] - centre[..., None]) ** 2 / 4)
+    r = summarise(get_parameterisation("standard"), "sgd", widths, alphas, 1, 0.1, 0.95,
+                  np.stack([np.full_like(final, 1e9), final], axis=-1))
+    facts = dict(parameterisation="standard", widths=list(widths), members=2)
+    figures = {"loss_vs_alpha": lr_loss_figure(r, facts), "optimal_alpha": lr_optimum_figure(r, facts)}
+    assert_text_fits(figures)
+    for fig in figures.values():
+        ax = fig.axes[0]
+        assert ax.get_xlabel() and ax.get_ylabel() and fig.get_suptitle()
+    assert "transfer: inconsistent" in figures["optimal_alpha"].axes[0].get_title()
