@@ -335,3 +335,39 @@ def test_user_network_declaration_is_checked_before_training():
         coord_check("mup", network=family, widths=(32, 64))
     with pytest.raises(InputError, match="at least two distinct widths"):
         coord_check("mup", network=family, roles=USER_ROLES, widths=(64,))
+
+
+def test_a_user_network_declared_like_the_mlp_gives_the_mlps_sizes_and_verdicts():
+    """The MLP's forward pass and draws written as a user's init/apply pair in width-free units, declared
+    μP (moved by the symmetry, so that every exponent a, b, c is exercised): the declared exponents are applied by the MLP's rule, so every layer's sizes agree with the MLP's
+    coordinate check to float32 rounding (the MLP runs zero-padded to the largest width) and so do the
+    verdicts."""
+    from jaxlimit.models.user import UserNetwork
+
+    dim, widths = 8, (32, 64, 128)
+
+    def family(n):
+        def init(key):
+            shapes = ((n, dim), (n, n), (1, n))
+            return {f"w{i + 1}": jax.random.normal(jax.random.split(k)[0], s, jnp.float32)
+                    for i, (k, s) in enumerate(zip(jax.random.split(key, 3), shapes))}
+
+        def apply(p, x):
+            z1 = (1.0 / math.sqrt(dim)) * (x @ p["w1"].T)
+            z2 = jax.nn.relu(z1) @ p["w2"].T
+            return z1, z2, jax.nn.relu(z2) @ p["w3"].T
+
+        return UserNetwork(init, apply, dim=dim)
+
+    # μP moved by the symmetry on the hidden layer (a, b, c) = (1/4, 1/4, −1/2): every exponent is used
+    p = get_parameterisation("mup").shifted("hidden", 0.25, "sgd")
+    kw = dict(optimizer="sgd", widths=widths, seeds=2, steps=2, dim=dim)
+    mlp = coord_check(p, depth=2, **kw)
+    user = coord_check(p, network=family, roles={"['w1']": "input", "['w2']": "hidden", "['w3']": "output"},
+                       layer_names=("input", "hidden 2", "output"), **kw)
+    np.testing.assert_allclose(user.sizes[..., :2], mlp.sizes[..., :2], rtol=2e-4)
+    assert user.verdict == mlp.verdict == {"mup": "consistent", "parameterisation": "consistent"}
+    for c in user.checks:
+        m = mlp.slope(c.layer, c.quantity, c.step)
+        assert (c.mup, c.parameterisation) == (m.mup, m.parameterisation)
+        assert c.fit.slope == pytest.approx(m.fit.slope, abs=1e-3)
