@@ -267,8 +267,9 @@ def test_command_refuses_bad_input(argv, fragment, capsys, tmp_path, monkeypatch
 
 
 class _UserMLP:
-    """A user's 3-layer equinox MLP in width-free units (N(0, 1) entries, the input layer's 1/√d inside),
-    returning its layers' outputs (z^1, z^2, f) for the per-layer check."""
+    """A user's 3-layer equinox MLP in width-free units (N(0, 1) entries, the input layer's 1/√d in its
+    forward pass), drawn as :class:`MLP` draws (the same keys give the same entries), returning its layers'
+    outputs (z^1, z^2, f) for the per-layer check."""
 
     @staticmethod
     def family(dim=8):
@@ -282,13 +283,12 @@ class _UserMLP:
             w3: jax.Array
 
             def __init__(self, width, key):
-                k1, k2, k3 = jax.random.split(key, 3)
-                self.w1 = jax.random.normal(k1, (width, dim))
-                self.w2 = jax.random.normal(k2, (width, width))
-                self.w3 = jax.random.normal(k3, (width,))
+                shapes = ((width, dim), (width, width), (1, width))
+                self.w1, self.w2, self.w3 = (jax.random.normal(jax.random.split(k)[0], shape, jnp.float32)
+                                             for k, shape in zip(jax.random.split(key, 3), shapes))
 
             def __call__(self, x):
-                z1 = self.w1 @ x / math.sqrt(dim)
+                z1 = (1.0 / math.sqrt(dim)) * (self.w1 @ x)
                 z2 = self.w2 @ jax.nn.relu(z1)
                 return z1, z2, self.w3 @ jax.nn.relu(z2)
 
@@ -296,25 +296,31 @@ class _UserMLP:
 
 
 USER_ROLES = {".w1": "input", ".w2": "hidden", ".w3": "output"}
+USER_NAMES = ("input", "hidden 2", "output")
 
 
-def _user_check(parameterisation, optimizer="adam"):
-    return coord_check(parameterisation, optimizer=optimizer, network=_UserMLP.family(), roles=USER_ROLES,
-                       layer_names=("input", "hidden 2", "output"), widths=(32, 128, 512), seeds=3, steps=1)
-
-
-def test_user_network_declared_mup_gives_the_mup_verdict():
-    r = _user_check("mup")
-    assert r.verdict == {"mup": "consistent", "parameterisation": "consistent"}
-    assert r.first_problem is None
-    assert {c.quantity for c in r.checks} == {"activation", "change"}  # a user's layer has no separable update
-    for layer in ("input", "hidden 2", "output"):
-        slope, (lo, hi) = _slope(r, layer)
-        assert abs(slope) < 0.1 and lo - 0.1 <= 0 <= hi + 0.1, (layer, slope)
+def test_user_network_declared_mup_gives_the_mup_verdict_and_the_mlps_sizes():
+    """The equinox MLP declared μP, moved by the symmetry on the hidden layer ((a, b, c) = (1/4, 1/4, −1/2),
+    so that every exponent is used), against the MLP's μP check above (same widths, seeds and draws): the
+    declared exponents are applied by the MLP's rule and the symmetry changes neither the function nor
+    its training, so every layer's sizes agree to float32 rounding, and so do the per-layer verdicts."""
+    p = get_parameterisation("mup").shifted("hidden", 0.25, "sgd")
+    user = coord_check(p, network=_UserMLP.family(), roles=USER_ROLES, layer_names=USER_NAMES, optimizer="sgd",
+                       widths=WIDTHS, seeds=4, seed=0)
+    mlp = _check("mup", "sgd")
+    assert user.verdict == {"mup": "consistent", "parameterisation": "consistent"}
+    assert user.first_problem is None
+    assert {c.quantity for c in user.checks} == {"activation", "change"}  # a user's layer has no separable update
+    np.testing.assert_allclose(user.sizes[..., :2], mlp.sizes[..., :2], rtol=1e-4)
+    for c in user.checks:
+        m = mlp.slope(c.layer, c.quantity, c.step)
+        assert (c.mup, c.parameterisation) == (m.mup, m.parameterisation)
+        assert c.fit.slope == pytest.approx(m.fit.slope, abs=1e-3)
 
 
 def test_the_same_user_network_under_standard_is_inconsistent_and_names_the_hidden_layer():
-    r = _user_check("standard")
+    r = coord_check("standard", optimizer="adam", network=_UserMLP.family(), roles=USER_ROLES,
+                    layer_names=USER_NAMES, widths=(32, 128, 512), seeds=3, steps=1)
     assert r.verdict == {"mup": "inconsistent", "parameterisation": "consistent"}
     assert r.first_problem[:2] == ("hidden 2", "blows up")
     slope, (lo, hi) = _slope(r, "hidden 2")
@@ -335,39 +341,3 @@ def test_user_network_declaration_is_checked_before_training():
         coord_check("mup", network=family, widths=(32, 64))
     with pytest.raises(InputError, match="at least two distinct widths"):
         coord_check("mup", network=family, roles=USER_ROLES, widths=(64,))
-
-
-def test_a_user_network_declared_like_the_mlp_gives_the_mlps_sizes_and_verdicts():
-    """The MLP's forward pass and draws written as a user's init/apply pair in width-free units, declared
-    μP (moved by the symmetry, so that every exponent a, b, c is exercised): the declared exponents are applied by the MLP's rule, so every layer's sizes agree with the MLP's
-    coordinate check to float32 rounding (the MLP runs zero-padded to the largest width) and so do the
-    verdicts."""
-    from jaxlimit.models.user import UserNetwork
-
-    dim, widths = 8, (32, 64, 128)
-
-    def family(n):
-        def init(key):
-            shapes = ((n, dim), (n, n), (1, n))
-            return {f"w{i + 1}": jax.random.normal(jax.random.split(k)[0], s, jnp.float32)
-                    for i, (k, s) in enumerate(zip(jax.random.split(key, 3), shapes))}
-
-        def apply(p, x):
-            z1 = (1.0 / math.sqrt(dim)) * (x @ p["w1"].T)
-            z2 = jax.nn.relu(z1) @ p["w2"].T
-            return z1, z2, jax.nn.relu(z2) @ p["w3"].T
-
-        return UserNetwork(init, apply, dim=dim)
-
-    # μP moved by the symmetry on the hidden layer (a, b, c) = (1/4, 1/4, −1/2): every exponent is used
-    p = get_parameterisation("mup").shifted("hidden", 0.25, "sgd")
-    kw = dict(optimizer="sgd", widths=widths, seeds=2, steps=2, dim=dim)
-    mlp = coord_check(p, depth=2, **kw)
-    user = coord_check(p, network=family, roles={"['w1']": "input", "['w2']": "hidden", "['w3']": "output"},
-                       layer_names=("input", "hidden 2", "output"), **kw)
-    np.testing.assert_allclose(user.sizes[..., :2], mlp.sizes[..., :2], rtol=2e-4)
-    assert user.verdict == mlp.verdict == {"mup": "consistent", "parameterisation": "consistent"}
-    for c in user.checks:
-        m = mlp.slope(c.layer, c.quantity, c.step)
-        assert (c.mup, c.parameterisation) == (m.mup, m.parameterisation)
-        assert c.fit.slope == pytest.approx(m.fit.slope, abs=1e-3)
