@@ -341,3 +341,34 @@ def test_user_network_declaration_is_checked_before_training():
         coord_check("mup", network=family, widths=(32, 64))
     with pytest.raises(InputError, match="at least two distinct widths"):
         coord_check("mup", network=family, roles=USER_ROLES, widths=(64,))
+
+
+def test_an_init_apply_pair_is_trained_by_the_declared_rule():
+    """θ_ℓ(0) = n^{-b} θ̃_ℓ (0 for a zero readout), forward leaf n^{-a} θ_ℓ, rate n^{-c}: on a pure init/apply
+    pair with a dict of leaves, μP with a zero readout, and a width-free ("fixed") readout bias."""
+    from jaxlimit.models.scaled import declare
+    from jaxlimit.models.user import UserNetwork
+
+    def family(n):
+        def init(key):
+            k1, k2 = jax.random.split(key)
+            return {"w": jax.random.normal(k1, (n, 3)), "v": jax.random.normal(k2, (n,)), "c": jnp.ones(())}
+
+        def apply(p, x):
+            z = x @ p["w"].T
+            return z, jax.nn.relu(z) @ p["v"] + p["c"]
+
+        return UserNetwork(init, apply, dim=3)
+
+    n, key, x = 16, jax.random.key(3), jnp.ones((2, 3))
+    p = get_parameterisation("mean-field").with_zero_readout()  # a = (0, ·, 1): the readout's multiplier is 1/n
+    scaled = declare(family, p, {"['w']": "input", "['v']": "output", "['c']": "fixed"})
+    init, layers, rates = scaled.program(n, "sgd")
+    raw, params = family(n).init(key), init(key)
+    np.testing.assert_array_equal(params["w"], raw["w"])  # input b = 0
+    np.testing.assert_array_equal(params["v"], 0.0)  # zero readout
+    params = {**params, "v": raw["v"]}
+    z, f = layers(params, x)
+    np.testing.assert_allclose(f[:, 0], jax.nn.relu(x @ raw["w"].T) @ raw["v"] / n + 1.0, rtol=1e-6)
+    assert rates == {"w": n ** 1.0, "v": n ** 1.0, "c": 1.0}  # mean-field SGD c = −1 on both layers; fixed c = 0
+    assert scaled.names(n) == ["layer 1", "output"]
