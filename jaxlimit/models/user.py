@@ -173,14 +173,20 @@ def from_equinox(make: Callable[[jax.Array], eqx.Module], *, time_step: float = 
         raise InputError("from_equinox needs a constructor make(key) -> equinox module")
     # The structure from an abstract evaluation: no eager random draws, which compile one kernel per
     # shape (a family over widths would pay it at every width); eager only for non-float arrays.
-    template = eqx.filter_eval_shape(make, jax.random.key(0))
+    try:
+        template = eqx.filter_eval_shape(make, jax.random.key(0))
+    except Exception:  # a constructor that needs concrete values (float(jnp.max(w)), say): build it eagerly
+        template = make(jax.random.key(0))
     if not isinstance(template, eqx.Module):
         raise InputError(f"make(key) must return an equinox Module, got {type(template).__name__}")
 
     def _inexact(v):
         return isinstance(v, jax.ShapeDtypeStruct) and jnp.issubdtype(v.dtype, jnp.inexact)
 
-    if any(isinstance(v, jax.ShapeDtypeStruct) and not _inexact(v) for v in jax.tree_util.tree_leaves(template)):
+    leaves = jax.tree_util.tree_leaves(template)
+    if not any(isinstance(v, jax.ShapeDtypeStruct) for v in leaves):  # built eagerly above
+        _, static = eqx.partition(template, eqx.is_inexact_array)
+    elif any(isinstance(v, jax.ShapeDtypeStruct) and not _inexact(v) for v in leaves):
         template = make(jax.random.key(0))
         _, static = eqx.partition(template, eqx.is_inexact_array)
     else:
