@@ -40,6 +40,8 @@ _export("jaxlimit.training", "EnsembleResult", "Trainer", "run_ensemble", "rms_p
 _export("jaxlimit.limits", "ntk_observable")
 _export("jaxlimit.training", "DivergenceWarning", "TrainingMethodWarning", "UnstableStepWarning")
 _export("jaxlimit.training.coord_check", "coord_check")
+_export("jaxlimit.training.transfer", "lr_transfer")
+_export("jaxlimit.models.scaled", "declare")
 # Limits: the interface and one constructor per limit
 _export("jaxlimit.limits", "Limit", "LinearNoise", "ode_limit", "lazy_limit", "mlp_kernels", "mlp_limit",
         "monte_carlo_kernels", "empirical_ntk", "xavier_limit", "mean_field_limit", "population_flow_limit")

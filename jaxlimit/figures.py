@@ -193,6 +193,102 @@ def loglog_fit(ax, x, y, *, fit=None, y_err=None, predicted_slope: float | None 
     ax.set(xscale="log", yscale="log", xlabel="width N")
 
 
+# Parameterisations: the coordinate check (microsoft/mup's picture, with the fitted slopes and their bands)
+# and the learning-rate transfer sweep (docs/parameterisations.md), for the commands and for notebooks.
+
+
+@styled
+def coord_figure(result, quantity: str, title: str):
+    """Mean over networks ± 2 SE of one quantity against the width, one panel per step t = 1…T (and
+    t = 0 for the activations), the fitted power law drawn through each layer's points with its band
+    (the slope's interval), the slope and interval in the legend."""
+    from jaxlimit.training.coord_check import QUANTITIES
+
+    q = QUANTITIES.index(quantity)
+    widths = np.asarray(result.widths, float)
+    steps = list(range(0 if quantity == "activation" else 1, result.steps + 1))
+    fig, axes = new_figure(1, len(steps), panel=(3.4, 3.0))
+    mean = result.sizes.mean(axis=1)
+    se = result.sizes.std(axis=1, ddof=1) / np.sqrt(result.sizes.shape[1])
+    names = result.layer_names()
+    for ax, t in zip(axes, steps):
+        for l, name in enumerate(names):
+            colour = f"C{l}"
+            y, e = mean[:, t, l, q], se[:, t, l, q]
+            ok = y > 0
+            ax.errorbar(widths[ok], y[ok], yerr=2 * e[ok], fmt="o", ms=3, color=colour, capsize=2)
+            label = name
+            if t >= 1:
+                c = next((c for c in result.checks if (c.layer, c.quantity, c.step) == (name, quantity, t)), None)
+                if c is not None and c.fit is not None:
+                    lo, hi = c.fit.slope_ci
+                    label = f"{name}: {c.fit.slope:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+                    grid = np.geomspace(widths[0], widths[-1], 32)
+                    centre = float(np.exp(np.log(widths).mean()))
+                    ax.plot(grid, c.fit.predict(grid), "-", color=colour, lw=1)
+                    if np.isfinite(lo) and np.isfinite(hi):
+                        band = c.fit.predict(centre) * np.stack([(grid / centre) ** lo, (grid / centre) ** hi])
+                        ax.fill_between(grid, band.min(axis=0), band.max(axis=0), color=colour, alpha=0.15)
+            ax.plot([], [], "-o", ms=3, color=colour, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set(xlabel="width n", title=f"t = {t}")
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel({"activation": "RMS z^l", "change": "RMS (z^l_t − z^l_0)",
+                           "update": "RMS m_l ΔW^l h^{l−1}"}[quantity])
+    fig.suptitle(title)
+    return fig
+
+
+@styled
+def lr_loss_figure(result, facts):
+    """Mean over networks ± 2 SE of the loss after T steps against α, one line per width, each width's
+    optimum (geometric mean over networks) marked."""
+    fig, axes = new_figure(1, 1, panel=(5.2, 3.8))
+    ax = axes[0]
+    alphas = np.asarray(result.alphas, float)
+    for w, n in enumerate(result.widths):
+        final = result.final[w]
+        mean, se = final.mean(axis=0), final.std(axis=0, ddof=1) / np.sqrt(final.shape[0])
+        ax.errorbar(alphas, mean, yerr=2 * se, fmt="-o", ms=3, capsize=2, color=f"C{w}", label=f"n = {n}")
+        if np.isfinite(result.optimum[w]):
+            ax.axvline(result.optimum[w], color=f"C{w}", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="base learning rate α",
+           ylabel=f"training loss after {result.steps} steps (diverged: initial loss)",
+           title="loss against α; dotted: each width's optimum")
+    ax.legend(fontsize=7)
+    fig.suptitle(run_title("Learning-rate sweep", **facts))
+    return fig
+
+
+@styled
+def lr_optimum_figure(result, facts):
+    """The optimal α against the width on log–log axes: ± 2 SE (over networks, with the grid's
+    resolution), the fitted drift with its interval, and slope 0 (transfer)."""
+    fig, axes = new_figure(1, 1, panel=(5.2, 3.8))
+    ax = axes[0]
+    ok = result.resolved
+    n = np.asarray(result.widths, float)[ok]
+    opt = result.optimum[ok]
+    if ok.sum() >= 1:
+        # loglog_fit takes a linear error: the log error times the value (delta method)
+        loglog_fit(ax, n, opt, y_err=opt * result.optimum_se[ok], fit=result.fit,
+                   predicted_slope=0.0 if result.fit is not None else None, label="optimal α ± 2 SE (dashed: no drift)")
+    if result.fit is not None and ok.sum() >= 2:
+        grid = np.geomspace(n.min(), n.max(), 32)
+        centre = float(np.exp(np.log(n).mean()))
+        lo, hi = result.fit.slope_ci
+        band = result.fit.predict(centre) * np.stack([(grid / centre) ** lo, (grid / centre) ** hi])
+        ax.fill_between(grid, band.min(axis=0), band.max(axis=0), alpha=0.15, label="slope interval")
+    ax.set_xticks(np.asarray(result.widths, float), labels=[str(w) for w in result.widths])
+    ax.set_xticks([], minor=True)
+    ax.set(xscale="log", yscale="log", xlabel="width n", ylabel="optimal base learning rate α*",
+           title=f"transfer: {result.verdict['transfer']}")
+    ax.legend(fontsize=7)
+    fig.suptitle(run_title("Optimal learning rate against width", **facts))
+    return fig
+
+
 # The comparison of an ensemble with a predicted Gaussian over time, shared by experiments ----------
 
 

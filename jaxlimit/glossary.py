@@ -338,6 +338,16 @@ METRICS: dict[str, str] = {
     "n_slopes_inconsistent_with_mup": "slopes whose word against μP is not consistent",
     "n_slopes_inconsistent_with_parameterisation": "slopes inconsistent with the declared parameterisation's "
                                                    "predicted range",
+
+    # sweep lr (docs/parameterisations.md#transfer-measured): the optimal learning rate against the width
+    "slope": "the drift s of the optimal base learning rate, α*(n) ∝ n^s (0 when the rate transfers)",
+    "optimal_alpha": "per width, the geometric mean over networks of the optimal base learning rate (null: not "
+                     "bracketed by the grid of rates)",
+    "optimal_log2_alpha": "log₂ of the optimal base learning rate",
+    "resolved_widths": "the widths at which every network's optimal rate is bracketed by the grid (those fitted)",
+    "min_loss": "per width, the lowest mean training loss over the grid of rates",
+    "tolerance": "how far a slope's interval may miss its predicted value and still agree (finite-width terms)",
+    "sentence": "the result in one sentence",
 }
 
 SUFFIXES: list[tuple[str, str]] = [
@@ -364,6 +374,7 @@ SECTIONS: dict[str, str] = {
     "eta_max": "committee ([docs](committee.md))",
     "mean_error_z_infinite_width_mean": "feature-learning ([docs](feature-learning.md))",
     "lr": "coord-check ([docs](parameterisations.md))",
+    "slope": "sweep lr ([docs](parameterisations.md#transfer-measured))",
 }
 """docs/metrics.md's headings: each starts at the named metric of :data:`METRICS` (a metric several
 commands report is listed once, under the first)."""

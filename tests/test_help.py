@@ -70,6 +70,15 @@ def test_every_computed_default_in_help_is_what_the_code_applies(name):
             assert config.replace(optimizer="sgd").resolve("alpha") == 0.1
             assert config.replace(optimizer="adam").resolve("alpha") == 0.01
             assert config.replace(optimizer="adam", alpha=0.3).resolve("alpha") == 0.3
+        elif field == "alphas":  # sweep lr: the optimiser's grid, as the library call applies it
+            from jaxlimit.training.transfer import default_alphas
+
+            assert stated == "2^-10, 2^-9, …, 2^3 for SGD; 2^-14, …, 2^2 for Adam"
+            assert config.replace(optimizer="sgd").resolve("alphas") == default_alphas("sgd") == tuple(
+                2.0 ** k for k in range(-10, 4))
+            assert config.replace(optimizer="adam").resolve("alphas") == default_alphas("adam") == tuple(
+                2.0 ** k for k in range(-14, 3))
+            assert config.replace(alphas=(0.1, 0.2, 0.4)).resolve("alphas") == (0.1, 0.2, 0.4)
         else:
             raise AssertionError(f"{name} --{field}: a computed default this test does not check")
 

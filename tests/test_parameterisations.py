@@ -261,3 +261,114 @@ def test_command_refuses_bad_input(argv, fragment, capsys, tmp_path, monkeypatch
     from tests.helpers.refusal import assert_refused
 
     assert_refused(["coord-check", *argv], fragment, capsys, tmp_path, monkeypatch)
+
+
+# --- a user's network with declared exponents ---------------------------------------------------------------
+
+
+class _UserMLP:
+    """A user's 3-layer equinox MLP in width-free units (N(0, 1) entries, the input layer's 1/√d in its
+    forward pass), drawn as :class:`MLP` draws (the same keys give the same entries), returning its layers'
+    outputs (z^1, z^2, f) for the per-layer check."""
+
+    @staticmethod
+    def family(dim=8):
+        import equinox as eqx
+
+        from jaxlimit.models.user import from_equinox
+
+        class Net(eqx.Module):
+            w1: jax.Array
+            w2: jax.Array
+            w3: jax.Array
+
+            def __init__(self, width, key):
+                shapes = ((width, dim), (width, width), (1, width))
+                self.w1, self.w2, self.w3 = (jax.random.normal(jax.random.split(k)[0], shape, jnp.float32)
+                                             for k, shape in zip(jax.random.split(key, 3), shapes))
+
+            def __call__(self, x):
+                z1 = (1.0 / math.sqrt(dim)) * (self.w1 @ x)
+                z2 = self.w2 @ jax.nn.relu(z1)
+                return z1, z2, self.w3 @ jax.nn.relu(z2)
+
+        return lambda n: from_equinox(lambda key: Net(n, key), dim=dim)
+
+
+USER_ROLES = {".w1": "input", ".w2": "hidden", ".w3": "output"}
+USER_NAMES = ("input", "hidden 2", "output")
+
+
+def test_user_network_declared_mup_gives_the_mup_verdict_and_the_mlps_sizes():
+    """The equinox MLP declared μP, moved by the symmetry on the hidden layer ((a, b, c) = (1/4, 1/4, −1/2),
+    so that every exponent is used), against the MLP's μP check above (same widths, seeds and draws): the
+    declared exponents are applied by the MLP's rule and the symmetry changes neither the function nor
+    its training, so every layer's sizes agree to float32 rounding, and so do the per-layer verdicts."""
+    p = get_parameterisation("mup").shifted("hidden", 0.25, "sgd")
+    user = coord_check(p, network=_UserMLP.family(), roles=USER_ROLES, layer_names=USER_NAMES, optimizer="sgd",
+                       widths=WIDTHS, seeds=4, seed=0)
+    mlp = _check("mup", "sgd")
+    assert user.verdict == {"mup": "consistent", "parameterisation": "consistent"}
+    assert user.first_problem is None
+    assert {c.quantity for c in user.checks} == {"activation", "change"}  # a user's layer has no separable update
+    np.testing.assert_allclose(user.sizes[..., :2], mlp.sizes[..., :2], rtol=1e-4)
+    for c in user.checks:
+        m = mlp.slope(c.layer, c.quantity, c.step)
+        assert (c.mup, c.parameterisation) == (m.mup, m.parameterisation)
+        assert c.fit.slope == pytest.approx(m.fit.slope, abs=1e-3)
+
+
+def test_the_same_user_network_under_standard_is_inconsistent_and_names_the_hidden_layer():
+    r = coord_check("standard", optimizer="adam", network=_UserMLP.family(), roles=USER_ROLES,
+                    layer_names=USER_NAMES, widths=(32, 128, 512), seeds=3, steps=1)
+    assert r.verdict == {"mup": "inconsistent", "parameterisation": "consistent"}
+    assert r.first_problem[:2] == ("hidden 2", "blows up")
+    slope, (lo, hi) = _slope(r, "hidden 2")
+    assert abs(slope - 1.0) < 0.15 and lo > 0.5  # Adam: the hidden change grows like n
+    assert r.slope("hidden 2", "change").mup == "inconsistent"
+    assert r.slope("input", "change").mup == "consistent"
+
+
+def test_user_network_declaration_is_checked_before_training():
+    family = _UserMLP.family()
+    with pytest.raises(InputError, match=r"no role declared for the leaves \.w3"):
+        coord_check("mup", network=family, roles={".w1": "input", ".w2": "hidden"}, widths=(32, 64))
+    with pytest.raises(InputError, match="unknown role 'readout'"):
+        coord_check("mup", network=family, roles={**USER_ROLES, ".w3": "readout"}, widths=(32, 64))
+    with pytest.raises(InputError, match=r"leaves the network does not have: \.w4"):
+        coord_check("mup", network=family, roles={**USER_ROLES, ".w4": "bias"}, widths=(32, 64))
+    with pytest.raises(InputError, match="needs its leaves' roles"):
+        coord_check("mup", network=family, widths=(32, 64))
+    with pytest.raises(InputError, match="at least two distinct widths"):
+        coord_check("mup", network=family, roles=USER_ROLES, widths=(64,))
+
+
+def test_an_init_apply_pair_is_trained_by_the_declared_rule():
+    """θ_ℓ(0) = n^{-b} θ̃_ℓ (0 for a zero readout), forward leaf n^{-a} θ_ℓ, rate n^{-c}: on a pure init/apply
+    pair with a dict of leaves, μP with a zero readout, and a width-free ("fixed") readout bias."""
+    from jaxlimit.models.scaled import declare
+    from jaxlimit.models.user import UserNetwork
+
+    def family(n):
+        def init(key):
+            k1, k2 = jax.random.split(key)
+            return {"w": jax.random.normal(k1, (n, 3)), "v": jax.random.normal(k2, (n,)), "c": jnp.ones(())}
+
+        def apply(p, x):
+            z = x @ p["w"].T
+            return z, jax.nn.relu(z) @ p["v"] + p["c"]
+
+        return UserNetwork(init, apply, dim=3)
+
+    n, key, x = 16, jax.random.key(3), jnp.ones((2, 3))
+    p = get_parameterisation("mean-field").with_zero_readout()  # a = (0, ·, 1): the readout's multiplier is 1/n
+    scaled = declare(family, p, {"['w']": "input", "['v']": "output", "['c']": "fixed"})
+    init, layers, rates = scaled.program(n, "sgd")
+    raw, params = family(n).init(key), init(key)
+    np.testing.assert_array_equal(params["w"], raw["w"])  # input b = 0
+    np.testing.assert_array_equal(params["v"], 0.0)  # zero readout
+    params = {**params, "v": raw["v"]}
+    z, f = layers(params, x)
+    np.testing.assert_allclose(f[:, 0], jax.nn.relu(x @ raw["w"].T) @ raw["v"] / n + 1.0, rtol=1e-6)
+    assert rates == {"w": n ** 1.0, "v": n ** 1.0, "c": 1.0}  # mean-field SGD c = −1 on both layers; fixed c = 0
+    assert scaled.names(n) == ["layer 1", "output"]

@@ -21,6 +21,7 @@ from jaxlimit.experiments.feature_learning.sweep_config import SweepFeatureLearn
 from jaxlimit.experiments.mean_field.config import MeanFieldConfig
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.experiments.sweep_gamma.config import SweepGammaConfig
+from jaxlimit.experiments.sweep_lr.config import SweepLrConfig
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
 from jaxlimit.experiments.teacher_student.config import TeacherStudentConfig
 from jaxlimit.experiments.three_layer.config import ThreeLayerConfig
@@ -30,7 +31,7 @@ COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
     XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
     FeatureLearningConfig, CoordCheckConfig, CommitteeConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig,
-                                                                   SweepFeatureLearningConfig)}
+                                                                   SweepFeatureLearningConfig, SweepLrConfig)}
 
 
 def run(config: Config, *, command_line: list[str] | None = None):

@@ -120,7 +120,10 @@ class UserNetwork(eqx.Module):
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         """Outputs of shape (P,) for inputs x of shape (P, d)."""
-        out = jnp.asarray(self.apply_fn(params, x))
+        out = self.apply_fn(params, x)
+        if isinstance(out, (tuple, list)):  # the layers' outputs (jaxlimit.models.scaled): the last is f
+            out = out[-1]
+        out = jnp.asarray(out)
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
         if out.shape != (x.shape[0],):
@@ -161,23 +164,46 @@ def from_equinox(make: Callable[[jax.Array], eqx.Module], *, time_step: float = 
     """A :class:`UserNetwork` from an equinox constructor ``make(key) -> module``.
 
     The module maps one input of shape (d,) to a scalar or shape (1,) (as
-    ``eqx.nn.MLP(d, "scalar", …)`` does); it is vmapped over the rows of x.
+    ``eqx.nn.MLP(d, "scalar", …)`` does), or to the tuple of its layers' outputs, the last the
+    network's (:mod:`jaxlimit.models.scaled`); it is vmapped over the rows of x.
     Its parameters are the inexact-array leaves; everything else (activation
     functions, sizes) comes from ``make(key(0))`` and is the same for every key.
     """
     if not callable(make):
         raise InputError("from_equinox needs a constructor make(key) -> equinox module")
-    template = make(jax.random.key(0))
+    # The structure from an abstract evaluation: no eager random draws, which compile one kernel per
+    # shape (a family over widths would pay it at every width); eager only for non-float arrays.
+    try:
+        template = eqx.filter_eval_shape(make, jax.random.key(0))
+    except Exception:  # a constructor that needs concrete values (float(jnp.max(w)), say): build it eagerly
+        template = make(jax.random.key(0))
     if not isinstance(template, eqx.Module):
         raise InputError(f"make(key) must return an equinox Module, got {type(template).__name__}")
-    _, static = eqx.partition(template, eqx.is_inexact_array)
+
+    def _inexact(v):
+        return isinstance(v, jax.ShapeDtypeStruct) and jnp.issubdtype(v.dtype, jnp.inexact)
+
+    leaves = jax.tree_util.tree_leaves(template)
+    if not any(isinstance(v, jax.ShapeDtypeStruct) for v in leaves):  # built eagerly above
+        _, static = eqx.partition(template, eqx.is_inexact_array)
+    elif any(isinstance(v, jax.ShapeDtypeStruct) and not _inexact(v) for v in leaves):
+        template = make(jax.random.key(0))
+        _, static = eqx.partition(template, eqx.is_inexact_array)
+    else:
+        _, static = eqx.partition(template, _inexact)
 
     def init_fn(key):
         return eqx.filter(make(key), eqx.is_inexact_array)
 
     def apply_fn(params, x):
         module = eqx.combine(params, static)
-        return jax.vmap(lambda row: jnp.reshape(module(row), ()))(x)
+
+        def one(row):
+            out = module(row)
+            # a tuple of layer outputs (for the coordinate check, jaxlimit.models.scaled) passes through
+            return tuple(out) if isinstance(out, (tuple, list)) else jnp.reshape(out, ())
+
+        return jax.vmap(one)(x)
 
     return UserNetwork(init_fn, apply_fn, time_step=time_step, lr_scale=lr_scale, dim=dim,
                        hidden_units=hidden_units, name=name or type(template).__name__)

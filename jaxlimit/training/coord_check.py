@@ -46,6 +46,9 @@ def layer_names(depth: int) -> list[str]:
     return ["input", *[f"hidden {l}" for l in range(2, depth + 1)], "output"]
 
 
+_mlp_layer_names = layer_names  # coord_check's argument layer_names (a user network's) shadows it
+
+
 def _rms(v: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.mean(jnp.square(v)))
 
@@ -171,6 +174,7 @@ class CoordCheck:
         verdict: {"mup": …, "parameterisation": …}.
         first_problem: the first layer (in forward order) whose change resolvedly grows or vanishes
             with n, as (layer, "blows up" or "freezes", SlopeCheck), or None.
+        layers: the layers' names.
     """
 
     parameterisation: Parameterisation
@@ -187,6 +191,11 @@ class CoordCheck:
     stable: bool
     verdict: dict
     first_problem: tuple | None
+    layers: tuple[str, ...] = ()
+
+    def layer_names(self) -> list[str]:
+        """The names of the checked layers (the MLP's :func:`layer_names`, or a user network's)."""
+        return list(self.layers) or layer_names(self.depth)
 
     def slope(self, layer: str, quantity: str, step: int = 1) -> SlopeCheck:
         """The check of one layer, quantity and step."""
@@ -235,14 +244,68 @@ def mup_agreement(fit: PowerLawFit | None, quantity: str, tolerance: float) -> s
     return CONSISTENT if fit.slope_ci[0] - tolerance <= 0 else INCONSISTENT
 
 
+def train_program(init, layers, rates, x: jax.Array, y: jax.Array, keys: jax.Array, *, optimizer: str, alphas,
+                  steps: int, record) -> np.ndarray:
+    """Train S networks (``init(keys[s])``) at each base rate η in ``alphas`` for ``steps`` full-batch
+    steps of the loss ½ mean (f − y)², f = ``layers(params, x)[-1]``, and return
+    ``record(zs, zs0, params, params0)`` at steps 0…T, stacked as (S, A, T + 1, …).
+
+    SGD: θ_ℓ ← θ_ℓ − η r_ℓ ∇_ℓ L; Adam: θ_ℓ ← θ_ℓ − η r_ℓ Adam(∇L)_ℓ (optax.scale_by_adam, its
+    defaults), r_ℓ the leaf's entry of ``rates`` (n^{-c_ℓ}). One compiled call for all seeds and rates;
+    a diverging network gives non-finite records, left to the caller.
+    """
+    adam = optax.scale_by_adam() if check_optimizer(optimizer) == "adam" else None
+
+    def loss(params):
+        return 0.5 * jnp.mean((layers(params, x)[-1][:, 0] - y) ** 2)
+
+    def one(key, lr):
+        params0 = init(key)
+        zs0 = layers(params0, x)
+
+        def rec(params):
+            return record(layers(params, x), zs0, params, params0)
+
+        def step(carry, _):
+            params, state = carry
+            grads = jax.grad(loss)(params)
+            if adam is not None:
+                grads, state = adam.update(grads, state, params)
+            params = jax.tree_util.tree_map(lambda w, g, r: w - lr * r * g, params, grads, rates)
+            return (params, state), rec(params)
+
+        state0 = adam.init(params0) if adam is not None else ()
+        _, rows = jax.lax.scan(step, (params0, state0), None, length=steps)
+        return jnp.concatenate([rec(params0)[None], rows])
+
+    run = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))
+    return np.asarray(run(keys, jnp.asarray(alphas, jnp.float32)))
+
+
+def _record_sizes(zs, zs0, params, params0):
+    """Per layer (activation, change, update) RMS; the update is not separable in a user's network (nan)."""
+    return jnp.stack([jnp.stack([_rms(z), _rms(z - z0), jnp.nan]) for z, z0 in zip(zs, zs0)])
+
+
+def _problem(seed: int, seeds: int, dim: int, batch: int, target_scale: float):
+    kx, _ = jax.random.split(stream_key(seed, "coord-check-data"))
+    x = jax.random.normal(kx, (batch, dim), jnp.float32)
+    y = target_scale * jnp.sin(x[:, 0])
+    keys = jax.vmap(lambda i: jax.random.fold_in(stream_key(seed, "coord-check-members"), i))(jnp.arange(seeds))
+    return x, y, keys
+
+
 def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: str = "sgd",
                 widths=(64, 128, 256, 512, 1024), depth: int = 2, steps: int = 3, lr: float | None = None,
                 seeds: int = 4, dim: int = 8, batch: int = 16, activation: str = "relu", seed: int = 0,
-                target_scale: float = 5.0, tolerance: float = 0.1, level: float = 0.95) -> CoordCheck:
-    """Run the coordinate check of an MLP with ``depth`` hidden layers (module docstring).
+                target_scale: float = 5.0, tolerance: float = 0.1, level: float = 0.95,
+                network=None, roles=None, layer_names=None) -> CoordCheck:
+    """Run the coordinate check of an MLP with ``depth`` hidden layers, or of a user's network (module
+    docstring).
 
     Args:
-        parameterisation: a preset name or a :class:`Parameterisation`.
+        parameterisation: a preset name or a :class:`Parameterisation`: the MLP's, or the exponents of
+            the user network's roles.
         optimizer: "sgd" or "adam".
         widths: at least two distinct widths (powers of two, conventionally).
         lr: the base rate η (default 0.1 for SGD, 0.01 for Adam).
@@ -252,9 +315,18 @@ def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: 
             error f_0 − y, which sets the size of an SGD step, varies little between networks.
         tolerance: how far a slope's interval may miss a predicted exponent (finite-width corrections).
         level: the confidence level of each slope's interval.
+        network: a user's network family ``network(n) -> UserNetwork`` in width-free units (or a
+            :class:`~jaxlimit.models.scaled.ScaledNetwork`), trained with the declared exponents
+            (:mod:`jaxlimit.models.scaled`); ``depth`` and ``activation`` are then the network's own.
+            Its layers are the outputs it returns (z^1, …, z^L, f); the "update" quantity is not
+            recorded (a user's layer is not separable into its own weights' part).
+        roles: each leaf's role (with ``network``): {leaf path: role} or roles(path, leaf) -> role.
+        layer_names: names of the user network's layer outputs (default "layer 1", …, "output").
 
     Raises InputError on one width, unknown presets or optimisers, and exponents that overflow float32.
     """
+    from jaxlimit.models.scaled import ScaledNetwork, declare
+
     p = get_parameterisation(parameterisation)
     check_optimizer(optimizer)
     widths = tuple(sorted(int(n) for n in widths))
@@ -267,26 +339,51 @@ def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: 
     lr = (0.1 if optimizer == "sgd" else 0.01) if lr is None else float(lr)
     if not (math.isfinite(lr) and lr > 0):
         raise InputError(f"lr must be positive and finite, got {lr}")
+    if network is not None:
+        if roles is None and not isinstance(network, ScaledNetwork):
+            raise InputError("a user network needs its leaves' roles (roles={leaf path: role})")
+        scaled = network if isinstance(network, ScaledNetwork) else declare(network, p, roles, layer_names)
+        p = scaled.parameterisation
+        check_representable(p, widths, optimizer)
+        names = scaled.names(widths[0])
+        depth = len(names) - 1
+        dim = scaled.at(widths[0]).dim
+        x, y, keys = _problem(seed, seeds, dim, batch, target_scale)
+        sizes = []
+        for n in widths:
+            init, layers, rates = scaled.program(n, optimizer)
+            sizes.append(train_program(init, layers, rates, x, y, keys, optimizer=optimizer, alphas=[lr],
+                                       steps=steps, record=_record_sizes)[:, 0])
+        sizes = np.stack(sizes)
+        # the declared roles' exponents predict the layers' growth when the network is a chain of layers
+        predicted = first_step_exponents(p, depth, optimizer) if depth >= 1 else None
+    else:
+        x, y, keys = _problem(seed, seeds, dim, batch, target_scale)
+        models = [MLP((n,) * depth, dim, activation=activation, W_std=1.0, b_std=0.0, parameterisation=p)
+                  for n in widths]
+        sizes = train_and_record(models, x, y, keys, optimizer=optimizer, lr=lr, steps=steps)
+        predicted = first_step_exponents(p, depth, optimizer, activation_nonnegative=activation == "relu")
+        names = _mlp_layer_names(depth)
+    return judge(p, optimizer, widths, depth, steps, lr, tolerance, level, sizes, predicted, names)
 
-    kx, ky = jax.random.split(stream_key(seed, "coord-check-data"))
-    x = jax.random.normal(kx, (batch, dim), jnp.float32)
-    y = target_scale * jnp.sin(x[:, 0])
-    keys = jax.vmap(lambda i: jax.random.fold_in(stream_key(seed, "coord-check-members"), i))(jnp.arange(seeds))
-    models = [MLP((n,) * depth, dim, activation=activation, W_std=1.0, b_std=0.0, parameterisation=p) for n in widths]
-    sizes = train_and_record(models, x, y, keys, optimizer=optimizer, lr=lr, steps=steps)
 
-    predicted = first_step_exponents(p, depth, optimizer, activation_nonnegative=activation == "relu")
-    stable = all(hi <= 0 for q in QUANTITIES for _, hi in predicted[q] if math.isfinite(hi))
-    names = layer_names(depth)
+def judge(p: Parameterisation, optimizer: str, widths, depth: int, steps: int, lr: float, tolerance: float,
+          level: float, sizes: np.ndarray, predicted: dict | None, names: list[str]) -> CoordCheck:
+    """Fit every recorded (not-nan) size's slope over the widths and give the verdicts (module docstring)."""
+    stable = predicted is not None and all(
+        hi <= 0 for q in QUANTITIES for _, hi in predicted[q] if math.isfinite(hi))
     checks = []
+    seeds = sizes.shape[1]
     mean = sizes.mean(axis=1)
     se = sizes.std(axis=1, ddof=1) / math.sqrt(seeds)
     for t in range(1, steps + 1):
         for l, name in enumerate(names):
             for q, quantity in enumerate(QUANTITIES):
+                if np.all(np.isnan(sizes[:, :, t, l, q])):
+                    continue  # not recorded (a user network's "update")
                 fit = fit_valid_points(widths, mean[:, t, l, q], y_err=np.maximum(se[:, t, l, q], 1e-30),
                                        level=level)
-                e = predicted_range(predicted, l, quantity, stable, t)
+                e = None if predicted is None else predicted_range(predicted, l, quantity, stable, t)
                 checks.append(SlopeCheck(
                     name, quantity, t, fit, e, mup_agreement(fit, quantity, tolerance),
                     None if e is None else range_agreement(fit, e, tolerance)))
@@ -294,7 +391,7 @@ def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: 
     words_p = [c.parameterisation for c in checks if c.parameterisation is not None]
     verdict = {"mup": CONSISTENT if all(w == CONSISTENT for w in words_mup) else INCONSISTENT,
                "parameterisation": combine(words_p) if words_p else NOT_RESOLVED}
-    if verdict["parameterisation"] == NOT_RESOLVED:
+    if verdict["parameterisation"] == NOT_RESOLVED and predicted is not None:
         verdict["parameterisation"] = INCONSISTENT  # an unfittable predicted slope (a frozen layer) is no agreement
     first = None
     for t in range(1, steps + 1):
@@ -315,8 +412,8 @@ def coord_check(parameterisation: str | Parameterisation = "mup", *, optimizer: 
         if first:
             break
     return CoordCheck(p, optimizer, widths, depth, steps, lr, tolerance, level, sizes, tuple(checks), predicted,
-                      stable, verdict, first)
+                      stable, verdict, first, tuple(names))
 
 
-__all__ = ["CoordCheck", "QUANTITIES", "SlopeCheck", "coord_check", "layer_names", "mup_agreement",
-           "predicted_range", "range_agreement", "train_and_record"]
+__all__ = ["CoordCheck", "QUANTITIES", "SlopeCheck", "coord_check", "judge", "layer_names", "mup_agreement",
+           "predicted_range", "range_agreement", "train_and_record", "train_program"]
