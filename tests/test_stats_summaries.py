@@ -78,3 +78,32 @@ def test_slope_agreement_widens_the_interval_by_the_tolerance():
     assert slope_agreement(fit, -1.0, 0.1) == INCONSISTENT
     assert slope_agreement(None, -0.5, 0.1) == NOT_RESOLVED
     assert slope_agreement(fit_power_law([1.0, 2.0], [1.0, 0.5]), -1.0, 0.1) == NOT_RESOLVED  # no interval
+
+
+def test_median_estimate_covers_and_counts_censored_members():
+    from jaxlimit.stats import median_estimate
+
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(1000):
+        m = median_estimate(rng.normal(size=101))
+        covered += m.interval[0] <= 0.0 <= m.interval[1]
+    assert 0.93 <= covered / 1000 <= 0.975  # ≥ 95 % by construction (discrete ranks)
+    censored = median_estimate(np.r_[np.arange(70.0), np.full(30, np.inf)])
+    assert censored.value == 49.5 and censored.interval[1] < np.inf and censored.n_finite == 70
+    most = median_estimate(np.r_[np.arange(40.0), np.full(60, np.inf)])
+    assert most.value == np.inf and most.se == np.inf
+    with pytest.raises(InputError):
+        median_estimate(np.array([1.0, np.nan, 2.0]))
+
+
+def test_fit_line_and_mean_estimate():
+    from jaxlimit.stats import fit_line, mean_estimate
+
+    x = np.log([250.0, 500.0, 1000.0, 2000.0])
+    fit = fit_line(x, 3.0 + 7.2 * x, y_err=[1.0, 1.0, 1.0, 1.0])
+    assert fit.slope == pytest.approx(7.2) and fit.intercept == pytest.approx(3.0)
+    assert fit.slope_ci[0] < 7.2 < fit.slope_ci[1]
+    assert fit.slope_se == pytest.approx(1 / np.sqrt(np.sum((x - x.mean()) ** 2)))
+    est = mean_estimate(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert est.value == 2.0 and est.n == 3 and est.se == pytest.approx(1.0 / np.sqrt(3))

@@ -62,7 +62,7 @@ def run(config: CommitteeConfig) -> Report:
         metrics["asymptotic_rate"] = cm.convergence_rate(T, eta)
         plateau = None
         if K == M and config.teacher_overlap == 0.0 and K >= 2:
-            plateau = cm.escape_rate(K, eta)
+            plateau = cm.escape_rate(K, eta, sigma)
             plateau["plateau_eps_small_lr_theory"] = cm.plateau_theory(K)["eps"]
             plateau["plateau_length_prediction"] = cm.plateau_length(D, plateau["escape_rate"])
             metrics["plateau"] = plateau
