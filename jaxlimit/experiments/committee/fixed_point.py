@@ -45,7 +45,7 @@ def canonical_order(Q, R, M: int | None = None):
 
 
 def fixed_point_ensemble(M: int, L: int, lr: float, noise_std: float, D: int, E: int, alphas, *, seed: int = 0,
-                         lanes: int = tc.LANES) -> dict:
+                         lanes: int = tc.LANES, with_law: bool = True) -> dict:
     """E students of K = M + L units started at the ODE's stable fixed point with T = I_M.
 
     Returns the fixed point (``specialised_fixed_point``), the runs (canonically ordered), the
@@ -64,7 +64,8 @@ def fixed_point_ensemble(M: int, L: int, lr: float, noise_std: float, D: int, E:
     Q, R = canonical_order(runs["Q"][finite], runs["R"][finite])
     X = np.asarray(cm.flatten(jnp.asarray(Q), jnp.asarray(R)))
     outputs = np.concatenate([runs["eps"][finite][..., None], X], axis=-1)
-    law = cm.committee_ode(fp["Q"], fp["R"], T, lr=lr, noise_std=noise_std, dim=D).predict(alphas)
+    law = (cm.committee_ode(fp["Q"], fp["R"], T, lr=lr, noise_std=noise_std, dim=D).predict(alphas)
+           if with_law else None)
     return {"fixed_point": fp, "outputs": outputs, "law": law, "finite": finite, "K": K, "M": M}
 
 
@@ -82,18 +83,18 @@ def curvature_shift(Q, R, T, S) -> float:
     """½ tr(∇²ε_g(X) S): the O(1/D) shift of E[ε_g] by fluctuations of covariance S/D (times D)."""
     K, M = np.asarray(R).shape
     Tj = jnp.asarray(T)
-    H = jax.hessian(lambda x: cm.generalisation_error(*cm.unflatten(x, K, M), Tj))(
+    H = jax.jit(jax.hessian(lambda x: cm.generalisation_error(*cm.unflatten(x, K, M), Tj)))(
         cm.flatten(jnp.asarray(Q), jnp.asarray(R)))
     return 0.5 * float(np.sum(np.asarray(H) * np.asarray(S)))
 
 
 def noise_floor_measurement(M: int, L: int, lr: float, noise_std: float, D: int, E: int, alpha_max: float, *,
-                            seed: int = 0) -> dict:
+                            seed: int = 0, with_law: bool = True) -> dict:
     """The ensemble's ε_g averaged over α ∈ [α_max/2, α_max] (students from the fixed point), mean
     ± SE over students, against ε_g(X*) + ½ tr(∇²ε_g Σ*)/D and against (σ²η/2π)(L + M/√3). The
     ensemble (recorded at 41 times from 0 to α_max) is returned under "ensemble" for the CLT."""
     alphas = np.linspace(0.0, alpha_max, 41)
-    ens = fixed_point_ensemble(M, L, lr, noise_std, D, E, alphas, seed=seed)
+    ens = fixed_point_ensemble(M, L, lr, noise_std, D, E, alphas, seed=seed, with_law=with_law)
     late = alphas >= alpha_max / 2
     est = mean_estimate(ens["outputs"][:, late, 0].mean(1))
     fp = ens["fixed_point"]
