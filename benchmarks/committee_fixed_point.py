@@ -25,7 +25,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from jaxlimit.experiments.committee import fixed_point as fpm  # noqa: E402
+from jaxlimit.training import committee_fixed_point as fpm  # noqa: E402
 from jaxlimit.limits import committee as cm  # noqa: E402
 from jaxlimit.stats.verdict import verdict_over_times  # noqa: E402
 from jaxlimit.stats import Gaussian  # noqa: E402

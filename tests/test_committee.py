@@ -384,15 +384,15 @@ def test_sweep_gap_rates_in_D():
 
 def test_noise_floor_and_clt_of_an_ensemble_at_the_fixed_point():
     """Over-parameterised students (M = 1, L = 1, η = 0.2, σ = 0.1) started at the ODE's fixed point:
-    their mean ε_g over α ∈ [25, 50] is the fixed point's ε_g (+ its O(1/D) curvature shift) within
+    their mean ε_g over α ∈ [15, 30] is the fixed point's ε_g (+ its O(1/D) curvature shift) within
     4 SE, above Goldt et al.'s first-order ε* by the resolved O(η) correction, and (Q, R) follow the
     linear-noise law N(X*, Σ(α)/D) (Σ(α) → Σ*)."""
-    from jaxlimit.experiments.committee import fixed_point as fpm
+    from jaxlimit.training import committee_fixed_point as fpm
 
-    r = fpm.noise_floor_measurement(1, 1, 0.2, 0.1, 500, 200, 50.0, seed=0)
+    r = fpm.noise_floor_measurement(1, 1, 0.2, 0.1, 500, 150, 30.0, seed=0)
     assert abs(r["z_ode"]) < 4 and r["se"] < 0.005 * r["measured"]
     assert r["z_formula"] > 10 and abs(r["ratio_to_formula"] - r["ode_fixed_point"] / r["goldt_formula"]) < 0.01
-    clt = fpm.fixed_point_clt(r["ensemble"], [20, 40])  # α = 25 and 50
+    clt = fpm.fixed_point_clt(r["ensemble"], [20, 40])  # α = 15 and 30
     assert clt.verdict == "consistent" and max(c.cov_rel_error for c in clt.comparisons) < 0.3
     Q, R = fpm.canonical_order(np.array([[[1.0, 0.1], [0.1, 0.2]]]), np.array([[[0.1], [0.9]]]))
     assert R[0, 0, 0] == 0.9 and Q[0, 0, 0] == 0.2 and Q[0, 1, 1] == 1.0
