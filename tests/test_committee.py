@@ -396,3 +396,18 @@ def test_noise_floor_and_clt_of_an_ensemble_at_the_fixed_point():
     assert clt.verdict == "consistent" and max(c.cov_rel_error for c in clt.comparisons) < 0.3
     Q, R = fpm.canonical_order(np.array([[[1.0, 0.1], [0.1, 0.2]]]), np.array([[[0.1], [0.9]]]))
     assert R[0, 0, 0] == 0.9 and Q[0, 0, 0] == 0.2 and Q[0, 1, 1] == 1.0
+
+
+def test_linear_closed_forms_agree_with_quadrature_and_the_linear_flow():
+    """g(u) = u: the closed forms against Gauss–Hermite (exact for polynomials), and the drift against
+    the linear student's own, for one student and one teacher (Δ = ρ − λ + σζ):
+    dR/dα = η (T − R) and dQ/dα = 2η (R − Q) + η² (Q − 2R + T + σ²)."""
+    C = jnp.asarray([[0.7, 0.2, 0.1], [0.2, 0.5, -0.3], [0.1, -0.3, 1.2]])
+    lin = c.linear_integrals()
+    quad = c.quadrature_integrals(lambda x: x, lambda x: jnp.ones_like(x), nodes=6)
+    for name in ("i2", "i3", "i4", "j2"):
+        np.testing.assert_allclose(np.asarray(getattr(lin, name)(C)), np.asarray(getattr(quad, name)(C)), atol=1e-10)
+    Q, R, T, eta, sigma = jnp.asarray([[0.3]]), jnp.asarray([[0.2]]), jnp.asarray([[1.0]]), 0.4, 0.5
+    dQ, dR = c.drift(Q, R, T, eta, sigma, lin)
+    assert float(dR[0, 0]) == pytest.approx(eta * (1.0 - 0.2))
+    assert float(dQ[0, 0]) == pytest.approx(2 * eta * (0.2 - 0.3) + eta**2 * (0.3 - 2 * 0.2 + 1.0 + sigma**2))

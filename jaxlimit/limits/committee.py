@@ -143,6 +143,38 @@ def erf_integrals() -> ErfIntegrals:
     return ErfIntegrals()
 
 
+class LinearIntegrals(eqx.Module):
+    """The closed forms for g(u) = u (a linear committee, ŷ = Σ_k λ_k): g' = 1, so
+    I2(a,b) = C_ab, I3(a,b,c) = ⟨u_b u_c⟩ = C_bc, I4(a,b,c,d) = ⟨u_c u_d⟩ = C_cd, J2(a,b) = 1."""
+
+    name: str = eqx.field(static=True, default="linear")
+
+    def g(self, u):
+        return u
+
+    def g_prime(self, u):
+        return jnp.ones_like(u)
+
+    def i2(self, C):
+        return C
+
+    def i3(self, C):
+        N = C.shape[-1]
+        return jnp.broadcast_to(C[None, :, :], (N, N, N))
+
+    def i4(self, C):
+        N = C.shape[-1]
+        return jnp.broadcast_to(C[None, None, :, :], (N, N, N, N))
+
+    def j2(self, C):
+        return jnp.ones_like(C)
+
+
+def linear_integrals() -> LinearIntegrals:
+    """The closed-form integrals of g(u) = u (pass as ``integrals=`` to :func:`committee_ode`)."""
+    return LinearIntegrals()
+
+
 # --------------------------------------------------------------------------
 # Gauss–Hermite quadrature for any g
 # --------------------------------------------------------------------------
@@ -765,11 +797,13 @@ def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA
 
 
 __all__ = [
-    "CommitteeODE", "ErfIntegrals", "GaussHermite", "check_order_parameters", "committee_ode", "convergence_rate",
+    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters", "committee_ode",
+    "convergence_rate",
     "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
     "field_covariance", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
-    "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "max_learning_rate",
+    "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
+    "max_learning_rate",
     "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
     "specialised_fixed_point", "stationary_covariance", "symmetric_fixed_point", "unflatten",
 ]
