@@ -728,7 +728,8 @@ def escape_time_cdf(t, median: float, rate: float) -> np.ndarray:
     """The law of the escape time when one unstable mode of rate λ dominates: its amplitude on the
     plateau is u(α) ≈ ξ e^{λα} √(v/D) with ξ ~ N(0, 1) (the linear-noise Gaussian), and a student
     escapes when |u| reaches a fixed u*, so α_esc = ln D/(2λ) + c − ln|ξ|/λ. In terms of its median
-    m: P(α_esc ≤ t) = P(|ξ| ≥ m_|ξ| e^{−λ(t − m)}) = 2 (1 − Φ(m_|ξ| e^{−λ(t−m)})), m_|ξ| = 0.6745."""
+    m: P(α_esc ≤ t) = P(|ξ| ≥ m_|ξ| e^{−λ(t − m)}) = 2 (1 − Φ(m_|ξ| e^{−λ(t−m)})),
+    m_|ξ| = 0.6745."""
     from scipy.stats import norm
 
     t = np.asarray(t, np.float64)

@@ -29,8 +29,9 @@ class SweepCommitteeConfig(Config):
     HELP = "soft committee machines across input dimensions D: gap rates to the ODE and plateau escape times"
     RUNNER = "jaxlimit.experiments.sweep_committee.experiment"
 
-    dims: tuple[int, ...] = integers((250, 500, 1000, 2000), "input dimensions D (at least two, each > 2 (K + M)), comma-separated", low=10,
-                                     high=MAX_DIM, min_len=2, group="problem")
+    dims: tuple[int, ...] = integers((250, 500, 1000, 2000),
+                                     "input dimensions D (at least two, each > 2 (K + M)), comma-separated",
+                                     low=10, high=MAX_DIM, min_len=2, group="problem")
     init_std: float = real(0.5, "standard deviation s of the students' initial weights w ~ N(0, s²)", high=10.0,
                            group="model")
     alpha: float = real(1.5, "SGD learning rate η (w ← w + (η/√D) Δ g'(λ) x); must be below the perfect "

@@ -205,7 +205,8 @@ def run(config: SweepCommitteeConfig) -> Report:
         + f"; curvature term ½ tr(∇²ε_g Σ) averaged over the window: {rows[0]['curvature_gap_times_D']:.3g}.",
         slope_line("escape", "Median escape time against ln D"),
         "Median escape: " + ", ".join(f"D = {r['dim']}: {r['escape_median']:.3g} ({100 * r['fraction_escaped']:.0f} % "
-                                      "escaped)" for r in rows) + f"; 1/(2λ) = {1 / (2 * lam):.3g}, 1/λ = {1 / lam:.3g}.",
+                                      "escaped)" for r in rows)
+        + f"; 1/(2λ) = {1 / (2 * lam):.3g}, 1/λ = {1 / lam:.3g}.",
         f"Verdict: **{verdict['sweep']}**.",
     ]
     return Report(experiment="sweep-committee",
