@@ -291,3 +291,138 @@ def test_command_writes_its_report_with_a_consistent_verdict(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["verdict"]) == {"fluctuations_before_escape"}
     assert report["verdict"]["fluctuations_before_escape"] == "consistent"
+
+
+# ---------------------------------------------------------------- the plateau the dynamics reach
+
+def test_symmetric_fixed_point_is_the_plateau_the_ode_sits_on():
+    """At η > 0 the symmetric fixed point is found where the ODE from a symmetric random start goes
+    (q ≠ c), not at the q = c root next to the η → 0 values, which is a different saddle."""
+    eta, sigma = 1.5, 0.1
+    fp = c.symmetric_fixed_point(2, eta, sigma)
+    ode = jl.committee_ode(0.25 * np.eye(2), np.zeros((2, 2)), np.eye(2), lr=eta, noise_std=sigma)
+    Q, R = ode.order_parameters([200.0])
+    np.testing.assert_allclose(np.asarray(Q[0]), fp["Q"], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(R[0]), fp["R"], atol=1e-4)
+    assert fp["q"] - fp["c"] > 0.3
+    other = c.symmetric_fixed_point(2, eta, sigma, start=(0.4, 0.4, 0.43))
+    assert other["residual"] < 1e-12 and abs(other["q"] - other["c"]) < 1e-6 and other["eps"] > fp["eps"] + 0.01
+    # λ: the antisymmetric (specialising) mode R00 − R01 − R10 + R11 is the only unstable one
+    J = c.jacobian(fp["Q"], fp["R"], np.eye(2), eta, sigma)
+    w = np.sort(np.linalg.eigvals(J).real)
+    assert w[-1] == pytest.approx(c.escape_rate(2, eta, sigma)["escape_rate"]) and w[-1] > 0.05 and w[-2] < 0
+
+
+# ---------------------------------------------------------------- the sweep in D
+
+def test_strided_records_are_the_chain_bits():
+    T = np.eye(2)
+    E = 3
+    Q0 = np.broadcast_to(0.2 * np.eye(2), (E, 2, 2))
+    R0 = np.broadcast_to(0.05 * np.eye(2), (E, 2, 2))
+    root = stream_key(4, "members")
+    for D in (41, 70):  # one compilation serves every D
+        a = tc.train_order_parameters_strided(Q0, R0, T, lr=1.0, noise_std=0.2, D=D, alpha_max=30.0, stride=64,
+                                              root=root, lanes=2)
+        assert a["alpha"][-1] >= 30.0 and np.allclose(np.diff(a["alpha"]), 64 / D)
+        pick = [0, 5, len(a["alpha"]) - 1]
+        b = tc.train_order_parameters(Q0, R0, T, lr=1.0, noise_std=0.2, D=D, alphas=a["alpha"][pick], root=root,
+                                      lanes=3)
+        np.testing.assert_array_equal(a["Q"][:, pick], b["Q"])
+        np.testing.assert_array_equal(a["R"][:, pick], b["R"])
+    with pytest.raises(InputError, match="stride"):
+        tc.train_order_parameters_strided(Q0, R0, T, lr=1.0, noise_std=0.2, D=50, alpha_max=1.0, stride=48,
+                                          root=root)
+
+
+def test_escape_times_first_crossing_and_censoring():
+    eps = np.array([[0.05, 0.04, 0.01, 0.05], [0.05, 0.05, 0.05, 0.05], [0.01, 0.05, 0.05, 0.01]])
+    t = c.escape_times(eps, np.array([0.0, 1.0, 2.0, 3.0]), 0.02)
+    assert t.tolist() == [2.0, math.inf, 0.0]
+    # the one-mode law: α = m − ln(|ξ| / 0.6745)/λ has median m and the stated CDF
+    rng = np.random.default_rng(0)
+    draws = 30.0 - np.log(np.abs(rng.normal(size=200_000)) / c.MEDIAN_ABS_NORMAL) / 0.07
+    for q in (20.0, 30.0, 45.0):
+        assert abs((draws <= q).mean() - float(c.escape_time_cdf(q, 30.0, 0.07))) < 0.005
+
+
+SWEEP_CASES = [
+    (["sweep", "committee", "--dims", "500"], "--dims"),
+    (["sweep", "committee", "--dims", "0,500"], "--dims"),
+    (["sweep", "committee", "--dims", "-250,500"], "--dims"),
+    (["sweep", "committee", "--dims", "250,ten"], "--dims"),
+    (["sweep", "committee", "--dimz", "250,500"], "--dimz"),
+    (["sweep", "committee", "--ensemble", "5"], "--ensemble must be at least 20"),
+    (["sweep", "committee", "--dims", "250,500000", "--alpha-max", "1e4"], "--alpha-max"),
+]
+
+
+@pytest.mark.parametrize("argv,fragment", SWEEP_CASES, ids=[" ".join(c[0]) for c in SWEEP_CASES])
+def test_sweep_refuses_in_one_line(argv, fragment, capsys, tmp_path, monkeypatch):
+    from tests.helpers.refusal import assert_refused
+
+    assert_refused(argv, fragment, capsys, tmp_path, monkeypatch)
+
+
+def test_sweep_refuses_a_learning_rate_above_eta_max(capsys, tmp_path):
+    from jaxlimit import cli
+
+    out = tmp_path / "out"
+    code = cli.main(["sweep", "committee", "--alpha", "2.5", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "η_max = 2.307" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_sweep_gap_rates_in_D():
+    """On the plateau, before any escape, the ensemble-mean ε_g gap to the ODE falls like 1/D with
+    the curvature coefficient ½ tr(∇²ε_g Σ), and the pathwise RMS gap like D^{-1/2}."""
+    from jaxlimit.experiments import run
+    from jaxlimit.experiments.sweep_committee import SweepCommitteeConfig
+
+    report = run(SweepCommitteeConfig(dims=(100, 400), ensemble=400, alpha_max=17.0, seed=1))
+    m, rows = report.metrics, report.tables["by_dim"]
+    assert m["window"][1] < 17.0 and m["escape_rate"] == pytest.approx(0.06945, abs=1e-4)
+    mean_fit, rms_fit = m["mean_gap_fit"], m["rms_gap_fit"]
+    # within 3 SE and the 0.05 the squared gap's b/D² term adds at D = 100 (TOLERANCE)
+    assert abs(rms_fit["slope"] + 0.5) < 3 * rms_fit["slope_se"] + 0.05 and rms_fit["slope_se"] < 0.03
+    # the mean gap is resolved at each D (gap/SE ~ √(E/D) limits its slope's precision at this size) ...
+    assert mean_fit["slope_ci"][0] < -1 < mean_fit["slope_ci"][1] < 0 and mean_fit["slope_se"] < 0.3
+    for gap, se, curv in zip(rows["mean_gap_times_D"], rows["mean_gap_times_D_se"], rows["curvature_gap_times_D"]):
+        assert gap < -3 * se  # ... and D × gap is of the curvature term's sign and size at both D
+        assert abs(gap - curv) < 3 * se + 0.25 * abs(curv)
+    assert report.verdict["mean_gap_slope"] == report.verdict["rms_gap_slope"] == "consistent"
+    assert report.verdict["escape_slope"] == "not resolved at this size"  # no student escapes by α = 17
+
+
+# ---------------------------------------------------------------- at the fixed point: noise floor and CLT
+
+def test_noise_floor_and_clt_of_an_ensemble_at_the_fixed_point():
+    """Over-parameterised students (M = 1, L = 1, η = 0.2, σ = 0.1) started at the ODE's fixed point:
+    their mean ε_g over α ∈ [15, 30] is the fixed point's ε_g (+ its O(1/D) curvature shift) within
+    4 SE, above Goldt et al.'s first-order ε* by the resolved O(η) correction, and (Q, R) follow the
+    linear-noise law N(X*, Σ(α)/D) (Σ(α) → Σ*)."""
+    from jaxlimit.training import committee_fixed_point as fpm
+
+    r = fpm.noise_floor_measurement(1, 1, 0.2, 0.1, 500, 150, 30.0, seed=0)
+    assert abs(r["z_ode"]) < 4 and r["se"] < 0.005 * r["measured"]
+    assert r["z_formula"] > 10 and abs(r["ratio_to_formula"] - r["ode_fixed_point"] / r["goldt_formula"]) < 0.01
+    clt = fpm.fixed_point_clt(r["ensemble"], [20, 40])  # α = 15 and 30
+    assert clt.verdict == "consistent" and max(c.cov_rel_error for c in clt.comparisons) < 0.3
+    Q, R = fpm.canonical_order(np.array([[[1.0, 0.1], [0.1, 0.2]]]), np.array([[[0.1], [0.9]]]))
+    assert R[0, 0, 0] == 0.9 and Q[0, 0, 0] == 0.2 and Q[0, 1, 1] == 1.0
+
+
+def test_linear_closed_forms_agree_with_quadrature_and_the_linear_flow():
+    """g(u) = u: the closed forms against Gauss–Hermite (exact for polynomials), and the drift against
+    the linear student's own, for one student and one teacher (Δ = ρ − λ + σζ):
+    dR/dα = η (T − R) and dQ/dα = 2η (R − Q) + η² (Q − 2R + T + σ²)."""
+    C = jnp.asarray([[0.7, 0.2, 0.1], [0.2, 0.5, -0.3], [0.1, -0.3, 1.2]])
+    lin = c.linear_integrals()
+    quad = c.quadrature_integrals(lambda x: x, lambda x: jnp.ones_like(x), nodes=6)
+    for name in ("i2", "i3", "i4", "j2"):
+        np.testing.assert_allclose(np.asarray(getattr(lin, name)(C)), np.asarray(getattr(quad, name)(C)), atol=1e-10)
+    Q, R, T, eta, sigma = jnp.asarray([[0.3]]), jnp.asarray([[0.2]]), jnp.asarray([[1.0]]), 0.4, 0.5
+    dQ, dR = c.drift(Q, R, T, eta, sigma, lin)
+    assert float(dR[0, 0]) == pytest.approx(eta * (1.0 - 0.2))
+    assert float(dQ[0, 0]) == pytest.approx(2 * eta * (0.2 - 0.3) + eta**2 * (0.3 - 2 * 0.2 + 1.0 + sigma**2))

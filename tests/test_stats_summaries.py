@@ -91,3 +91,32 @@ def test_the_noise_level_of_a_largest_z_is_exceeded_as_often_as_one_standard_err
         z = np.abs(rng.standard_normal((40_000, n))).max(axis=1)
         assert np.mean(z > max_abs_z_noise(n)) == pytest.approx(0.3173, abs=0.012), n
     assert max_abs_z_noise(16) > 2.0  # a resolution rule of "twice 1" would call noise resolved
+
+
+def test_median_estimate_covers_and_counts_censored_members():
+    from jaxlimit.stats import median_estimate
+
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(1000):
+        m = median_estimate(rng.normal(size=101))
+        covered += m.interval[0] <= 0.0 <= m.interval[1]
+    assert 0.93 <= covered / 1000 <= 0.975  # ≥ 95 % by construction (discrete ranks)
+    censored = median_estimate(np.r_[np.arange(70.0), np.full(30, np.inf)])
+    assert censored.value == 49.5 and censored.interval[1] < np.inf and censored.n_finite == 70
+    most = median_estimate(np.r_[np.arange(40.0), np.full(60, np.inf)])
+    assert most.value == np.inf and most.se == np.inf
+    with pytest.raises(InputError):
+        median_estimate(np.array([1.0, np.nan, 2.0]))
+
+
+def test_fit_line_and_mean_estimate():
+    from jaxlimit.stats import fit_line, mean_estimate
+
+    x = np.log([250.0, 500.0, 1000.0, 2000.0])
+    fit = fit_line(x, 3.0 + 7.2 * x, y_err=[1.0, 1.0, 1.0, 1.0])
+    assert fit.slope == pytest.approx(7.2) and fit.intercept == pytest.approx(3.0)
+    assert fit.slope_ci[0] < 7.2 < fit.slope_ci[1]
+    assert fit.slope_se == pytest.approx(1 / np.sqrt(np.sum((x - x.mean()) ** 2)))
+    est = mean_estimate(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert est.value == 2.0 and est.n == 3 and est.se == pytest.approx(1.0 / np.sqrt(3))

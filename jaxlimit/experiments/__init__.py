@@ -19,6 +19,7 @@ from jaxlimit.experiments.ensemble.config import EnsembleConfig
 from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig
 from jaxlimit.experiments.feature_learning.sweep_config import SweepFeatureLearningConfig
 from jaxlimit.experiments.mean_field.config import MeanFieldConfig
+from jaxlimit.experiments.sweep_committee.config import SweepCommitteeConfig
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.experiments.sweep_gamma.config import SweepGammaConfig
 from jaxlimit.experiments.sweep_lr.config import SweepLrConfig
@@ -31,7 +32,8 @@ COMMANDS: dict[str, type[Config]] = {c.NAME: c for c in (
     XavierConfig, DeepConfig, MeanFieldConfig, ThreeLayerConfig, TeacherStudentConfig, EnsembleConfig,
     FeatureLearningConfig, CoordCheckConfig, CommitteeConfig)}
 SWEEPS: dict[str, type[Config]] = {c.NAME.split()[-1]: c for c in (SweepXavierConfig, SweepGammaConfig, SweepDeepConfig,
-                                                                   SweepFeatureLearningConfig, SweepLrConfig)}
+                                                                   SweepFeatureLearningConfig, SweepLrConfig,
+                                                                   SweepCommitteeConfig)}
 
 
 def run(config: Config, *, command_line: list[str] | None = None):

@@ -143,6 +143,38 @@ def erf_integrals() -> ErfIntegrals:
     return ErfIntegrals()
 
 
+class LinearIntegrals(eqx.Module):
+    """The closed forms for g(u) = u (a linear committee, ŷ = Σ_k λ_k): g' = 1, so
+    I2(a,b) = C_ab, I3(a,b,c) = ⟨u_b u_c⟩ = C_bc, I4(a,b,c,d) = ⟨u_c u_d⟩ = C_cd, J2(a,b) = 1."""
+
+    name: str = eqx.field(static=True, default="linear")
+
+    def g(self, u):
+        return u
+
+    def g_prime(self, u):
+        return jnp.ones_like(u)
+
+    def i2(self, C):
+        return C
+
+    def i3(self, C):
+        N = C.shape[-1]
+        return jnp.broadcast_to(C[None, :, :], (N, N, N))
+
+    def i4(self, C):
+        N = C.shape[-1]
+        return jnp.broadcast_to(C[None, None, :, :], (N, N, N, N))
+
+    def j2(self, C):
+        return jnp.ones_like(C)
+
+
+def linear_integrals() -> LinearIntegrals:
+    """The closed-form integrals of g(u) = u (pass as ``integrals=`` to :func:`committee_ode`)."""
+    return LinearIntegrals()
+
+
 # --------------------------------------------------------------------------
 # Gauss–Hermite quadrature for any g
 # --------------------------------------------------------------------------
@@ -562,27 +594,45 @@ def _symmetric(q, c, r, K):
     return Q, r * jnp.ones((K, K))
 
 
+PLATEAU_START = 0.25
+"""The symmetric start Q = s² I, R = 0 (s² = PLATEAU_START) from which :func:`symmetric_fixed_point`
+follows the symmetric flow to the plateau at η > 0."""
+PLATEAU_FLOW_TIME = 400.0
+"""How long (in η α) the symmetric flow runs before Newton's method polishes its end point."""
+
+
 def symmetric_fixed_point(K: int, lr: float = 0.0, noise_std: float = 0.0, *, start=None,
                           tol: float = 1e-13, max_iter: int = 100) -> dict:
     """The symmetric (unspecialised) fixed point of K = M, T = I by Newton's method in (q, c, r)
-    (Q_ii = q, Q_ik = c, R_in = r). ``lr = 0`` solves the η → 0 flow (the O(η) drift / η).
+    (Q_ii = q, Q_ik = c, R_in = r). ``lr = 0`` solves the η → 0 flow (the O(η) drift / η) from the
+    Saad–Solla values q = c = 1/(2K−1). At η > 0 there is more than one symmetric root (the η → 0
+    plateau is flat along q − c, and the O(η²) terms select a point on it), so by default Newton
+    starts where the dynamics go: the end of the symmetric flow from Q = ¼ I, R = 0 (the reduced
+    (q, c, r) ODE, symmetric by construction, Euler steps over η α = PLATEAU_FLOW_TIME); this is the plateau
+    the order-parameter ODE from a symmetric random start sits on. ``start`` overrides both.
     Returns q, c, r, its ε_g, the Newton residual and Q, R."""
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
         raise InputError(f"the symmetric plateau needs K = M ≥ 2, got {K!r}")
     T = jnp.eye(K)
     th = plateau_theory(K)
-    y = jnp.asarray(start if start is not None else (th["q"], th["c"], th["r"]), jnp.float64)
 
-    def residual(v):
-        Q, R = _symmetric(v[0], v[1], v[2], K)
-        if lr == 0.0:
+    if lr == 0.0:
+        def residual(v):
+            Q, R = _symmetric(v[0], v[1], v[2], K)
             dQ, dR = drift(Q, R, T, 1.0, 0.0, second_order=False)
-        else:
-            dQ, dR = drift(Q, R, T, lr, noise_std)
-            dQ, dR = dQ / lr, dR / lr
-        return jnp.stack([dQ[0, 0], dQ[0, 1], dR[0, 0]])
+            return jnp.stack([dQ[0, 0], dQ[0, 1], dR[0, 0]])
 
-    both = jax.jit(lambda v: (residual(v), jax.jacfwd(residual)(v)))
+        both = jax.jit(lambda v: (residual(v), jax.jacfwd(residual)(v)))
+    else:
+        residual = functools.partial(_symmetric_residual, lr=float(lr), noise_std=float(noise_std), K=K)
+        both = functools.partial(_symmetric_newton_parts, lr=float(lr), noise_std=float(noise_std), K=K)
+
+    if start is not None:
+        y = jnp.asarray(start, jnp.float64)
+    elif lr == 0.0:
+        y = jnp.asarray((th["q"], th["c"], th["r"]), jnp.float64)
+    else:
+        y = _symmetric_flow(jnp.asarray((PLATEAU_START, 0.0, 0.0), jnp.float64), float(lr), float(noise_std), K=K)
     for _ in range(max_iter):
         F, Jm = both(y)
         step = jnp.linalg.lstsq(Jm, F)[0]
@@ -595,6 +645,28 @@ def symmetric_fixed_point(K: int, lr: float = 0.0, noise_std: float = 0.0, *, st
             "residual": float(jnp.max(jnp.abs(residual(y)))), "Q": np.asarray(Q), "R": np.asarray(R),
             # a root of the drift that no weights realise (C not PSD) is not a plateau
             "physical": bool(np.linalg.eigvalsh(C)[0] >= -1e-9)}
+
+
+def _symmetric_residual(v, lr, noise_std, K):
+    """The drift / η of (Q_00, Q_01, R_00) at the symmetric point (q, c, r) = v (T = I)."""
+    Q, R = _symmetric(v[0], v[1], v[2], K)
+    dQ, dR = drift(Q, R, jnp.eye(K), lr, noise_std)
+    return jnp.stack([dQ[0, 0], dQ[0, 1], dR[0, 0]]) / lr
+
+
+@functools.partial(jax.jit, static_argnames=("K",))
+def _symmetric_newton_parts(v, lr, noise_std, K):
+    f = lambda x: _symmetric_residual(x, lr, noise_std, K)  # noqa: E731
+    return f(v), jax.jacfwd(f)(v)
+
+
+@functools.partial(jax.jit, static_argnames=("K",))
+def _symmetric_flow(y0, lr, noise_std, K, dt: float = 0.25):
+    """Euler steps of dv/dτ = residual(v) (τ = η α) over τ = PLATEAU_FLOW_TIME from y0: it only has to
+    reach the plateau's basin (Newton's method polishes the end point), and one drift evaluation per
+    step keeps the compilation small (the drift's Jacobian / η has |eigenvalues| < 2 here)."""
+    f = lambda x: _symmetric_residual(x, lr, noise_std, K)  # noqa: E731
+    return jax.lax.fori_loop(0, int(PLATEAU_FLOW_TIME / dt), lambda _, y: y + dt * f(y), y0)
 
 
 @functools.partial(jax.jit, static_argnames=("K",))
@@ -620,14 +692,14 @@ def leading_eigenvalue(Q, R, T, lr: float, noise_std: float = 0.0) -> float:
     return float(np.max(np.linalg.eigvals(jacobian(Q, R, T, lr, noise_std)).real))
 
 
-def escape_rate(K: int, lr: float) -> dict:
-    """The plateau of K = M, T = I at step η: its height and the escape rate λ (largest eigenvalue of
-    J at the symmetric fixed point, per unit α); the plateau lasts about ln(D) / (2λ) + O(1)
-    (fluctuations of size D^{-1/2} grow like e^{λα} until they are O(1))."""
-    fp = symmetric_fixed_point(K, lr)
+def escape_rate(K: int, lr: float, noise_std: float = 0.0) -> dict:
+    """The plateau of K = M, T = I at step η and output noise σ: its height and the escape rate λ
+    (largest eigenvalue of J at the symmetric fixed point, per unit α); the plateau lasts about
+    ln(D) / (2λ) + O(1) (fluctuations of size D^{-1/2} grow like e^{λα} until they are O(1))."""
+    fp = symmetric_fixed_point(K, lr, noise_std)
     if not fp["physical"] or fp["residual"] > 1e-9:
         raise InputError(f"no symmetric plateau found for K = {K} at η = {lr:g} (too close to η_max?)")
-    lam = leading_eigenvalue(fp["Q"], fp["R"], np.eye(K), lr)
+    lam = leading_eigenvalue(fp["Q"], fp["R"], np.eye(K), lr, noise_std)
     return {"K": K, "lr": lr, "plateau_eps": fp["eps"], "q": fp["q"], "c": fp["c"], "r": fp["r"],
             "escape_rate": lam}
 
@@ -635,6 +707,33 @@ def escape_rate(K: int, lr: float) -> dict:
 def plateau_length(D: int, rate: float) -> float:
     """ln(D) / (2λ): the α it takes an O(D^{-1/2}) perturbation to grow to O(1) at rate λ."""
     return math.log(D) / (2.0 * rate)
+
+
+def escape_times(eps, alphas, threshold: float) -> np.ndarray:
+    """Each student's escape time: the first recorded α at which its ε_g is below ``threshold``
+    (``eps`` (E, A) at ``alphas`` (A,)); +inf for a student that never is (censored at the last α)."""
+    eps = np.asarray(eps, np.float64)
+    alphas = np.asarray(alphas, np.float64)
+    if eps.ndim != 2 or eps.shape[1] != alphas.shape[0]:
+        raise InputError(f"eps must have shape (E, A) with A = {alphas.shape[0]} times, got {eps.shape}")
+    below = eps < threshold
+    return np.where(below.any(axis=1), alphas[np.argmax(below, axis=1)], np.inf)
+
+
+MEDIAN_ABS_NORMAL = 0.6744897501960817
+"""The median of |ξ|, ξ ~ N(0, 1)."""
+
+
+def escape_time_cdf(t, median: float, rate: float) -> np.ndarray:
+    """The law of the escape time when one unstable mode of rate λ dominates: its amplitude on the
+    plateau is u(α) ≈ ξ e^{λα} √(v/D) with ξ ~ N(0, 1) (the linear-noise Gaussian), and a student
+    escapes when |u| reaches a fixed u*, so α_esc = ln D/(2λ) + c − ln|ξ|/λ. In terms of its median
+    m: P(α_esc ≤ t) = P(|ξ| ≥ m_|ξ| e^{−λ(t − m)}) = 2 (1 − Φ(m_|ξ| e^{−λ(t−m)})),
+    m_|ξ| = 0.6745."""
+    from scipy.stats import norm
+
+    t = np.asarray(t, np.float64)
+    return 2.0 * norm.sf(MEDIAN_ABS_NORMAL * np.exp(-rate * (t - median)))
 
 
 def convergence_rate(T, lr: float) -> float:
@@ -699,10 +798,13 @@ def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA
 
 
 __all__ = [
-    "CommitteeODE", "ErfIntegrals", "GaussHermite", "check_order_parameters", "committee_ode", "convergence_rate",
-    "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "field_covariance", "flatten",
+    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters", "committee_ode",
+    "convergence_rate",
+    "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
+    "field_covariance", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
-    "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "max_learning_rate",
+    "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
+    "max_learning_rate",
     "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
     "specialised_fixed_point", "stationary_covariance", "symmetric_fixed_point", "unflatten",
 ]

@@ -9,9 +9,11 @@ from jaxlimit.stats.gaussian import (
 )
 from jaxlimit.stats.compare import Comparison, compare
 from jaxlimit.stats.scaling import (
-    PowerLawFit, Proportion, bootstrap_ci, fit_power_law, fit_valid_points, proportion, proportion_interval,
+    LineFit, PowerLawFit, Proportion, bootstrap_ci, fit_line, fit_power_law, fit_valid_points, proportion, proportion_interval,
 )
-from jaxlimit.stats.summaries import Estimate, SeedSpread, ratio_of_means, root_mean_square, seed_spread
+from jaxlimit.stats.summaries import (
+    Estimate, MedianEstimate, SeedSpread, mean_estimate, median_estimate, ratio_of_means, root_mean_square, seed_spread,
+)
 # The building blocks of ``compare``, public for a study that assembles its own comparison
 # (notebooks 01 and 05 do): the calibrated verdict over several times, each network against its
 # own limit path, and the covariance error that exact samples of a given size show.
@@ -29,16 +31,21 @@ __all__ = [
     "Comparison",
     "compare",
     "Estimate",
+    "MedianEstimate",
     "Gaussian",
     "GaussianComparison",
+    "LineFit",
     "PowerLawFit",
     "Proportion",
     "SeedSpread",
     "bootstrap_ci",
     "compare_gaussian",
+    "fit_line",
     "fit_power_law",
     "fit_valid_points",
     "gaussian_w2",
+    "mean_estimate",
+    "median_estimate",
     "proportion",
     "proportion_interval",
     "ratio_of_means",

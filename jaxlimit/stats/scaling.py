@@ -99,39 +99,88 @@ def fit_power_law(x, y, *, level: float = 0.95, y_err=None) -> PowerLawFit:
     else:
         weights = np.ones(n)
 
-    log_x, log_y = np.log(x), np.log(y)
-    x_bar = np.sum(weights * log_x) / np.sum(weights)
-    y_bar = np.sum(weights * log_y) / np.sum(weights)
-    sxx = float(np.sum(weights * (log_x - x_bar) ** 2))
-    if sxx <= 0.0:
+    line = _weighted_line(np.log(x), np.log(y), weights, level, weighted)
+    return PowerLawFit(**line)
+
+
+def _weighted_line(u: np.ndarray, v: np.ndarray, weights: np.ndarray, level: float, weighted: bool) -> dict:
+    """v ≈ intercept + slope · u by (weighted) least squares, with the interval rules of
+    :func:`fit_power_law` (which calls it on logarithms)."""
+    n = u.shape[0]
+    u_bar = np.sum(weights * u) / np.sum(weights)
+    v_bar = np.sum(weights * v) / np.sum(weights)
+    suu = float(np.sum(weights * (u - u_bar) ** 2))
+    if suu <= 0.0:
         raise InputError("x values are all equal; a slope cannot be fitted")
-    slope = float(np.sum(weights * (log_x - x_bar) * (log_y - y_bar)) / sxx)
-    intercept = float(y_bar - slope * x_bar)
-    residual_ss = float(np.sum(weights * (log_y - intercept - slope * log_x) ** 2))
-    total_ss = float(np.sum(weights * (log_y - y_bar) ** 2))
+    slope = float(np.sum(weights * (u - u_bar) * (v - v_bar)) / suu)
+    intercept = float(v_bar - slope * u_bar)
+    residual_ss = float(np.sum(weights * (v - intercept - slope * u) ** 2))
+    total_ss = float(np.sum(weights * (v - v_bar) ** 2))
     r_squared = 1.0 - residual_ss / total_ss if total_ss > 0 else float("nan")
 
     half_level = 0.5 * (1.0 + level)
     if weighted:
         inflation = max(1.0, residual_ss / (n - 2)) if n > 2 else 1.0
-        slope_se = math.sqrt(inflation / sxx)
+        slope_se = math.sqrt(inflation / suu)
         quantile = float(sps.norm.ppf(half_level))
     elif n > 2:
-        slope_se = math.sqrt(residual_ss / (n - 2) / sxx)
+        slope_se = math.sqrt(residual_ss / (n - 2) / suu)
         quantile = float(sps.t.ppf(half_level, n - 2))
     else:
         slope_se = quantile = float("nan")
     slope_ci = (slope - quantile * slope_se, slope + quantile * slope_se)
-    return PowerLawFit(
-        slope=slope,
-        intercept=intercept,
-        slope_ci=(float(slope_ci[0]), float(slope_ci[1])),
-        level=float(level),
-        n_points=int(n),
-        r_squared=float(r_squared),
-        slope_se=float(slope_se),
-        weighted=weighted,
-    )
+    return dict(slope=slope, intercept=intercept, slope_ci=(float(slope_ci[0]), float(slope_ci[1])),
+                level=float(level), n_points=int(n), r_squared=float(r_squared), slope_se=float(slope_se),
+                weighted=weighted)
+
+
+@dataclasses.dataclass(frozen=True)
+class LineFit:
+    """The fit y = intercept + slope · x; fields as :class:`PowerLawFit` (no logarithms)."""
+
+    slope: float
+    intercept: float
+    slope_ci: tuple[float, float]
+    level: float
+    n_points: int
+    r_squared: float
+    slope_se: float
+    weighted: bool
+
+    def predict(self, x) -> np.ndarray:
+        return self.intercept + self.slope * np.asarray(x, float)
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["slope_ci"] = list(self.slope_ci)
+        return out
+
+
+def fit_line(x, y, *, level: float = 0.95, y_err=None) -> LineFit:
+    """Fit y ≈ a + b x by least squares, weighted by 1/y_err² when given, with the slope's interval
+    as in :func:`fit_power_law` (t_{n−2} unweighted; normal, inflated by the reduced χ² when it
+    exceeds 1, weighted). Example: a median escape time against ln D.
+
+    Raises InputError on non-finite values, non-positive y_err, mismatched lengths, fewer than 2
+    points or x values that are all equal."""
+    _check_level(level)
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    if x.ndim != 1 or y.shape != x.shape:
+        raise InputError(f"x and y must be one-dimensional of the same length, got {x.shape} and {y.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise InputError("x and y must be finite for a line fit")
+    if x.shape[0] < 2:
+        raise InputError(f"a line fit needs at least 2 points, got {x.shape[0]}")
+    weighted = y_err is not None
+    if weighted:
+        err = _positive_finite("y_err", y_err)
+        if err.shape != x.shape:
+            raise InputError(f"y_err has {err.shape[0]} entries for {x.shape[0]} points")
+        weights = 1.0 / err**2
+    else:
+        weights = np.ones_like(x)
+    return LineFit(**_weighted_line(x, y, weights, level, weighted))
 
 
 def fit_valid_points(x, y, *, y_err=None, level: float = 0.95) -> PowerLawFit | None:

@@ -120,4 +120,65 @@ def ratio_of_means(numerator, denominator) -> Estimate:
     return Estimate(r, float(np.std(a - r * b, ddof=1) / (abs(b.mean()) * math.sqrt(n))), n)
 
 
-__all__ = ["Estimate", "SeedSpread", "ratio_of_means", "root_mean_square", "seed_spread"]
+def mean_estimate(values) -> Estimate:
+    """The mean over members of ``values`` (E,), NaN entries left out, with its standard error
+    s/√n (s the sample standard deviation, ddof = 1); NaN se with fewer than two members."""
+    v = _members(values, "values")
+    if v.ndim != 1:
+        raise InputError(f"values must have shape (E,), got {v.shape}")
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), 0)
+    se = float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return Estimate(float(v.mean()), se, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class MedianEstimate:
+    """A sample median with a distribution-free interval (order statistics): ``interval`` covers the
+    population median with probability ≥ ``level``; ``se`` is its half-width / z_{(1+level)/2}, the
+    standard error a normal approximation would give. ``n_finite`` counts the finite members."""
+
+    value: float
+    interval: tuple[float, float]
+    se: float
+    level: float
+    n: int
+    n_finite: int
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["interval"] = list(self.interval)
+        return out
+
+
+def median_estimate(values, level: float = 0.95) -> MedianEstimate:
+    """The median of ``values`` (E,) with the order-statistic interval [v_(j), v_(n+1−j)], j the
+    largest rank with P(Bin(n, ½) < j) ≤ (1 − level)/2. Entries +inf are allowed and count as
+    larger than every finite value (a right-censored time: "not yet happened"); a median or an
+    interval end that falls on one is +inf."""
+    from scipy import stats as sps
+
+    v = np.asarray(values, np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise InputError(f"values must have shape (E,) with E ≥ 2, got {v.shape}")
+    if np.any(np.isnan(v)) or np.any(v == -np.inf):
+        raise InputError("values must not hold NaN or −inf (+inf marks a censored member)")
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must lie in (0, 1), got {level}")
+    n = v.size
+    s = np.sort(v)
+    j = int(sps.binom.ppf((1.0 - level) / 2.0, n, 0.5))  # P(B ≤ j − 1) ≤ (1 − level)/2 at this j
+    while j > 0 and sps.binom.cdf(j - 1, n, 0.5) > (1.0 - level) / 2.0:
+        j -= 1
+    j = max(j, 1)
+    lo, hi = float(s[j - 1]), float(s[n - j])
+    z = float(sps.norm.ppf(0.5 * (1.0 + level)))
+    se = (hi - lo) / (2.0 * z) if math.isfinite(hi) else float("inf")
+    return MedianEstimate(float(np.median(s)) if math.isfinite(s[n // 2]) else float("inf"), (lo, hi), se,
+                          float(level), int(n), int(np.isfinite(v).sum()))
+
+
+__all__ = ["Estimate", "MedianEstimate", "SeedSpread", "mean_estimate", "median_estimate", "ratio_of_means",
+           "root_mean_square", "seed_spread"]

@@ -113,7 +113,7 @@ def _page_draws(key, N: int, D: int):
     uni = jax.random.uniform(k2, (PAGE, GAMMA_TRIES), jnp.float32, minval=2.0**-24, maxval=1.0).astype(jnp.float64)
     z, zeta, x = nrm[:, :N], nrm[:, N], nrm[:, N + 1:]
     d = 0.5 * (D - N) - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+    c = 1.0 / jnp.sqrt(9.0 * d)
     v = (1.0 + c * x) ** 3
     ok = (v > 0) & (jnp.log(uni) < 0.5 * x * x + d - d * v + d * jnp.log(jnp.where(v > 0, v, 1.0)))
     first = jnp.argmax(ok, axis=1)
@@ -137,11 +137,11 @@ def _chain_step(state, draws, T, lr, noise_std, D):
     return Q, R
 
 
-@functools.partial(jax.jit, static_argnames=("D",))
-def _chain_page(Q, R, keys, page, lo, hi, T, lr, noise_std, *, D: int):
+@jax.jit
+def _chain_page(Q, R, keys, page, lo, hi, T, lr, noise_std, D):
     """Steps lo ≤ j < hi of page ``page`` for a block of students (Q (B,K,K), R (B,K,M), keys (B,)):
     the page's numbers are drawn whole and the steps outside [lo, hi) masked, so any split of the
-    run into segments consumes the same numbers."""
+    run into segments consumes the same numbers. D is traced (float64): one compilation for every D."""
     N = R.shape[1] + R.shape[2]
     draws = jax.vmap(lambda k: _page_draws(jax.random.fold_in(k, page), N, D))(keys)
     draws = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), draws)  # steps first
@@ -156,11 +156,33 @@ def _chain_page(Q, R, keys, page, lo, hi, T, lr, noise_std, *, D: int):
     return Q, R
 
 
+@functools.partial(jax.jit, static_argnames=("stride",))
+def _chain_page_strided(Q, R, keys, page, T, lr, noise_std, D, *, stride: int):
+    """All PAGE steps of page ``page`` for a block of students, the state recorded after every
+    ``stride`` steps (stride divides PAGE): the same numbers and the same arithmetic as
+    :func:`_chain_page`, so the records equal its states at those steps bit for bit (tested). D is
+    traced (a float64), so one compilation serves every D."""
+    N = R.shape[1] + R.shape[2]
+    draws = jax.vmap(lambda k: _page_draws(jax.random.fold_in(k, page), N, D))(keys)
+    draws = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1).reshape((PAGE // stride, stride) + a.shape[:1]
+                                                                        + a.shape[2:]), draws)
+
+    def step(carry, d):
+        return jax.vmap(lambda q, r, dd: _chain_step((q, r), dd, T, lr, noise_std, D))(*carry, d), None
+
+    def chunk(carry, d):
+        carry, _ = jax.lax.scan(step, carry, d)
+        return carry, carry
+
+    (Q, R), (Qs, Rs) = jax.lax.scan(chunk, (Q, R), draws)
+    return Q, R, Qs, Rs
+
+
 def _advance_chain(Q, R, keys, done: int, target: int, T, lr, noise_std, D):
     while done < target:
         page, lo = divmod(done, PAGE)
         hi = min(PAGE, lo + target - done)
-        Q, R = _chain_page(Q, R, keys, jnp.uint32(page), lo, hi, T, lr, noise_std, D=D)
+        Q, R = _chain_page(Q, R, keys, jnp.uint32(page), lo, hi, T, lr, noise_std, float(D))
         done += hi - lo
     return Q, R
 
@@ -265,6 +287,57 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
     return _record(Q, R, T)
 
 
+RECORD_UNIT = 32
+"""The compiled strided page records every RECORD_UNIT steps (one compilation for every stride and D);
+a coarser stride keeps every (stride / RECORD_UNIT)-th record."""
+
+
+def record_stride(D: int, resolution: float = 0.25) -> int:
+    """The power of two between RECORD_UNIT and PAGE closest (in log) to ``resolution`` · D steps: a
+    record every ≈ ``resolution`` in α (D ≥ 4 RECORD_UNIT / (3 resolution))."""
+    target = max(1.0, resolution * D)
+    return int(min(PAGE, max(RECORD_UNIT, 2 ** int(round(math.log2(target))))))
+
+
+def train_order_parameters_strided(Q0, R0, T, *, lr: float, noise_std: float, D: int, alpha_max: float,
+                                   stride: int, root, lanes: int = LANES) -> dict:
+    """:func:`train_order_parameters` recorded every ``stride`` steps (a multiple of RECORD_UNIT dividing PAGE)
+    from step 0 to the first whole page at or after α_max D, without masked steps: the cost of a
+    dense record is that of the steps alone. The records are bitwise the states
+    :func:`train_order_parameters` gives at the same step counts.
+
+    Returns the dictionary of :func:`train_order_parameters` plus "alpha" (A,) = steps / D.
+    """
+    if stride < RECORD_UNIT or PAGE % stride or stride % RECORD_UNIT:
+        raise InputError(f"stride must divide {PAGE} and be a multiple of {RECORD_UNIT}, got {stride}")
+    keep = stride // RECORD_UNIT
+    Q0 = jnp.asarray(Q0, jnp.float64)
+    R0 = jnp.asarray(R0, jnp.float64)
+    T = jnp.asarray(T, jnp.float64)
+    E, K, M = R0.shape
+    if D <= K + M:
+        raise InputError(f"D must exceed K + M = {K + M}, got {D}")
+    pages = max(1, math.ceil(alpha_max * D / PAGE))
+    if pages * PAGE >= 2**32:
+        raise InputError(f"α D = {pages * PAGE} steps exceed the 32-bit step counter")
+    keys = student_keys(root, np.arange(E))
+    lanes = min(int(lanes), E)
+    Qs, Rs = [], []
+    for lo, hi in _blocks(E, lanes):
+        Q, R, k = _pad(Q0[lo:hi], lanes), _pad(R0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
+        outQ, outR = [np.asarray(Q[: hi - lo])[:, None]], [np.asarray(R[: hi - lo])[:, None]]
+        for p in range(pages):
+            Q, R, q, r = _chain_page_strided(Q, R, k, jnp.uint32(p), T, float(lr), float(noise_std), float(D),
+                                             stride=RECORD_UNIT)
+            outQ.append(np.swapaxes(np.asarray(q[keep - 1::keep]), 0, 1)[: hi - lo])
+            outR.append(np.swapaxes(np.asarray(r[keep - 1::keep]), 0, 1)[: hi - lo])
+        Qs.append(np.concatenate(outQ, 1))
+        Rs.append(np.concatenate(outR, 1))
+    out = _record(np.concatenate(Qs), np.concatenate(Rs), T)
+    out["alpha"] = np.arange(out["eps"].shape[1]) * stride / D
+    return out
+
+
 def _record(Q, R, T) -> dict:
     eps = np.asarray(jax.vmap(jax.vmap(lambda q, r: generalisation_error(q, r, T)))(jnp.asarray(Q), jnp.asarray(R)))
     finite = np.isfinite(eps).all(axis=1) & np.isfinite(Q).all(axis=(1, 2, 3)) & np.isfinite(R).all(axis=(1, 2, 3))
@@ -304,4 +377,5 @@ def train_direct(W0, Wstar, *, lr: float, noise_std: float, alphas, root, lanes:
 
 
 __all__ = ["LANES", "gaussian_start_order_parameters", "gaussian_students", "orthonormal_teacher", "save_steps",
-           "student_keys", "train_direct", "train_order_parameters"]
+           "RECORD_UNIT", "record_stride", "student_keys", "train_direct", "train_order_parameters",
+           "train_order_parameters_strided"]

@@ -28,6 +28,7 @@ from jaxlimit.experiments.committee.config import SAVED_TIMES, CommitteeConfig
 from jaxlimit.experiments.problem import timed
 from jaxlimit.limits import committee as cm
 from jaxlimit.report import Report
+from jaxlimit.stats import median_estimate
 from jaxlimit.stats.verdict import resolution, verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import committee as tc
@@ -62,7 +63,7 @@ def run(config: CommitteeConfig) -> Report:
         metrics["asymptotic_rate"] = cm.convergence_rate(T, eta)
         plateau = None
         if K == M and config.teacher_overlap == 0.0 and K >= 2:
-            plateau = cm.escape_rate(K, eta)
+            plateau = cm.escape_rate(K, eta, sigma)
             plateau["plateau_eps_small_lr_theory"] = cm.plateau_theory(K)["eps"]
             plateau["plateau_length_prediction"] = cm.plateau_length(D, plateau["escape_rate"])
             metrics["plateau"] = plateau
@@ -127,10 +128,13 @@ def run(config: CommitteeConfig) -> Report:
         after = times >= last
         below = (eps < thresh) & after[None, :]
         escaped = below.any(axis=1)
-        first = np.where(escaped, times[np.argmax(below, axis=1)], np.nan)
+        first = np.where(escaped, times[np.argmax(below, axis=1)], np.inf)  # +inf: not escaped by α_max
+        med = median_estimate(first)  # over all students, the censored ones counted as later than any
         escape = {"threshold_eps": thresh, "fraction_escaped": float(escaped.mean()),
-                  "median": float(np.nanmedian(first)) if escaped.any() else None,
-                  "quartiles": [float(np.nanpercentile(first, q)) for q in (25, 75)] if escaped.any() else None,
+                  "median": med.value if np.isfinite(med.value) else None,
+                  "median_interval": [v if np.isfinite(v) else None for v in med.interval],
+                  "quartiles": [float(q) if np.isfinite(q) else None
+                                for q in np.quantile(first, [0.25, 0.75], method="lower")],
                   "predicted_ln_D_over_2_lambda": plateau["plateau_length_prediction"],
                   "resolution_in_alpha": float(times[1] - times[0]), "times": first}
         metrics["escape"] = {k: v for k, v in escape.items() if k != "times"}
