@@ -28,6 +28,13 @@ matrix product, an elementwise map with a reduction) in the same process.
     python benchmarks/ensemble_throughput.py --quick      # small sizes, to check that it runs
     python benchmarks/ensemble_throughput.py --no-tables  # the default problem only
     python benchmarks/ensemble_throughput.py --library-default-only --members 1024
+    python benchmarks/ensemble_throughput.py --families-only   # the deep MLP and the CNN tables
+
+The deep MLP (3 hidden layers of 512, relu, d = 8, 16 points) and a user network (a small
+equinox CNN on digits) train by full-batch descent three ways: jaxlimit at its defaults (one
+device per core, the generic ``jax.grad`` program), the naive ``jit(vmap(scan(grad)))`` on JAX's
+default device, and a direct reference with every member's weights in one batched array and
+the backward pass written as batched matrix products (einsum).
 """
 
 from __future__ import annotations
@@ -220,8 +227,172 @@ def worker_user_code(args) -> dict:
     return out
 
 
+# Deep and user networks: full-batch gradient descent, three ways --------------------------
+
+
+DEEP_STEP = 0.05  # dt of the deep MLP and the CNN (full-batch descent at α = 1)
+
+
+def _family_problem(args):
+    """The deep MLP (depth 3 hidden layers of ``width``, relu, NT's ntk parameterisation, σ_w = 1.4,
+    no biases, d inputs, ``points`` training points) or the small CNN (a 3×3 convolution with
+    ``width`` channels on 8×8 digits, relu, a dense readout; equinox, NTK learning rates 1/fan-in)."""
+    import jax
+
+    import jaxlimit as jl
+
+    if args.family == "deep":
+        data = jl.synthetic_problem(jax.random.key(0), args.points, args.dim, 0)
+        return data, jl.MLP((args.width,) * 3, args.dim, "relu", W_std=1.4, b_std=0.0, time_step=DEEP_STEP)
+    import equinox as eqx
+
+    class SmallCNN(eqx.Module):
+        conv: eqx.nn.Conv2d
+        readout: eqx.nn.Linear
+
+        def __init__(self, channels, key):
+            k1, k2 = jax.random.split(key)
+            self.conv = eqx.nn.Conv2d(1, channels, kernel_size=3, key=k1)
+            self.readout = eqx.nn.Linear(channels * 36, "scalar", key=k2)
+
+        def __call__(self, x):
+            return self.readout(jax.nn.relu(self.conv(8.0 * x.reshape(1, 8, 8))).ravel())
+
+    data = jl.digits_problem(args.points, 0, seed=0)
+    fan_in = {"conv": 9, "readout": 36 * args.width}
+    model = jl.from_equinox(lambda key: SmallCNN(args.width, key), time_step=DEEP_STEP, dim=64,
+                            lr_scale=lambda path, leaf: 1.0 / fan_in[path.split(".")[1]])
+    return data, model
+
+
+def _timed_twice(fn, *a):
+    start = time.perf_counter()
+    jax_block(fn(*a))
+    whole = time.perf_counter() - start
+    start = time.perf_counter()
+    jax_block(fn(*a))
+    return {"whole_call_s": whole, "warm_s": time.perf_counter() - start}
+
+
+def jax_block(x):
+    import jax
+
+    return jax.tree_util.tree_map(lambda a: a.block_until_ready(), x)
+
+
+def worker_family_jaxlimit(args) -> dict:
+    from jaxlimit.devices import use_cpu_cores
+
+    use_cpu_cores(None)
+    import jax
+
+    import jaxlimit as jl
+
+    data, model = _family_problem(args)
+    kw = dict(times=[args.steps * DEEP_STEP], n_members=args.members, seed=0, progress=False, step_check="off")
+    trainer = jl.Trainer(alpha=1.0, method="fullbatch")
+    start = time.perf_counter()
+    result = jl.run_ensemble(model, data, trainer, **kw)
+    whole = time.perf_counter() - start
+    start = time.perf_counter()
+    jl.run_ensemble(model, data, trainer, **kw)
+    return {"whole_call_s": whole, "warm_s": time.perf_counter() - start, "devices": len(jax.devices()),
+            "program": result.config["program"], "lanes": result.config["lanes"]}
+
+
+def worker_family_naive(args) -> dict:
+    """``jit(vmap(scan(grad)))`` of the same full-batch descent, JAX's default device."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlimit.streams import member_keys, stream_key
+
+    data, model = _family_problem(args)
+    x, y = jnp.asarray(data.x_train, jnp.float32), jnp.asarray(data.y_train, jnp.float32)
+    lr = model.learning_rates()
+
+    def loss(p):
+        return jnp.mean(0.5 * (y - model.apply(p, x)) ** 2)
+
+    def member(key):
+        p = model.init(jax.random.split(key)[0], jnp.float32)
+
+        def step(p, _):
+            g = jax.grad(loss)(p)
+            return jax.tree_util.tree_map(lambda w, gi, s: w - s * gi, p, g, lr), None
+
+        p, _ = jax.lax.scan(step, p, None, length=args.steps)
+        return model.apply(p, x)
+
+    keys = member_keys(stream_key(0, "members"), jnp.arange(args.members))
+    return _timed_twice(jax.jit(jax.vmap(member)), keys)
+
+
+def worker_family_reference(args) -> dict:
+    """The same descent written directly: every member's weights in one batched array, the forward
+    and backward passes as batched matrix products (einsum), one jit over a fori_loop."""
+    import math
+
+    import jax
+    import jax.numpy as jnp
+
+    data, _ = _family_problem(args)
+    x, y = jnp.asarray(data.x_train, jnp.float32), jnp.asarray(data.y_train, jnp.float32)
+    e, n, m = args.members, args.width, x.shape[0]
+    keys = jax.random.split(jax.random.key(0), 4)
+    if args.family == "deep":
+        d = x.shape[1]
+        sizes = [(n, d), (n, n), (n, n), (1, n)]
+        ws = [jax.random.normal(k, (e, *s), jnp.float32) for k, s in zip(keys, sizes)]
+        scale = [1.4 / math.sqrt(s[1]) for s in sizes]
+
+        def step(_, ws):
+            acts, zs = [x[None].repeat(e, 0)], []
+            for l, (w, s) in enumerate(zip(ws, scale)):
+                z = s * jnp.einsum("eok,emk->emo", w, acts[-1])
+                zs.append(z)
+                acts.append(jax.nn.relu(z) if l < 3 else z)
+            delta = (zs[-1][..., 0] - y) / m  # (E, M)
+            delta = delta[..., None]
+            grads = [None] * 4
+            for l in range(3, -1, -1):
+                grads[l] = scale[l] * jnp.einsum("emo,emk->eok", delta, acts[l])
+                if l:
+                    delta = scale[l] * jnp.einsum("emo,eok->emk", delta, ws[l]) * (zs[l - 1] > 0)
+            return [w - DEEP_STEP * g for w, g in zip(ws, grads)]
+
+        state = ws
+    else:
+        images = 8.0 * x.reshape(m, 8, 8)
+        patches = jnp.stack([images[:, i:i + 6, j:j + 6] for i in range(3) for j in range(3)], -1)  # (M,6,6,9)
+        patches = patches.reshape(m, 36, 9)
+        wc = jax.random.uniform(keys[0], (e, 9, n), jnp.float32, -1 / 3, 1 / 3)
+        bc = jnp.zeros((e, n), jnp.float32)
+        wr = jax.random.uniform(keys[1], (e, 36, n), jnp.float32, -1, 1) / math.sqrt(36 * n)
+        br = jnp.zeros((e,), jnp.float32)
+
+        def step(_, state):
+            wc, bc, wr, br = state
+            z = jnp.einsum("mpk,ekc->empc", patches, wc) + bc[:, None, None]
+            a = jax.nn.relu(z)
+            out = jnp.einsum("empc,epc->em", a, wr) + br[:, None]
+            r = (out - y) / m  # (E, M)
+            g_wr = jnp.einsum("em,empc->epc", r, a)
+            g_br = r.sum(1)
+            dz = r[:, :, None, None] * wr[:, None] * (z > 0)
+            g_wc = jnp.einsum("empc,mpk->ekc", dz, patches)
+            g_bc = dz.sum((1, 2))
+            rate_conv, rate_readout = DEEP_STEP / 9, DEEP_STEP / (36 * n)
+            return (wc - rate_conv * g_wc, bc - rate_conv * g_bc, wr - rate_readout * g_wr, br - rate_readout * g_br)
+
+        state = (wc, bc, wr, br)
+    run = jax.jit(lambda s: jax.lax.fori_loop(0, args.steps, step, s))
+    return _timed_twice(run, state)
+
+
 WORKERS = {"jaxlimit": worker_jaxlimit, "user_code": worker_user_code, "naive": worker_naive, "reference": worker_reference,
-           "torch": worker_torch}
+           "torch": worker_torch, "family_jaxlimit": worker_family_jaxlimit, "family_naive": worker_family_naive,
+           "family_reference": worker_family_reference}
 
 
 # The driver ------------------------------------------------------------------------------
@@ -303,6 +474,33 @@ def library_default(problem: dict, repeats: int, build_dir: str) -> dict:
     return best
 
 
+def family_table(family: str, problem: dict, repeats: int, build_dir: str) -> dict:
+    """The deep MLP or the CNN: jaxlimit (one device per core, as the command line) against the naive
+    ``jit(vmap(scan(grad)))`` and the direct batched reference, interleaved, best of ``repeats``."""
+    names = {"family_jaxlimit": "jaxlimit", "family_naive": "naive", "family_reference": "reference"}
+    problem = dict(problem, family=family)
+    best = compare(problem, list(names), repeats, build_dir)
+    best = {names[k]: v for k, v in best.items()}
+    naive, ref = best.get("naive", {}).get("warm_s"), best.get("reference", {}).get("warm_s")
+    for r in best.values():
+        if "warm_s" in r:
+            r["vs_naive"] = naive / r["warm_s"] if naive else None
+            r["fraction_of_reference"] = ref / r["warm_s"] if ref else None
+    what = {"deep": "deep MLP, 3 hidden layers", "cnn": "CNN on digits, channels"}[family]
+    print(f"\n{what} = {problem['width']}: {problem['members']} members, {problem['points']} points, "
+          f"{problem['steps']} full-batch steps (best of {repeats}, interleaved)\n")
+    print("| engine | warm run | whole call (compile + run) | vs naive | of reference |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, r in best.items():
+        if "warm_s" not in r:
+            print(f"| {name} | skipped: {r.get('skipped')} | | | |")
+            continue
+        frac = r.get("fraction_of_reference")
+        print(f"| {name} | {r['warm_s']:.2f} s | {r['whole_call_s']:.2f} s | {r['vs_naive']:.2f}× | "
+              f"{'' if frac is None else f'{100 * frac:.0f} %'} |")
+    return best
+
+
 def print_table(title: str, best: dict) -> None:
     print(f"\n{title}\n")
     print("| engine | warm run | neuron-steps/s | vs naive | of reference |")
@@ -335,6 +533,9 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
     p.add_argument("--no-tables", action="store_true", help="only the default problem")
     p.add_argument("--json", default=None, help="also write every figure to this file")
+    p.add_argument("--family", default="two-layer", choices=["two-layer", "deep", "cnn"], help=argparse.SUPPRESS)
+    p.add_argument("--families-only", action="store_true",
+                   help="only the deep MLP and the CNN tables (full batch, against naive and the direct reference)")
     args = p.parse_args(argv)
 
     if args.worker:
@@ -348,6 +549,13 @@ def main(argv=None) -> dict:
         base = {"members": 256, "width": 256, "dim": 8, "points": 16, "steps": 256}
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
+    if args.families_only:
+        deep = {"members": 64, "width": 128 if args.quick else 512, "dim": 8, "points": 16,
+                "steps": 32 if args.quick else 64}
+        cnn = {"members": 64 if args.quick else 256, "width": 8 if args.quick else 32, "dim": 64, "points": 16,
+               "steps": 32 if args.quick else 256}
+        return {"deep": family_table("deep", deep, args.repeats, build),
+                "cnn": family_table("cnn", cnn, args.repeats, build)}
     if args.library_default_only:
         print(f"Problem {base}")
         return {"library_default": library_default(base, args.repeats, build)}
