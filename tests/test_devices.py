@@ -121,7 +121,10 @@ def test_two_processes_give_the_single_process_report(tmp_path):
     single = _cli(COMMON + ["--out", str(tmp_path / "single")])
     assert single.wait(timeout=300) == 0, single.stderr.read()
     port = _free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    # One device per process, compiled with the same XLA flags as the single-process run (the suite's
+    # flags, tests/conftest.py): bits are the same across device and process counts, not across
+    # compiler settings.
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=1")
     procs = [_cli(COMMON + ["--out", str(tmp_path / "multi"), "--coordinator", f"127.0.0.1:{port}",
                             "--num-processes", "2", "--process-id", str(i),
                             "--checkpoint", str(tmp_path / "ckpt")], env=env) for i in range(2)]
