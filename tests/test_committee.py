@@ -287,7 +287,7 @@ def test_command_writes_its_report_with_a_consistent_verdict(tmp_path):
     from jaxlimit import cli
 
     out = tmp_path / "out"
-    assert cli.main(["committee", "--ensemble", "200", "--dim", "100", "--alpha-max", "20", "--out", str(out)]) == 0
+    assert cli.main(["committee", "--ensemble", "120", "--dim", "60", "--alpha-max", "12", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["verdict"]) == {"fluctuations_before_escape"}
     assert report["verdict"]["fluctuations_before_escape"] == "consistent"
