@@ -357,3 +357,18 @@ def influence_bytes(config, n_particles: int, n_times: int, batch: int = 8, max_
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+
+def check_parameterised_ensemble(config, errors_over: str) -> None:
+    """The coordinate check's and the learning-rate sweep's shared checks: at least two networks (an
+    interval is over networks) and every width representable in float32 under the parameterisation."""
+    from jaxlimit.config import ConfigError
+    from jaxlimit.errors import InputError
+    from jaxlimit.models.parameterisation import check_representable, get_parameterisation
+
+    if config.ensemble < 2:
+        raise ConfigError("ensemble", f"must be at least 2 ({errors_over}), got {config.ensemble}")
+    try:
+        check_representable(get_parameterisation(config.parameterisation), config.widths, config.optimizer)
+    except InputError as e:
+        raise ConfigError("widths", str(e)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Computed, Config, ConfigError, choice, integer, real
+from jaxlimit.config import Computed, Config, choice, integer, real
 from jaxlimit.experiments import options as opt
 from jaxlimit.names import ACTIVATION_NAMES
 
@@ -48,16 +48,7 @@ class CoordCheckConfig(Config):
     out: str = opt.out("report-coord-check")
 
     def check(self) -> None:
-        if self.ensemble < 2:
-            raise ConfigError("ensemble", f"must be at least 2 (the slopes' errors are over networks), "
-                              f"got {self.ensemble}")
-        from jaxlimit.errors import InputError
-        from jaxlimit.models.parameterisation import check_representable, get_parameterisation
-
-        try:
-            check_representable(get_parameterisation(self.parameterisation), self.widths, self.optimizer)
-        except InputError as e:
-            raise ConfigError("widths", str(e)) from None
+        opt.check_parameterised_ensemble(self, "the slopes' errors are over networks")
 
     def estimate_bytes(self) -> float:
         n = max(self.widths)

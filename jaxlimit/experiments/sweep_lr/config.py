@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Computed, Config, ConfigError, choice, integer, real, reals
+from jaxlimit.config import Computed, Config, choice, integer, real, reals
 from jaxlimit.experiments import options as opt
 from jaxlimit.names import ACTIVATION_NAMES
 
@@ -58,16 +58,7 @@ class SweepLrConfig(Config):
     out: str = opt.out("report-sweep-lr")
 
     def check(self) -> None:
-        if self.ensemble < 2:
-            raise ConfigError("ensemble", f"must be at least 2 (the optimum's error is over networks), "
-                              f"got {self.ensemble}")
-        from jaxlimit.errors import InputError
-        from jaxlimit.models.parameterisation import check_representable, get_parameterisation
-
-        try:
-            check_representable(get_parameterisation(self.parameterisation), self.widths, self.optimizer)
-        except InputError as e:
-            raise ConfigError("widths", str(e)) from None
+        opt.check_parameterised_ensemble(self, "the optimum's error is over networks")
 
     def estimate_bytes(self) -> float:
         n = max(self.widths)
