@@ -16,6 +16,7 @@ comparison → Report (docs/committee.md).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -28,7 +29,7 @@ from jaxlimit.experiments.committee.config import SAVED_TIMES, CommitteeConfig
 from jaxlimit.experiments.problem import timed
 from jaxlimit.limits import committee as cm
 from jaxlimit.report import Report
-from jaxlimit.stats import median_estimate
+from jaxlimit.stats import Gaussian, median_estimate
 from jaxlimit.stats.verdict import resolution, verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import committee as tc
@@ -44,54 +45,154 @@ def teacher_overlaps(M: int, c: float) -> np.ndarray:
     return (1.0 - c) * np.eye(M) + c * np.ones((M, M))
 
 
-def run(config: CommitteeConfig) -> Report:
-    if not jax.config.jax_enable_x64:
-        raise InputError("committee integrates its ODEs in float64; enable it first with "
-                         "jax.config.update('jax_enable_x64', True) (the command line does)")
-    K, M, D, eta, sigma, s0 = (config.students, config.teachers, config.dim, config.alpha, config.noise,
-                               config.init_std)
-    T = teacher_overlaps(M, config.teacher_overlap)
-    timing: dict = {}
-    warnings: list[str] = []
-    metrics: dict = {}
-    with timed(timing, "phenomena"):
-        eta_max = cm.max_learning_rate(T)
-        if eta >= eta_max:
-            raise InputError(f"--alpha {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
-                             "becomes unstable; choose a smaller --alpha")
-        metrics["eta_max"] = eta_max
-        metrics["asymptotic_rate"] = cm.convergence_rate(T, eta)
-        plateau = None
-        if K == M and config.teacher_overlap == 0.0 and K >= 2:
-            plateau = cm.escape_rate(K, eta, sigma)
-            plateau["plateau_eps_small_lr_theory"] = cm.plateau_theory(K)["eps"]
-            plateau["plateau_length_prediction"] = cm.plateau_length(D, plateau["escape_rate"])
-            metrics["plateau"] = plateau
-        if K > M and config.teacher_overlap == 0.0 and sigma > 0:
-            fp = cm.specialised_fixed_point(M, K - M, eta, sigma)
-            theory = cm.noise_floor_theory(M, K - M, eta, sigma)
-            metrics["noise_floor"] = {"ode_fixed_point_eps": fp["eps"], "goldt_formula": theory,
-                                      "ratio": fp["eps"] / theory, "fixed_point_stable": fp["leading_eigenvalue"] < 0}
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """The symmetric plateau (K = M ≥ 2, T = I).
 
+    Attributes:
+        fixed_point: ``limits.committee.escape_rate``'s plateau: its ε_g, order parameters and escape rate λ.
+        small_lr_eps: the plateau's ε_g as η → 0.
+        length_prediction: ln D / (2λ), the predicted escape time.
+    """
+
+    fixed_point: dict
+    small_lr_eps: float
+    length_prediction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseFloor:
+    """The noise floor (K > M, T = I, σ > 0): the ODE's specialised fixed point against Goldt et al.
+
+    Attributes:
+        ode_fixed_point_eps: ε_g at the specialised fixed point of the ODE.
+        goldt_formula: (σ²η/2π)(L + M/√3).
+        ratio: their ratio (O(η) from 1).
+        fixed_point_stable: whether the drift's Jacobian there has only negative eigenvalues.
+    """
+
+    ode_fixed_point_eps: float
+    goldt_formula: float
+    ratio: float
+    fixed_point_stable: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Phenomena:
+    """What the ODE predicts beyond the law: η_max, the asymptotic rate, the plateau and the noise floor.
+
+    Attributes:
+        eta_max: the learning rate above which the perfect student is unstable.
+        asymptotic_rate: the convergence rate at Q = R = T.
+        plateau: the symmetric plateau, None unless K = M ≥ 2 and T = I.
+        noise_floor: the noise floor, None unless K > M, T = I and σ > 0.
+    """
+
+    eta_max: float
+    asymptotic_rate: float
+    plateau: Plateau | None
+    noise_floor: NoiseFloor | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Students:
+    """The finite students' observables (ε_g, then (Q, R) flattened) at the saved times.
+
+    Attributes:
+        outputs: (E, A, P), E the finite students.
+        eps: ε_g, (E, A).
+        n: how many stayed finite.
+    """
+
+    outputs: np.ndarray
+    eps: np.ndarray
+    n: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Escape:
+    """The students' escape from the plateau (a student has escaped once ε_g < ``threshold_eps``,
+    counted from the last compared time on).
+
+    Attributes:
+        threshold_eps: ESCAPE_FRACTION × the plateau's ε_g.
+        fraction_escaped: the fraction of students that escaped by --alpha-max.
+        median, median_interval: the median escape time and its order-statistic interval (None: censored).
+        quartiles: the lower and upper quartiles (None: censored).
+        predicted_ln_D_over_2_lambda: the predicted escape time ln D / (2λ).
+        resolution_in_alpha: the spacing of the saved times.
+        times: each student's escape time (+inf: not escaped by --alpha-max).
+    """
+
+    threshold_eps: float
+    fraction_escaped: float
+    median: float | None
+    median_interval: list
+    quartiles: list
+    predicted_ln_D_over_2_lambda: float
+    resolution_in_alpha: float
+    times: np.ndarray
+
+    def as_dict(self) -> dict:
+        """The reported fields (all but the times)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "times"}
+
+
+def require_x64(command: str) -> None:
+    """The ODEs are integrated in float64: refuse before computing without x64."""
+    if not jax.config.jax_enable_x64:
+        raise InputError(f"{command} integrates its ODEs in float64; enable it first with "
+                         "jax.config.update('jax_enable_x64', True) (the command line does)")
+
+
+def phenomena(config: CommitteeConfig, T: np.ndarray) -> Phenomena:
+    """η_max (refusing --alpha at or above it), the asymptotic rate, the plateau and the noise floor."""
+    K, M, D, eta, sigma = config.students, config.teachers, config.dim, config.alpha, config.noise
+    eta_max = cm.max_learning_rate(T)
+    if eta >= eta_max:
+        raise InputError(f"--alpha {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
+                         "becomes unstable; choose a smaller --alpha")
+    rate = cm.convergence_rate(T, eta)
+    plateau = noise_floor = None
+    if K == M and config.teacher_overlap == 0.0 and K >= 2:
+        fixed_point = cm.escape_rate(K, eta, sigma)
+        plateau = Plateau(fixed_point, cm.plateau_theory(K)["eps"], cm.plateau_length(D, fixed_point["escape_rate"]))
+    if K > M and config.teacher_overlap == 0.0 and sigma > 0:
+        fp = cm.specialised_fixed_point(M, K - M, eta, sigma)
+        theory = cm.noise_floor_theory(M, K - M, eta, sigma)
+        noise_floor = NoiseFloor(fp["eps"], theory, fp["eps"] / theory, fp["leading_eigenvalue"] < 0)
+    return Phenomena(eta_max, rate, plateau, noise_floor)
+
+
+def compared_times(config: CommitteeConfig, plateau: Plateau | None) -> tuple[list, np.ndarray, list[int], float]:
+    """The compared α (a quarter and all of the last, COMPARE_FRACTION of the plateau's length or a tenth of
+    --alpha-max), the saved α, the compared indices and the last compared α."""
     if plateau is not None:
-        last = min(COMPARE_FRACTION * plateau["plateau_length_prediction"], config.alpha_max)
+        last = min(COMPARE_FRACTION * plateau.length_prediction, config.alpha_max)
     else:
         last = config.alpha_max / 10
     compare = sorted({round(last / 4, 6), round(last, 6)})
     times = np.unique(np.concatenate([np.linspace(0.0, config.alpha_max, SAVED_TIMES + 1), compare]))
-    idx = [int(np.searchsorted(times, a)) for a in compare]
+    return compare, times, [int(np.searchsorted(times, a)) for a in compare], last
 
-    with timed(timing, "limit"):
-        ode = cm.committee_ode(s0**2 * np.eye(K), np.zeros((K, M)), T, lr=eta, noise_std=sigma, dim=D,
-                               initial_cov=cm.gaussian_start_covariance(K, T, s0))
-        law = ode.predict(times)
 
-    with timed(timing, "students"):
-        ids = np.arange(config.ensemble)
-        Q0, R0 = jax.vmap(lambda k: tc.gaussian_start_order_parameters(k, K, T, D, s0))(
-            tc.student_keys(stream_key(config.seed, "starts"), ids))
-        runs = tc.train_order_parameters(Q0, R0, T, lr=eta, noise_std=sigma, D=D, alphas=times,
-                                         root=stream_key(config.seed, "members"))
+def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray) -> Gaussian:
+    """The ODE from the mean start (Q̄, R̄) = (s² I, 0) with the linear-noise covariance Σ(α)/D, started
+    from the random start's Σ(0), at ``times``: the law of (ε_g, Q, R)."""
+    K, s0 = config.students, config.init_std
+    ode = cm.committee_ode(s0**2 * np.eye(K), np.zeros((K, config.teachers)), T, lr=config.alpha,
+                           noise_std=config.noise, dim=config.dim, initial_cov=cm.gaussian_start_covariance(K, T, s0))
+    return ode.predict(times)
+
+
+def train_students(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, warnings: list) -> Students:
+    """E students from the Gaussian start by the exact order-parameter chain; the diverged ones left out."""
+    K, D = config.students, config.dim
+    ids = np.arange(config.ensemble)
+    Q0, R0 = jax.vmap(lambda k: tc.gaussian_start_order_parameters(k, K, T, D, config.init_std))(
+        tc.student_keys(stream_key(config.seed, "starts"), ids))
+    runs = tc.train_order_parameters(Q0, R0, T, lr=config.alpha, noise_std=config.noise, D=D, alphas=times,
+                                     root=stream_key(config.seed, "members"))
     finite = runs["finite"]
     if not finite.all():
         warnings.append(f"{int((~finite).sum())} of {config.ensemble} students diverged and are excluded")
@@ -99,78 +200,114 @@ def run(config: CommitteeConfig) -> Report:
         raise InputError("fewer than 20 students stayed finite; reduce --alpha")
     X = np.asarray(cm.flatten(jnp.asarray(runs["Q"][finite]), jnp.asarray(runs["R"][finite])))
     outputs = np.concatenate([runs["eps"][finite][..., None], X], axis=-1)  # (E, A, P)
+    return Students(outputs, runs["eps"][finite], int(finite.sum()))
 
+
+def escape_study(students: Students, plateau: Plateau, times: np.ndarray, last: float) -> Escape:
+    """Each student's first α ≥ ``last`` with ε_g below ESCAPE_FRACTION of the plateau, and their median."""
+    thresh = ESCAPE_FRACTION * plateau.fixed_point["plateau_eps"]
+    after = times >= last
+    first = cm.escape_times(students.eps[:, after], times[after], thresh)  # +inf: not escaped by α_max
+    med = median_estimate(first)  # over all students, the censored ones counted as later than any
+    return Escape(threshold_eps=thresh, fraction_escaped=float(np.isfinite(first).mean()),
+                  median=med.value if np.isfinite(med.value) else None,
+                  median_interval=[v if np.isfinite(v) else None for v in med.interval],
+                  quartiles=[float(q) if np.isfinite(q) else None
+                             for q in np.quantile(first, [0.25, 0.75], method="lower")],
+                  predicted_ln_D_over_2_lambda=plateau.length_prediction,
+                  resolution_in_alpha=float(times[1] - times[0]), times=first)
+
+
+def run(config: CommitteeConfig) -> Report:
+    require_x64("committee")
+    T = teacher_overlaps(config.teachers, config.teacher_overlap)
+    timing: dict = {}
+    warnings: list[str] = []
+    with timed(timing, "phenomena"):
+        phen = phenomena(config, T)
+    compare, times, idx, last = compared_times(config, phen.plateau)
+    with timed(timing, "limit"):
+        law = committee_law(config, T, times)
+    with timed(timing, "students"):
+        students = train_students(config, T, times, warnings)
     with timed(timing, "comparison"):
         # (Q, R) only: ε_g is a function of them, so (ε_g, Q, R)'s predicted covariance is singular
         # along ε_g − ∇ε_g·X, a direction the students leave by O(1/D) second-order terms
-        coords = np.arange(1, outputs.shape[-1])
-        tv = verdict_over_times(outputs[..., 1:], law.select(coords), idx, times=times, level=config.level,
+        coords = np.arange(1, students.outputs.shape[-1])
+        tv = verdict_over_times(students.outputs[..., 1:], law.select(coords), idx, times=times, level=config.level,
                                 seed=config.seed)
-    names = cm.observable_names(K, M)
+    escape = escape_study(students, phen.plateau, times, last) if phen.plateau is not None else None
     mean = np.asarray(law.mean)
     sd = np.sqrt(np.clip(np.diagonal(np.asarray(law.cov), axis1=-2, axis2=-1), 0, None))
-    ens_mean = outputs.mean(0)
-    ens_se = outputs.std(0, ddof=1) / math.sqrt(outputs.shape[0])
+    names = cm.observable_names(config.students, config.teachers)
+    metrics = _metrics(phen, students, tv, escape, times, idx, mean, sd, names, last)
+    facts = dict(model=f"K = {config.students}, M = {config.teachers}, erf(·/√2) committee", members=students.n,
+                 data=f"online x ~ N(0, I_{config.dim}), η = {config.alpha:g}, σ = {config.noise:g}")
+    figs = {"committee": figures.committee_figure(times, students.outputs, mean, sd, names, compare, escape, facts)}
+    ens_mean, ens_se = _ensemble_mean(students)
+    tables = {"trajectory": {"alpha": times.tolist(), "ode_eps": mean[:, 0].tolist(),
+                             "lna_sd_eps": sd[:, 0].tolist(), "ensemble_mean_eps": ens_mean[:, 0].tolist(),
+                             "ensemble_se_eps": ens_se[:, 0].tolist()}}
+    return Report(
+        experiment=config.NAME,
+        config={"limit": "Saad–Solla / Goldt order-parameter ODEs (closed forms, diffrax Tsit5 through solve_ode) "
+                         "with the linear-noise covariance Σ(α)/D",
+                "students": "exact order-parameter Markov chain", "T": T.tolist()},
+        metrics=metrics, verdict={"fluctuations_before_escape": tv.verdict}, timing=timing, figures=figs,
+        tables=tables, arrays={"alpha": times, "outputs": students.outputs, "ode_mean": mean, "lna_sd": sd},
+        summary=_summary(config, phen, students, tv, escape, compare), warnings=warnings,
+    )
+
+
+def _ensemble_mean(students: Students) -> tuple[np.ndarray, np.ndarray]:
+    """The students' mean of every observable at every α and its standard error, (A, P) each."""
+    return students.outputs.mean(0), students.outputs.std(0, ddof=1) / math.sqrt(students.outputs.shape[0])
+
+
+def _metrics(phen: Phenomena, students: Students, tv, escape: Escape | None, times, idx, mean, sd, names,
+             last: float) -> dict:
+    metrics: dict = {"eta_max": phen.eta_max, "asymptotic_rate": phen.asymptotic_rate}
+    if phen.plateau is not None:
+        p = phen.plateau
+        metrics["plateau"] = {**p.fixed_point, "plateau_eps_small_lr_theory": p.small_lr_eps,
+                              "plateau_length_prediction": p.length_prediction,
+                              "ode_eps_at_last_compared_time": float(mean[int(np.searchsorted(times, last)), 0])}
+    if phen.noise_floor is not None:
+        metrics["noise_floor"] = dataclasses.asdict(phen.noise_floor)
+    ens_mean, ens_se = _ensemble_mean(students)
     metrics["compared_times"] = [float(times[i]) for i in idx]
     metrics["fluctuations"] = tv.as_dict()
     metrics["mean_gap_eps_at_compared_times"] = [
         {"alpha": float(times[i]), "gap": float(ens_mean[i, 0] - mean[i, 0]), "se": float(ens_se[i, 0]),
          "resolution": resolution(float(ens_mean[i, 0] - mean[i, 0]), float(ens_se[i, 0])),
          "predicted_sd_of_one_student": float(sd[i, 0])} for i in idx]
-    metrics["students"] = int(finite.sum())
+    metrics["students"] = students.n
     metrics["observables"] = names
     metrics["simulation"] = "exact order-parameter Markov chain (O((K+M)^3) per step, any D)"
+    if escape is not None:
+        metrics["escape"] = escape.as_dict()
+    return metrics
 
-    escape = None
-    if plateau is not None:
-        thresh = ESCAPE_FRACTION * plateau["plateau_eps"]
-        eps = runs["eps"][finite]
-        after = times >= last
-        below = (eps < thresh) & after[None, :]
-        escaped = below.any(axis=1)
-        first = np.where(escaped, times[np.argmax(below, axis=1)], np.inf)  # +inf: not escaped by α_max
-        med = median_estimate(first)  # over all students, the censored ones counted as later than any
-        escape = {"threshold_eps": thresh, "fraction_escaped": float(escaped.mean()),
-                  "median": med.value if np.isfinite(med.value) else None,
-                  "median_interval": [v if np.isfinite(v) else None for v in med.interval],
-                  "quartiles": [float(q) if np.isfinite(q) else None
-                                for q in np.quantile(first, [0.25, 0.75], method="lower")],
-                  "predicted_ln_D_over_2_lambda": plateau["plateau_length_prediction"],
-                  "resolution_in_alpha": float(times[1] - times[0]), "times": first}
-        metrics["escape"] = {k: v for k, v in escape.items() if k != "times"}
-        plateau_idx = int(np.searchsorted(times, last))
-        metrics["plateau"]["ode_eps_at_last_compared_time"] = float(mean[plateau_idx, 0])
 
-    facts = dict(model=f"K = {K}, M = {M}, erf(·/√2) committee", members=int(finite.sum()),
-                 data=f"online x ~ N(0, I_{D}), η = {eta:g}, σ = {sigma:g}")
-    figs = {"committee": figures.committee_figure(times, outputs, mean, sd, names, compare, escape, facts)}
-    tables = {"trajectory": {"alpha": times.tolist(), "ode_eps": mean[:, 0].tolist(),
-                             "lna_sd_eps": sd[:, 0].tolist(), "ensemble_mean_eps": ens_mean[:, 0].tolist(),
-                             "ensemble_se_eps": ens_se[:, 0].tolist()}}
-    verdict = {"fluctuations_before_escape": tv.verdict}
+def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, escape: Escape | None,
+             compare) -> list[str]:
+    K, M, D, eta, sigma = config.students, config.teachers, config.dim, config.alpha, config.noise
     summary = [
-        f"{int(finite.sum())} students, K = {K}, M = {M}, D = {D}, η = {eta:g}, σ = {sigma:g}, α ≤ {config.alpha_max:g} "
+        f"{students.n} students, K = {K}, M = {M}, D = {D}, η = {eta:g}, σ = {sigma:g}, α ≤ {config.alpha_max:g} "
         "(exact order-parameter chain).",
         f"CLT of (Q, R) against the ODE ± linear noise at α = {', '.join(f'{a:g}' for a in compare)}: "
         f"**{tv.verdict}** (level {config.level:g}).",
-        f"η_max = {eta_max:.4g}; asymptotic rate at Q = R = T: {metrics['asymptotic_rate']:.4g}.",
+        f"η_max = {phen.eta_max:.4g}; asymptotic rate at Q = R = T: {phen.asymptotic_rate:.4g}.",
     ]
-    if plateau is not None:
-        summary.append(f"Plateau ε_g = {plateau['plateau_eps']:.5g} (η → 0: {plateau['plateau_eps_small_lr_theory']:.5g}); "
-                       f"escape rate λ = {plateau['escape_rate']:.4g}; ln D/(2λ) = "
-                       f"{plateau['plateau_length_prediction']:.3g}; measured median escape "
-                       f"{escape['median'] if escape['median'] is None else round(escape['median'], 2)} "
-                       f"({100 * escape['fraction_escaped']:.0f} % escaped by α = {config.alpha_max:g}).")
-    if "noise_floor" in metrics:
-        nf = metrics["noise_floor"]
-        summary.append(f"Noise floor: ODE fixed point ε* = {nf['ode_fixed_point_eps']:.4g}, Goldt et al. "
-                       f"(σ²η/2π)(L + M/√3) = {nf['goldt_formula']:.4g} (ratio {nf['ratio']:.3f}; O(η) apart).")
-    return Report(
-        experiment=config.NAME,
-        config={"limit": "Saad–Solla / Goldt order-parameter ODEs (closed forms, diffrax Tsit5 through solve_ode) "
-                         "with the linear-noise covariance Σ(α)/D",
-                "students": "exact order-parameter Markov chain", "T": T.tolist()},
-        metrics=metrics, verdict=verdict, timing=timing, figures=figs, tables=tables,
-        arrays={"alpha": times, "outputs": outputs, "ode_mean": mean, "lna_sd": sd},
-        summary=summary, warnings=warnings,
-    )
+    if phen.plateau is not None:
+        p = phen.plateau
+        summary.append(f"Plateau ε_g = {p.fixed_point['plateau_eps']:.5g} (η → 0: {p.small_lr_eps:.5g}); "
+                       f"escape rate λ = {p.fixed_point['escape_rate']:.4g}; ln D/(2λ) = "
+                       f"{p.length_prediction:.3g}; measured median escape "
+                       f"{escape.median if escape.median is None else round(escape.median, 2)} "
+                       f"({100 * escape.fraction_escaped:.0f} % escaped by α = {config.alpha_max:g}).")
+    if phen.noise_floor is not None:
+        nf = phen.noise_floor
+        summary.append(f"Noise floor: ODE fixed point ε* = {nf.ode_fixed_point_eps:.4g}, Goldt et al. "
+                       f"(σ²η/2π)(L + M/√3) = {nf.goldt_formula:.4g} (ratio {nf.ratio:.3f}; O(η) apart).")
+    return summary

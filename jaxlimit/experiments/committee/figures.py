@@ -32,10 +32,10 @@ def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
     ax.set(xlabel="α", ylabel="R₀₀", title="overlap of student 0 with teacher 0")
     ax.legend(fontsize=7)
     ax = axes[2]
-    if escape is not None and np.isfinite(escape["times"]).any():
-        t = escape["times"][np.isfinite(escape["times"])]
+    if escape is not None and np.isfinite(escape.times).any():
+        t = escape.times[np.isfinite(escape.times)]
         ax.hist(t, bins=max(5, min(40, len(np.unique(t)))), color=ENSEMBLE_COLOUR, alpha=0.7)
-        ax.axvline(escape["predicted_ln_D_over_2_lambda"], color=TARGET_COLOUR, lw=1.5, label="ln D / (2λ)")
+        ax.axvline(escape.predicted_ln_D_over_2_lambda, color=TARGET_COLOUR, lw=1.5, label="ln D / (2λ)")
         ax.set(xlabel="escape time α", ylabel="students", title="escape from the plateau")
         ax.legend(fontsize=7)
     else:
@@ -45,7 +45,7 @@ def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
         ax.yaxis.set_visible(False)
         why = ("no symmetric plateau\n(it needs K = M ≥ 2 and T = I)" if escape is None else
                f"no student escaped the plateau\nby α = {times[-1]:g} (predicted\nln D / (2λ) = "
-               f"{escape['predicted_ln_D_over_2_lambda']:.3g})")
+               f"{escape.predicted_ln_D_over_2_lambda:.3g})")
         ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(run_title("Soft committee machines against the order-parameter ODEs", **facts))  # wrapped by styled
     return fig

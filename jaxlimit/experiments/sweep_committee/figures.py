@@ -15,25 +15,25 @@ from jaxlimit.limits.committee import escape_time_cdf
 def gap_figure(rows, fits, window, shown, facts):
     fig, axes = new_figure(1, 3, panel=(4.6, 3.6))
     ax = axes[0]
-    a = shown["alpha"]
-    ax.plot(a, shown["eps"].T, color=ENSEMBLE_COLOUR, alpha=0.08, lw=0.6)
-    ax.plot(a, shown["mean"], color=ENSEMBLE_COLOUR, lw=1.5, label=f"ensemble mean (D = {shown['D']})")
-    ax.plot(a, shown["ode"], color=LIMIT_COLOUR, lw=1.5, label="ODE (mean start)")
+    a = shown.alpha
+    ax.plot(a, shown.eps.T, color=ENSEMBLE_COLOUR, alpha=0.08, lw=0.6)
+    ax.plot(a, shown.mean, color=ENSEMBLE_COLOUR, lw=1.5, label=f"ensemble mean (D = {shown.D})")
+    ax.plot(a, shown.ode, color=LIMIT_COLOUR, lw=1.5, label="ODE (mean start)")
     ax.axvspan(*window, color=TARGET_COLOUR, alpha=0.1, label="gap window")
     ax.set(yscale="log", xlabel="α = steps / D", ylabel="ε_g", title="students against the ODE")
     ax.legend(fontsize=7)
-    dims = [r["dim"] for r in rows]
+    dims = [r.dim for r in rows]
     for ax, key, pred, what in ((axes[1], "mean_gap", -1.0, "|mean ε_g gap| over the window"),
                                 (axes[2], "rms_gap", -0.5, "pathwise RMS ε_g gap over the window")):
-        loglog_fit(ax, dims, np.abs([r[key] for r in rows]), y_err=[r[f"{key}_se"] for r in rows], fit=fits[key],
-                   predicted_slope=pred, label="measured ± 2 SE")
+        loglog_fit(ax, dims, np.abs([getattr(r, key) for r in rows]), y_err=[getattr(r, f"{key}_se") for r in rows],
+                   fit=fits[key], predicted_slope=pred, label="measured ± 2 SE")
         ax.set(xlabel="input dimension D", ylabel=what, title=what.split(" over")[0])
         ax.set_xticks(dims, labels=[str(d) for d in dims])
         ax.set_xticks([], minor=True)
         ax.legend(fontsize=7)
-    if rows[0].get("curvature_gap_times_D") is not None:
+    if rows[0].curvature_gap_times_D is not None:
         d = np.asarray(dims, float)
-        axes[1].plot(d, np.abs(rows[0]["curvature_gap_times_D"]) / d, ":", color=TARGET_COLOUR,
+        axes[1].plot(d, np.abs(rows[0].curvature_gap_times_D) / d, ":", color=TARGET_COLOUR,
                      label="|½ tr(∇²ε_g Σ)| / D")
         axes[1].legend(fontsize=7)
     fig.suptitle(textwrap.fill(run_title("Soft committee machines: rates in the input dimension", **facts),
@@ -45,9 +45,9 @@ def gap_figure(rows, fits, window, shown, facts):
 def escape_figure(rows, escapes, fit, rate, facts):
     fig, axes = new_figure(1, 2, panel=(5.0, 3.8))
     ax = axes[0]
-    dims = np.array([r["dim"] for r in rows], float)
-    med = np.array([r["escape_median"] for r in rows], float)
-    se = np.array([r["escape_se"] for r in rows], float)
+    dims = np.array([r.dim for r in rows], float)
+    med = np.array([r.escape_median for r in rows], float)
+    se = np.array([r.escape_se for r in rows], float)
     ok = np.isfinite(med) & np.isfinite(se)
     ax.errorbar(np.log(dims[ok]), med[ok], yerr=2 * se[ok], fmt="o", color=ENSEMBLE_COLOUR, capsize=2,
                 label="median escape ± 2 SE")

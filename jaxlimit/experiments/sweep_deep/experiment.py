@@ -9,6 +9,7 @@ and which candidate each one is consistent with.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -19,7 +20,7 @@ from jaxlimit.experiments.sweep_deep import figures
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.limits.empirical import ntk_observable
 from jaxlimit.report import Report
-from jaxlimit.stats import fit_power_law
+from jaxlimit.stats import PowerLawFit, fit_power_law
 from jaxlimit.stats.kernels import kernel_summary
 from jaxlimit.stats.nulls import bures_null_size
 from jaxlimit.stats.verdict import INCONSISTENT, NOT_RESOLVED, RESOLVED, resolution, slope_agreement
@@ -28,6 +29,57 @@ from jaxlimit.training import run_ensemble
 
 CANDIDATES = {"pathwise": (-0.5,), "moments": (-1.0, -0.5), "ntk_change": (-0.5, -1.0)}
 """The exponents each rate is compared with (docs/deep.md)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WidthResult:
+    """One width's comparison with the limit (the fields are the ``by_width`` table's columns, in order).
+
+    Attributes:
+        width: the width n.
+        n_members: finite members compared.
+        n_diverged: members that diverged (left out).
+        pathwise: RMS over members of each one's max distance to its own linearised path; ``pathwise_se`` its SE.
+        bures: the Gaussian W2 of the law at t_max to the limit; ``bures_se`` its bootstrap spread.
+        bures_excess: W2 beyond its Monte Carlo size, sqrt(max(W2² − null², 0)).
+        verdict: the calibrated verdict at the compared times (inconsistent when any member diverged).
+        min_pvalue: the smallest p-value over the compared times.
+        bures_resolution: whether ``bures_excess`` is resolved against ``bures_se``.
+        ntk_change, ntk_change_se: the kernel arm's relative NTK change by t_max (None without a kernel arm).
+        ntk_init_spread, ntk_init_max_abs_z: the arm's NTK at t = 0 against the analytic Θ.
+    """
+
+    width: int
+    n_members: int
+    n_diverged: int
+    pathwise: float
+    pathwise_se: float
+    bures: float
+    bures_se: float
+    bures_excess: float
+    verdict: str
+    min_pvalue: float
+    bures_resolution: str
+    ntk_change: float | None = None
+    ntk_change_se: float | None = None
+    ntk_init_spread: float | None = None
+    ntk_init_max_abs_z: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """The rates in n fitted over the compared widths.
+
+    Attributes:
+        fits: per rate (``pathwise``, ``moments``, ``ntk_change`` with a kernel arm), the power-law fit,
+            None when fewer than two widths resolve it.
+        words: per rate, its agreement with each candidate exponent of :data:`CANDIDATES`.
+        resolved: per width, whether the law's distance to the Gaussian is resolved (used in ``moments``).
+    """
+
+    fits: dict[str, PowerLawFit | None]
+    words: dict[str, dict[str, str]]
+    resolved: np.ndarray
 
 
 def _excess(value: float, null: float) -> float:
@@ -42,85 +94,113 @@ def run(config: SweepDeepConfig) -> Report:
     with timed(timing, "limit"):
         limit = deep_limit(config, data)
         prediction = limit.predict(times)
-    mean, cov = np.asarray(prediction.mean), np.asarray(prediction.cov)
     final = len(times) - 1
-    null = bures_null_size(mean[final], cov[final], config.ensemble, seed=stream_seed(config.seed, "null"))
-    test_seed = stream_seed(config.seed, "tests")
-    n_points = data.n_train + data.n_probe
-
+    null = bures_null_size(np.asarray(prediction.mean)[final], np.asarray(prediction.cov)[final], config.ensemble,
+                           seed=stream_seed(config.seed, "null"))
     rows = []
     for width in config.widths:
-        _, model, _, _, _ = deep_problem(config, width, data)
-        with timed(timing, f"ensemble_n{width}"):
-            result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config, width))
-        ok = result.finite()
-        if result.n_diverged:
-            warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
-        if ok.n_members < n_points + 2:
-            warnings.append(f"width {width}: too few finite members to compare; the width is left out")
-            continue
-        with timed(timing, "comparison"):
-            check = against_limit(ok.outputs, limit, prediction, times, compare_idx, level=config.level,
-                                  seed=test_seed)
-            path_err, verdict = check.pathwise, check.verdict
-            bures = verdict.comparisons[-1].bures_w2
-            boot = np.random.default_rng(stream_seed(config.seed, "bootstrap", width))
-            resampled = [verdict_free_bures(ok.outputs[boot.integers(0, ok.n_members, ok.n_members), final],
-                                            mean[final], cov[final]) for _ in range(100)]
-        row = {"width": width, "n_members": ok.n_members, "n_diverged": result.n_diverged,
-               "pathwise": path_err.rms, "pathwise_se": path_err.se,
-               "bures": bures, "bures_se": float(np.std(resampled, ddof=1)), "bures_excess": _excess(bures, null),
-               "verdict": INCONSISTENT if result.n_diverged else verdict.verdict,
-               "min_pvalue": min(verdict.smallest_pvalue_by_time)}
-        row["bures_resolution"] = resolution(row["bures_excess"], row["bures_se"])
-        if config.kernel_ensemble:
-            with timed(timing, f"kernels_n{width}"):
-                options = ensemble_options(config, width, name="members-kernel") | {
-                    "n_members": config.kernel_ensemble}
-                arm = run_ensemble(model, data, trainer, times=times, observables={"ntk": ntk_observable(model)},
-                                   **options)
-                summary = kernel_summary(arm.finite().observables["ntk"], np.asarray(limit.ntk))
-            row.update(ntk_change=float(summary["change_by_time"][-1]),
-                       ntk_change_se=float(summary["change_se_by_time"][-1]),
-                       ntk_init_spread=summary["init_spread"], ntk_init_max_abs_z=summary["max_abs_z"])
-        rows.append(row)
+        row = compare_width(config, width, data, trainer, times, compare_idx, limit, prediction, null, timing,
+                            warnings)
+        if row is not None:
+            rows.append(row)
     if len(rows) < 2:
-        return Report(experiment="sweep-deep", config={}, metrics={"widths_compared": [r["width"] for r in rows]},
+        return Report(experiment="sweep-deep", config={}, metrics={"widths_compared": [r.width for r in rows]},
                       timing=timing, warnings=warnings,
                       summary=["Fewer than two widths could be compared; no slope is fitted."])
 
-    widths = np.array([r["width"] for r in rows], dtype=float)
-    col = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731
-    fits, words = {}, {}
-    fits["pathwise"] = fit_power_law(widths, col("pathwise"), y_err=col("pathwise_se"))
-    keep = np.array([r["bures_resolution"] == RESOLVED for r in rows])
-    fits["moments"] = (fit_power_law(widths[keep], col("bures_excess")[keep], y_err=col("bures_se")[keep])
-                       if keep.sum() >= 2 else None)
-    if config.kernel_ensemble:
-        fits["ntk_change"] = fit_power_law(widths, col("ntk_change"), y_err=col("ntk_change_se"))
-    for name, fit in fits.items():
-        words[name] = ({f"{c:g}": slope_agreement(fit, c, 0.1) for c in CANDIDATES[name]} if fit is not None
-                       else {f"{c:g}": NOT_RESOLVED for c in CANDIDATES[name]})
-    if not keep.all():
-        warnings.append("at widths " + ", ".join(str(r["width"]) for r, k in zip(rows, keep) if not k)
+    rates = fit_rates(config, rows)
+    if not rates.resolved.all():
+        warnings.append("at widths " + ", ".join(str(r.width) for r, k in zip(rows, rates.resolved) if not k)
                         + " the law's distance to the Gaussian is not resolved at this size (within twice its "
                         "bootstrap spread of the Monte Carlo size); more members resolve it")
-
-    metrics = {"widths": widths.astype(int).tolist(), "n_members": config.ensemble,
-               "bures_w2_monte_carlo_size": null, "gaussian_verdicts": [r["verdict"] for r in rows]}
-    for name, fit in fits.items():
-        metrics[f"slope_{name}"] = fit.slope if fit else None
-        metrics[f"slope_{name}_ci"] = list(fit.slope_ci) if fit else None
-        metrics[f"slope_{name}_against"] = words[name]
-    table = {k: [r.get(k) for r in rows] for k in rows[0]}
+    metrics = _metrics(config, rows, rates, null)
     facts = dict(depth=config.depth, widths=metrics["widths"], parameterisation="NTK", members=config.ensemble,
                  data=data.name)
+    figure = figures.rates_figure(rows, rates.fits, null, facts, bool(config.kernel_ensemble))
+    return Report(experiment="sweep-deep", config={"times": times.tolist()}, metrics=metrics, timing=timing,
+                  figures={"rates": figure}, tables={"by_width": _table(config, rows)},
+                  summary=_summary(config, rows, rates, null, metrics, data, times), warnings=warnings)
 
+
+def compare_width(config: SweepDeepConfig, width: int, data, trainer, times, compare_idx, limit, prediction,
+                  null: float, timing: dict, warnings: list) -> WidthResult | None:
+    """The ensemble (and kernel arm) at ``width`` against the limit; None when too few members stayed finite."""
+    _, model, _, _, _ = deep_problem(config, width, data)
+    with timed(timing, f"ensemble_n{width}"):
+        result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config, width))
+    ok = result.finite()
+    if result.n_diverged:
+        warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
+    if ok.n_members < data.n_train + data.n_probe + 2:
+        warnings.append(f"width {width}: too few finite members to compare; the width is left out")
+        return None
+    final = len(times) - 1
+    mean, cov = np.asarray(prediction.mean)[final], np.asarray(prediction.cov)[final]
+    with timed(timing, "comparison"):
+        check = against_limit(ok.outputs, limit, prediction, times, compare_idx, level=config.level,
+                              seed=stream_seed(config.seed, "tests"))
+        path_err, verdict = check.pathwise, check.verdict
+        bures = verdict.comparisons[-1].bures_w2
+        boot = np.random.default_rng(stream_seed(config.seed, "bootstrap", width))
+        resampled = [verdict_free_bures(ok.outputs[boot.integers(0, ok.n_members, ok.n_members), final], mean, cov)
+                     for _ in range(100)]
+    bures_se, excess = float(np.std(resampled, ddof=1)), _excess(bures, null)
+    kernels = {}
+    if config.kernel_ensemble:
+        with timed(timing, f"kernels_n{width}"):
+            options = ensemble_options(config, width, name="members-kernel") | {"n_members": config.kernel_ensemble}
+            arm = run_ensemble(model, data, trainer, times=times, observables={"ntk": ntk_observable(model)},
+                               **options)
+            k = kernel_summary(arm.finite().observables["ntk"], np.asarray(limit.ntk))
+        kernels = dict(ntk_change=float(k.change_by_time[-1]), ntk_change_se=float(k.change_se_by_time[-1]),
+                       ntk_init_spread=k.init_spread, ntk_init_max_abs_z=k.max_abs_z)
+    return WidthResult(width=width, n_members=ok.n_members, n_diverged=result.n_diverged, pathwise=path_err.rms,
+                       pathwise_se=path_err.se, bures=bures, bures_se=bures_se, bures_excess=excess,
+                       verdict=INCONSISTENT if result.n_diverged else verdict.verdict,
+                       min_pvalue=min(verdict.smallest_pvalue_by_time),
+                       bures_resolution=resolution(excess, bures_se), **kernels)
+
+
+def fit_rates(config: SweepDeepConfig, rows: list[WidthResult]) -> Rates:
+    """Power laws in n of the pathwise error, the law's excess W2 (resolved widths only) and the NTK change."""
+    widths = np.array([r.width for r in rows], dtype=float)
+    col = lambda key: np.array([getattr(r, key) for r in rows], dtype=float)  # noqa: E731
+    keep = np.array([r.bures_resolution == RESOLVED for r in rows])
+    fits = {"pathwise": fit_power_law(widths, col("pathwise"), y_err=col("pathwise_se")),
+            "moments": (fit_power_law(widths[keep], col("bures_excess")[keep], y_err=col("bures_se")[keep])
+                        if keep.sum() >= 2 else None)}
+    if config.kernel_ensemble:
+        fits["ntk_change"] = fit_power_law(widths, col("ntk_change"), y_err=col("ntk_change_se"))
+    words = {name: ({f"{c:g}": slope_agreement(fit, c, 0.1) for c in CANDIDATES[name]} if fit is not None
+                    else {f"{c:g}": NOT_RESOLVED for c in CANDIDATES[name]}) for name, fit in fits.items()}
+    return Rates(fits, words, keep)
+
+
+def _metrics(config: SweepDeepConfig, rows: list[WidthResult], rates: Rates, null: float) -> dict:
+    metrics = {"widths": [int(r.width) for r in rows], "n_members": config.ensemble,
+               "bures_w2_monte_carlo_size": null, "gaussian_verdicts": [r.verdict for r in rows]}
+    for name, fit in rates.fits.items():
+        metrics[f"slope_{name}"] = fit.slope if fit else None
+        metrics[f"slope_{name}_ci"] = list(fit.slope_ci) if fit else None
+        metrics[f"slope_{name}_against"] = rates.words[name]
+    return metrics
+
+
+def _table(config: SweepDeepConfig, rows: list[WidthResult]) -> dict:
+    """The ``by_width`` table: one column per field of :class:`WidthResult` (the NTK's with a kernel arm)."""
+    names = [f.name for f in dataclasses.fields(WidthResult)]
+    if not config.kernel_ensemble:
+        names = [n for n in names if not n.startswith("ntk_")]
+    return {n: [getattr(r, n) for r in rows] for n in names}
+
+
+def _summary(config: SweepDeepConfig, rows: list[WidthResult], rates: Rates, null: float, metrics: dict, data,
+             times) -> list[str]:
     def describe(name, what):
-        fit = fits.get(name)
+        fit = rates.fits.get(name)
         if fit is None:
             return f"{what}: not resolved at this size (fewer than two resolved widths)."
-        against = ", ".join(f"{w} with n^{c}" for c, w in words[name].items())
+        against = ", ".join(f"{w} with n^{c}" for c, w in rates.words[name].items())
         return (f"{what} ∝ n^{fit.slope:.3f}, {100 * fit.level:g}% CI [{fit.slope_ci[0]:.3f}, "
                 f"{fit.slope_ci[1]:.3f}]: {against}.")
 
@@ -134,10 +214,8 @@ def run(config: SweepDeepConfig) -> Report:
     ]
     if config.kernel_ensemble:
         summary.append(describe("ntk_change", "Relative change of the empirical NTK during training"))
-    summary.append("Gaussian verdict per width: " + ", ".join(f"n = {r['width']}: {r['verdict']}" for r in rows) + ".")
-    return Report(experiment="sweep-deep", config={"times": times.tolist()}, metrics=metrics, timing=timing,
-                  figures={"rates": figures.rates_figure(rows, fits, null, facts, bool(config.kernel_ensemble))},
-                  tables={"by_width": table}, summary=summary, warnings=warnings)
+    summary.append("Gaussian verdict per width: " + ", ".join(f"n = {r.width}: {r.verdict}" for r in rows) + ".")
+    return summary
 
 
 def verdict_free_bures(outputs_t, mean_t, cov_t) -> float:
