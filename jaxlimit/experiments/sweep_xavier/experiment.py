@@ -211,6 +211,7 @@ def _summary(config, problem, rows, rates: Rates, times, metrics) -> list[str]:
         f"{sum(rates.resolved)} of {len(rows)} widths"
         + (f" (slope over those {fit_resolved.slope:.3f}, CI [{fit_resolved.slope_ci[0]:.3f}, "
            f"{fit_resolved.slope_ci[1]:.3f}], predicted −1)" if fit_resolved else "") + ".",
-        f"The raw distance of the sample moments stays near its Monte Carlo size ≈ {rates.mc_size:.2g} at every width.",
+        f"The raw distance of the sample moments stays near its Monte Carlo size ≈ {rates.mc_size:.2g} at every "
+        "width.",
         "Gaussian verdict per width: " + ", ".join(f"N = {r.width}: {r.verdict}" for r in rows) + ".",
     ]
