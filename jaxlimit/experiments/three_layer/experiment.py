@@ -34,7 +34,6 @@ What each verdict rests on (docs/three-layer.md):
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -48,7 +47,7 @@ from jaxlimit.training.three_layer import (
 from jaxlimit.losses import get_loss
 from jaxlimit.models.three_layer import three_layer_model
 from jaxlimit.report import Report
-from jaxlimit.stats import Estimate, PowerLawFit, fit_valid_points, ratio_of_means, seed_spread
+from jaxlimit.stats import Estimate, PowerLawFit, fit_valid_points, ratio_of_means, seed_spread, spread_ratio
 from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, agreement, resolution, slope_agreement
 from jaxlimit.training import Trainer, run_ensemble
 
@@ -347,8 +346,7 @@ def _limit_comparison(config, runs, spread: Spread, proxy) -> list[LimitRow]:
     for n, r, s in zip(config.spread_widths, runs, spread.per_width):
         law = proxy.law(n)
         predicted = np.sqrt(np.mean(np.diagonal(np.asarray(law.cov), axis1=1, axis2=2), axis=-1))  # (T,)
-        ratio = s.per_time / np.maximum(predicted, 1e-300)
-        ratio_se = ratio * math.sqrt(1.0 / (2.0 * max(s.n - 1, 1)) + 1.0 / (2.0 * max(e_p - 1, 1)))
+        ratio, ratio_se = spread_ratio(s.per_time, predicted, s.n, e_p)
         x = np.asarray(r.outputs, np.float64)
         gap = x.mean(axis=0) - np.asarray(law.mean)
         gap_se = np.sqrt(x.var(axis=0, ddof=1) / r.n_members + proxy.mean_se**2)
