@@ -120,3 +120,13 @@ def test_fit_line_and_mean_estimate():
     assert fit.slope_se == pytest.approx(1 / np.sqrt(np.sum((x - x.mean()) ** 2)))
     est = mean_estimate(np.array([1.0, 2.0, 3.0, np.nan]))
     assert est.value == 2.0 and est.n == 3 and est.se == pytest.approx(1.0 / np.sqrt(3))
+
+
+def test_spread_ratio_adds_the_relative_errors_of_two_independent_spreads():
+    from jaxlimit.stats import spread_ratio
+
+    ratio, se = spread_ratio(np.array([2.0, 3.0]), np.array([1.0, 2.0]), 51, 101)
+    np.testing.assert_allclose(ratio, [2.0, 1.5])
+    np.testing.assert_allclose(se, ratio * math.sqrt(1 / 100 + 1 / 200))
+    with pytest.raises(InputError, match="one shape"):
+        spread_ratio([1.0, 2.0], [1.0], 10, 10)

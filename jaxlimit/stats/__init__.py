@@ -13,6 +13,7 @@ from jaxlimit.stats.scaling import (
 )
 from jaxlimit.stats.summaries import (
     Estimate, MedianEstimate, SeedSpread, mean_estimate, median_estimate, ratio_of_means, root_mean_square, seed_spread,
+    spread_ratio,
 )
 # The building blocks of ``compare``, public for a study that assembles its own comparison
 # (notebooks 01 and 05 do): the calibrated verdict over several times, each network against its
@@ -51,4 +52,5 @@ __all__ = [
     "ratio_of_means",
     "root_mean_square",
     "seed_spread",
+    "spread_ratio",
 ]

@@ -6,6 +6,8 @@
   points, the RMS over points of the standard deviation, at every time.
 * :func:`ratio_of_means`: mean(a) / mean(b) over the same members (a final
   over an initial loss), with its paired delta-method standard error.
+* :func:`spread_ratio`: a measured spread over a predicted one, from independent
+  members, with its standard error.
 
 Members whose values are NaN (diverged runs) are left out and counted.
 """
@@ -100,6 +102,21 @@ def seed_spread(outputs) -> SeedSpread:
     return SeedSpread(spread, spread / math.sqrt(2.0 * (n - 1)), n)
 
 
+def spread_ratio(spread, predicted, n: int, n_predicted: int) -> tuple[np.ndarray, np.ndarray]:
+    """A measured spread over a predicted one, elementwise, with its standard error.
+
+    Both are standard deviations (or RMS of them) estimated from ``n`` and ``n_predicted``
+    independent members; with the Gaussian approximation se(s)/s = 1/√(2(n − 1)) for each, the
+    ratio r = s / s_p has se(r)/r = √(1/(2(n − 1)) + 1/(2(n_p − 1))) (n − 1 at least 1). A
+    prediction of exactly 0 is divided as if it were 1e-300.
+    """
+    spread, predicted = np.asarray(spread), np.asarray(predicted)
+    if spread.shape != predicted.shape:
+        raise InputError(f"spread and predicted must have one shape, got {spread.shape} and {predicted.shape}")
+    ratio = spread / np.maximum(predicted, 1e-300)
+    return ratio, ratio * math.sqrt(1.0 / (2.0 * max(n - 1, 1)) + 1.0 / (2.0 * max(n_predicted - 1, 1)))
+
+
 def ratio_of_means(numerator, denominator) -> Estimate:
     """mean(a) / mean(b) over members (E,), pairs with a NaN left out.
 
@@ -181,4 +198,4 @@ def median_estimate(values, level: float = 0.95) -> MedianEstimate:
 
 
 __all__ = ["Estimate", "MedianEstimate", "SeedSpread", "mean_estimate", "median_estimate", "ratio_of_means",
-           "root_mean_square", "seed_spread"]
+           "root_mean_square", "seed_spread", "spread_ratio"]

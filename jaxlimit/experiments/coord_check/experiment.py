@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from jaxlimit.experiments.coord_check import figures
 from jaxlimit.experiments.coord_check.config import CoordCheckConfig
-from jaxlimit.training.coord_check import QUANTITIES, coord_check, layer_names
+from jaxlimit.training.coord_check import QUANTITIES, CoordCheck, coord_check, layer_names
 from jaxlimit.experiments.problem import timed
 from jaxlimit.report import Report
 
@@ -25,12 +25,26 @@ def run(config: CoordCheckConfig) -> Report:
                              depth=config.depth, steps=config.steps, lr=config.resolve("alpha"), seeds=config.ensemble,
                              dim=config.dim, batch=config.points, activation=config.activation, seed=config.seed,
                              tolerance=config.tolerance, level=1.0 - config.level)
-    names = layer_names(config.depth)
-    per_layer = {}
+    title = (f"{config.parameterisation} parameterisation, {config.optimizer}, L = {config.depth}, "
+             f"η = {result.lr:g}, E = {config.ensemble}")
+    figs = {f"coord_{q}": figures.coord_figure(result, q, f"{title}: {q}") for q in QUANTITIES}
+    warnings = []
+    if not result.stable:
+        warnings.append(f"the {config.parameterisation} parameterisation predicts a growing coordinate with "
+                        f"{config.optimizer}: its exponents are judged at the first step only")
+    return Report(experiment="coord-check", config={"widths": list(result.widths)}, metrics=_metrics(result),
+                  verdict=dict(result.verdict), timing=timing, figures=figs,
+                  tables={"slopes": _slopes_table(result), "sizes": _sizes_table(result, config.depth)},
+                  arrays={"sizes": result.sizes, "widths": list(result.widths)}, summary=_summary(config, result),
+                  warnings=warnings)
+
+
+def _metrics(result: CoordCheck) -> dict:
+    per_layer: dict = {}
     for c in result.checks:
         per_layer.setdefault(c.layer, {}).setdefault(c.quantity, {})[f"step_{c.step}"] = c.as_dict()
     problem = result.first_problem
-    metrics = {
+    return {
         "lr": result.lr,
         "stable": result.stable,
         "predicted_exponents": result.predicted,
@@ -44,16 +58,23 @@ def run(config: CoordCheckConfig) -> Report:
             c.parameterisation not in (None, "consistent") for c in result.checks),
         "parameterisation_exponents": result.parameterisation.as_dict(),
     }
-    rows = [c for c in result.checks]
-    tables = {"slopes": {
+
+
+def _slopes_table(result: CoordCheck) -> dict:
+    rows = result.checks
+    return {
         "step": [c.step for c in rows], "layer": [c.layer for c in rows], "quantity": [c.quantity for c in rows],
         "slope": [None if c.fit is None else c.fit.slope for c in rows],
         "slope_lo": [None if c.fit is None else c.fit.slope_ci[0] for c in rows],
         "slope_hi": [None if c.fit is None else c.fit.slope_ci[1] for c in rows],
         "predicted": [c.predicted for c in rows], "mup": [c.mup for c in rows],
-        "parameterisation": [c.parameterisation for c in rows]}}
-    sizes = result.sizes
-    tidy = {k: [] for k in ("width", "member", "step", "layer", "quantity", "rms")}
+        "parameterisation": [c.parameterisation for c in rows]}
+
+
+def _sizes_table(result: CoordCheck, depth: int) -> dict:
+    """One row per (width, member, step, layer, quantity): the RMS coordinate size."""
+    sizes, names = result.sizes, layer_names(depth)
+    tidy: dict = {k: [] for k in ("width", "member", "step", "layer", "quantity", "rms")}
     for w, n in enumerate(result.widths):
         for s in range(sizes.shape[1]):
             for t in range(sizes.shape[2]):
@@ -61,12 +82,12 @@ def run(config: CoordCheckConfig) -> Report:
                     for q, quantity in enumerate(QUANTITIES):
                         for key, v in zip(tidy, (n, s, t, name, quantity, float(sizes[w, s, t, l, q]))):
                             tidy[key].append(v)
-    tables["sizes"] = tidy
-    title = (f"{config.parameterisation} parameterisation, {config.optimizer}, L = {config.depth}, "
-             f"η = {result.lr:g}, E = {config.ensemble}")
-    figs = {f"coord_{q}": figures.coord_figure(result, q, f"{title}: {q}") for q in QUANTITIES}
+    return tidy
+
+
+def _summary(config: CoordCheckConfig, result: CoordCheck) -> list[str]:
     step1 = [c for c in result.checks if c.step == 1 and c.quantity == "change"]
-    summary = [
+    return [
         f"Coordinate check of an MLP with {config.depth} hidden layers ({config.activation}) in the "
         f"**{config.parameterisation}** parameterisation trained by {config.optimizer} (η = {result.lr:g}) for "
         f"{config.steps} steps at widths {', '.join(str(n) for n in result.widths)}, {config.ensemble} networks each "
@@ -83,10 +104,3 @@ def run(config: CoordCheckConfig) -> Report:
           f"{'—' if c.fit is None else f'[{c.fit.slope_ci[0]:+.3f}, {c.fit.slope_ci[1]:+.3f}]'} | "
           f"{_fmt(c.predicted)} |" for c in step1],
     ]
-    warnings = []
-    if not result.stable:
-        warnings.append(f"the {config.parameterisation} parameterisation predicts a growing coordinate with "
-                        f"{config.optimizer}: its exponents are judged at the first step only")
-    return Report(experiment="coord-check", config={"widths": list(result.widths)}, metrics=metrics,
-                  verdict=dict(result.verdict), timing=timing, figures=figs, tables=tables,
-                  arrays={"sizes": sizes, "widths": list(result.widths)}, summary=summary, warnings=warnings)

@@ -73,19 +73,19 @@ def lln_clt_figure(rows, fit, prediction, compare_idx, times, n_null, data, fact
     outputs against N(0, C_jj); the covariance error per width against its Monte Carlo size."""
     fig, axes = new_figure(1, 4, panel=(3.7, 3.3))
     ax1, ax2, ax3, ax4 = axes
-    widths = np.array([r["width"] for r in rows], dtype=float)
-    loglog_fit(ax1, widths, [r["variance"] for r in rows], y_err=[r["variance_se"] for r in rows], fit=fit,
+    widths = np.array([r.width for r in rows], dtype=float)
+    loglog_fit(ax1, widths, [r.variance for r in rows], y_err=[r.variance_se for r in rows], fit=fit,
                predicted_slope=-1.0, label="ensemble ± 2 SE")
     ax1.set(ylabel="mean over points of Var h^N at t_max", title="law of large numbers")
     _width_ticks(ax1, widths)
     ax1.legend()
 
     last = rows[-1]
-    width = last["width"]
+    width = last.width
     c_final = np.asarray(prediction.cov)[-1] * widths[-1]
     pred = np.diag(c_final)
-    emp = np.diag(last["scaled_cov"])
-    emp_se = emp * math.sqrt(2.0 / (last["n_members"] - 1))
+    emp = np.diag(last.scaled_cov)
+    emp_se = emp * math.sqrt(2.0 / (last.n_members - 1))
     p = len(pred)
     ax2.bar(np.arange(p) - 0.2, pred, 0.4, color=LIMIT_COLOUR, alpha=0.6, label="predicted C_t (diagonal)")
     ax2.bar(np.arange(p) + 0.2, emp, 0.4, yerr=2 * emp_se, color=ENSEMBLE_COLOUR, capsize=2,
@@ -96,14 +96,14 @@ def lln_clt_figure(rows, fit, prediction, compare_idx, times, n_null, data, fact
 
     j = int(np.argmax(pred))
     h_bar_final = np.asarray(prediction.mean)[-1, j]
-    scaled = math.sqrt(width) * (last["outputs_final"][:, j] - h_bar_final)
+    scaled = math.sqrt(width) * (last.outputs_final[:, j] - h_bar_final)
     qq_plot(ax3, scaled, 0.0, math.sqrt(pred[j]), label=f"N = {width}, {_point_label(j, data.n_train)}")
     ax3.set(xlabel="predicted quantile of √N (h − h̄) (output units)",
             ylabel="ensemble quantile of √N (h − h̄) (output units)",
             title=f"CLT at t = {times[-1]:g}")
     ax3.legend()
 
-    ax4.plot(widths, [r["cov_rel_error"] for r in rows], "o-", color=ENSEMBLE_COLOUR,
+    ax4.plot(widths, [r.cov_rel_error for r in rows], "o-", color=ENSEMBLE_COLOUR,
              label="‖Ĉ_N − C‖_F / ‖C‖_F at t_max")
     ax4.axhline(n_null, color="0.5", ls="--", lw=1, label="Monte Carlo size for a perfect prediction")
     ax4.set(xscale="log", xlabel="width N", ylabel="relative Frobenius error", ylim=(0, None),
@@ -139,8 +139,8 @@ def features_figure(limit, data, facts):
 @styled
 def side_by_side_figure(rows, ensembles, xavier, times, h_bar, facts):
     """Output laws, loss curves, parameter movement and kernel change: Xavier against mean field."""
-    runs, fits = xavier["runs"], xavier["fits"]
-    widths = np.array([r["width"] for r in rows], dtype=float)
+    runs, fits = xavier.runs, xavier.fits
+    widths = np.array([r.width for r in rows], dtype=float)
     xw = np.array(sorted(runs), dtype=float)
     fig, axes = new_figure(2, 2, panel=(4.8, 3.4))
     a1, a2, a3, a4 = axes
@@ -169,12 +169,12 @@ def side_by_side_figure(rows, ensembles, xavier, times, h_bar, facts):
             (a4, "ntk_change", -1.0, "‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F at t_max",
              "empirical kernel change: O(1/N) (Xavier) against O(1)")):
         if key in fits:
-            stats = xavier["table"]
-            loglog_fit(ax, xw, stats[key], y_err=stats[f"{key}_se"], fit=fits[key], predicted_slope=predicted,
-                       label="Xavier ± 2 SE", colour=XAVIER_COLOUR)
+            estimates = xavier.estimates[key]
+            loglog_fit(ax, xw, [e.value for e in estimates], y_err=[e.se for e in estimates], fit=fits[key],
+                       predicted_slope=predicted, label="Xavier ± 2 SE", colour=XAVIER_COLOUR)
         mf_key = "rms_change" if key == "rms_parameter_change" else "ntk_change"
-        ax.errorbar(widths, [r[mf_key] for r in rows], yerr=[2 * r[f"{mf_key}_se"] for r in rows], fmt="s-",
-                    ms=4, capsize=2, color=MEAN_FIELD_COLOUR, label="mean field ± 2 SE")
+        ax.errorbar(widths, [getattr(r, mf_key) for r in rows], yerr=[2 * getattr(r, f"{mf_key}_se") for r in rows],
+                    fmt="s-", ms=4, capsize=2, color=MEAN_FIELD_COLOUR, label="mean field ± 2 SE")
         ax.set(xscale="log", yscale="log", xlabel="width N", ylabel=ylabel, title=title)
         _width_ticks(ax, widths)
         ax.legend()

@@ -33,7 +33,8 @@ What each verdict rests on (docs/three-layer.md):
 
 from __future__ import annotations
 
-import math
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,7 +47,7 @@ from jaxlimit.training.three_layer import (
 from jaxlimit.losses import get_loss
 from jaxlimit.models.three_layer import three_layer_model
 from jaxlimit.report import Report
-from jaxlimit.stats import Estimate, fit_valid_points, ratio_of_means, seed_spread
+from jaxlimit.stats import Estimate, PowerLawFit, fit_valid_points, ratio_of_means, seed_spread, spread_ratio
 from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT, agreement, resolution, slope_agreement
 from jaxlimit.training import Trainer, run_ensemble
 
@@ -64,6 +65,106 @@ def _engine(config, *stream: int, name: str) -> dict:
     options = ensemble_options(config, *stream, name=name)
     del options["n_members"]
     return options
+
+
+@dataclasses.dataclass(frozen=True)
+class Coupled:
+    """The coupled widths (member i at width n is the leading sub-block of member i at the widest).
+
+    Attributes:
+        widths, members, n_diverged: the widths, their members and diverged members.
+        pairs: per width below the widest, the coupled pairs with both members finite.
+        n_eff: (1/n − 1/N)^{-1} per width below the widest.
+        output_gaps, weight_gaps: per such width, each pair's gap to the widest network over time.
+        out, w: the RMS over pairs of the sup over t of those gaps, per width.
+        fit_out, fit_out_nested, fit_w, fit_w_nested: their power-law fits against n and n_eff
+            (None with fewer than two usable points).
+        mean_loss: the finite members' mean training loss per width over time, (widths, T).
+        loss_ratio: the widest network's final over initial mean loss.
+        halving_time: per width, the first saved time the mean loss is at most half its start.
+        sgd_spread, sgd_spread_final: the spread across seeds (sup over t, and at t_max) per width.
+    """
+
+    widths: list
+    members: list
+    pairs: list
+    n_diverged: list
+    n_eff: np.ndarray
+    output_gaps: list
+    weight_gaps: list
+    out: list
+    w: list
+    fit_out: PowerLawFit | None
+    fit_out_nested: PowerLawFit | None
+    fit_w: PowerLawFit | None
+    fit_w_nested: PowerLawFit | None
+    mean_loss: np.ndarray
+    loss_ratio: Estimate
+    halving_time: list
+    sgd_spread: list
+    sgd_spread_final: list
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """Full-batch spread across seeds against n.
+
+    Attributes:
+        widths, members: the spread widths and their finite members.
+        per_width: the output spread over time per width (:func:`~jaxlimit.stats.seed_spread`).
+        worst, loss_worst: the sup over t of the output and of the loss spread per width.
+        final: the output spread at t_max per width.
+        fit, fit_final, fit_loss: power-law fits of ``worst``, ``final`` and ``loss_worst`` in n.
+    """
+
+    widths: list
+    members: list
+    per_width: list
+    worst: list
+    loss_worst: list
+    final: list
+    fit: PowerLawFit | None
+    fit_final: PowerLawFit | None
+    fit_loss: PowerLawFit | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitRow:
+    """One full-batch ensemble against the proxy limit's law at its width, at every saved time.
+
+    Attributes:
+        width: n.
+        predicted_spread: the proxy's predicted spread (RMS over points of its standard deviation), (T,).
+        spread_ratio, spread_ratio_se: the ensemble's spread over the predicted one, with its standard error.
+        final_ratio, final_ratio_se, spread_agreement: the same at t_max, and whether it is within
+            3 standard errors of 1.
+        mean_gap, mean_gap_se: ensemble mean minus proxy mean, (T, P), with standard errors.
+        rms_mean_gap, rms_mean_gap_noise, max_mean_gap_z, mean_gap_resolution: its RMS against the
+            RMS of its standard errors, its largest size in standard errors, and the word.
+    """
+
+    width: int
+    predicted_spread: np.ndarray
+    spread_ratio: np.ndarray
+    spread_ratio_se: np.ndarray
+    final_ratio: float
+    final_ratio_se: float
+    spread_agreement: str
+    mean_gap: np.ndarray
+    mean_gap_se: np.ndarray
+    rms_mean_gap: float
+    rms_mean_gap_noise: float
+    max_mean_gap_z: float
+    mean_gap_resolution: str
+
+
+class StepRefinement(NamedTuple):
+    """One method's step-size study: the study, the RMS gap to the gradient flow per step, and its
+    power-law fit in the step (None with fewer than two usable points)."""
+
+    study: object
+    gaps: list
+    fit: PowerLawFit | None
 
 
 def run(config: ThreeLayerConfig) -> Report:
@@ -91,11 +192,7 @@ def run(config: ThreeLayerConfig) -> Report:
                         "it and the comparison with the limit is skipped")
     elif config.proxy_ensemble:
         with timed(timing, "limit"):
-            limit = three_layer_limit(three_layer_model(config, data, min(config.spread_widths)), data,
-                                      Trainer(method="fullbatch", loss=loss), proxy_width=config.proxy_width,
-                                      proxy_ensemble=config.proxy_ensemble, times=times,
-                                      **_engine(config, name="members-proxy"))
-            proxy = limit.estimate(times)
+            proxy = _proxy(config, data, loss, times)
         warnings += _divergence("proxy", [config.proxy_width], [proxy.result])
         limit_rows = _limit_comparison(config, spread_runs, spread, proxy)
     refinement = {}
@@ -103,20 +200,45 @@ def run(config: ThreeLayerConfig) -> Report:
         with timed(timing, "refinement"):
             refinement = _refinement(config, data, loss, warnings)
 
+    verdict = _verdict(coupled, spread, limit_rows, refinement)
+    return Report(
+        experiment="three-layer",
+        config=_config_extra(config, model, trainer, data, times, stationary),
+        metrics=_metrics(config, coupled, spread, limit_rows, proxy, refinement), verdict=verdict, timing=timing,
+        figures=_figures(config, data, times, coupling, coupled, spread, spread_runs, proxy, limit_rows, refinement),
+        tables=_tables(config, coupling, coupled, spread, limit_rows, spread_runs, proxy, refinement, times),
+        arrays=_arrays(coupling, spread_runs, config, proxy, refinement, times),
+        summary=_summary(config, data, coupled, spread, limit_rows, refinement, verdict, stationary),
+        warnings=warnings,
+    )
+
+
+def _proxy(config, data, loss, times):
+    """The proxy limit: full-batch networks of width --proxy-width at the command's step."""
+    limit = three_layer_limit(three_layer_model(config, data, min(config.spread_widths)), data,
+                              Trainer(method="fullbatch", loss=loss), proxy_width=config.proxy_width,
+                              proxy_ensemble=config.proxy_ensemble, times=times,
+                              **_engine(config, name="members-proxy"))
+    return limit.estimate(times)
+
+
+def _verdict(coupled: Coupled, spread: Spread, limit_rows, refinement: dict) -> dict:
     verdict = {
-        "output_gap_rate": slope_agreement(coupled["fit_out_nested"], -0.5, SLOPE_TOLERANCE),
-        "weight_gap_rate": slope_agreement(coupled["fit_w_nested"], -0.5, SLOPE_TOLERANCE),
-        "global_convergence": CONSISTENT if coupled["loss_ratio"].value < GLOBAL_LOSS_RATIO else INCONSISTENT,
-        "spread_rate": slope_agreement(spread["fit_final"], -0.5, SLOPE_TOLERANCE),
+        "output_gap_rate": slope_agreement(coupled.fit_out_nested, -0.5, SLOPE_TOLERANCE),
+        "weight_gap_rate": slope_agreement(coupled.fit_w_nested, -0.5, SLOPE_TOLERANCE),
+        "global_convergence": CONSISTENT if coupled.loss_ratio.value < GLOBAL_LOSS_RATIO else INCONSISTENT,
+        "spread_rate": slope_agreement(spread.fit_final, -0.5, SLOPE_TOLERANCE),
     }
     if limit_rows is not None:
-        verdict["limit_spread"] = (CONSISTENT if all(r["spread_agreement"] == CONSISTENT for r in limit_rows)
+        verdict["limit_spread"] = (CONSISTENT if all(r.spread_agreement == CONSISTENT for r in limit_rows)
                                    else INCONSISTENT)
     for method, expected in (("fullbatch", 1.0), ("online", 0.5)):
         if method in refinement:
-            verdict[f"step_size_rate_{method}"] = slope_agreement(refinement[method][2], expected, SLOPE_TOLERANCE)
+            verdict[f"step_size_rate_{method}"] = slope_agreement(refinement[method].fit, expected, SLOPE_TOLERANCE)
+    return verdict
 
-    metrics = _metrics(config, coupled, spread, limit_rows, proxy, refinement)
+
+def _figures(config, data, times, coupling, coupled, spread, spread_runs, proxy, limit_rows, refinement) -> dict:
     facts = dict(widths=list(config.widths), parameterisation=PARAMETERISATION,
                  members=max(config.coupled_members()), data=data.name)
     spread_facts = dict(widths=list(config.spread_widths), parameterisation=PARAMETERISATION,
@@ -133,15 +255,7 @@ def run(config: ThreeLayerConfig) -> Report:
         figs["step_size"] = figures.step_size_figure(refinement, dict(width=config.refine_width,
                                                      parameterisation=PARAMETERISATION,
                                                      members=config.refine_ensemble, data=data.name))
-    return Report(
-        experiment="three-layer",
-        config=_config_extra(config, model, trainer, data, times, stationary),
-        metrics=metrics, verdict=verdict, timing=timing, figures=figs,
-        tables=_tables(config, coupling, coupled, spread, limit_rows, spread_runs, proxy, refinement, times),
-        arrays=_arrays(coupling, spread_runs, config, proxy, refinement, times),
-        summary=_summary(config, data, coupled, spread, limit_rows, refinement, verdict, stationary),
-        warnings=warnings,
-    )
+    return figs
 
 
 def _divergence(arm: str, widths, results) -> list[str]:
@@ -169,7 +283,7 @@ def _refinement(config, data, loss, warnings) -> dict:
                                  t_max=config.refine_t_max, n_members=config.refine_ensemble,
                                  **_engine(config, name="members-refine"))
         gaps = s.rms_gaps()
-        out[method] = (s, gaps, fit_valid_points(s.epsilons, [g.value for g in gaps]))
+        out[method] = StepRefinement(s, gaps, fit_valid_points(s.epsilons, [g.value for g in gaps]))
         if np.isnan(s.gaps).any():
             warnings.append(f"step-size study ({method}): {int(np.isnan(s.gaps).sum())} networks diverged (excluded)")
     return out
@@ -184,7 +298,7 @@ def _halving_time(times, curve) -> float:
     return float(times[hit[0]]) if hit.size else float("nan")
 
 
-def _coupling_summary(config, coupling, times) -> dict:
+def _coupling_summary(config, coupling, times) -> Coupled:
     widths = list(coupling.widths)
     og, wg = output_gaps(coupling), weight_gaps(coupling)
     out, w = summarize_gaps(og), summarize_gaps(wg)
@@ -192,63 +306,59 @@ def _coupling_summary(config, coupling, times) -> dict:
     finite = [r.finite() for r in coupling.results]
     mean_loss = np.array([f.loss.mean(0) if f.n_members else np.full(len(times), np.nan) for f in finite])
     widest = finite[-1]
-    return {
-        "widths": widths,
-        "members": [r.n_members for r in coupling.results],
-        "pairs": [coupling.n_coupled(i) for i in range(len(widths) - 1)],
-        "n_diverged": [r.n_diverged for r in coupling.results],
-        "n_eff": n_eff,
-        "output_gaps": og, "weight_gaps": wg, "out": out, "w": w,
-        "fit_out": fit_valid_points(n, [e.value for e in out]),
-        "fit_out_nested": fit_valid_points(n_eff, [e.value for e in out]),
-        "fit_w": fit_valid_points(n, [e.value for e in w]),
-        "fit_w_nested": fit_valid_points(n_eff, [e.value for e in w]),
-        "mean_loss": mean_loss,
-        "loss_ratio": ratio_of_means(widest.loss[:, -1], widest.loss[:, 0]),
-        "halving_time": [_halving_time(times, c) for c in mean_loss],
-        "sgd_spread": [seed_spread(f.outputs).worst for f in finite],
-        "sgd_spread_final": [float(seed_spread(f.outputs).per_time[-1]) for f in finite],
-    }
+    return Coupled(
+        widths=widths, members=[r.n_members for r in coupling.results],
+        pairs=[coupling.n_coupled(i) for i in range(len(widths) - 1)],
+        n_diverged=[r.n_diverged for r in coupling.results], n_eff=n_eff, output_gaps=og, weight_gaps=wg,
+        out=out, w=w,
+        fit_out=fit_valid_points(n, [e.value for e in out]),
+        fit_out_nested=fit_valid_points(n_eff, [e.value for e in out]),
+        fit_w=fit_valid_points(n, [e.value for e in w]),
+        fit_w_nested=fit_valid_points(n_eff, [e.value for e in w]),
+        mean_loss=mean_loss, loss_ratio=ratio_of_means(widest.loss[:, -1], widest.loss[:, 0]),
+        halving_time=[_halving_time(times, c) for c in mean_loss],
+        sgd_spread=[seed_spread(f.outputs).worst for f in finite],
+        sgd_spread_final=[float(seed_spread(f.outputs).per_time[-1]) for f in finite],
+    )
 
 
 # Spread and the limit ----------------------------------------------------------------------
 
 
-def _spread_summary(config, runs) -> dict:
+def _spread_summary(config, runs) -> Spread:
     out = [seed_spread(r.outputs) for r in runs]
     loss = [seed_spread(r.loss[..., None]) for r in runs]
     widths = np.asarray(config.spread_widths, float)
     final = [Estimate(float(s.per_time[-1]), float(s.per_time_se[-1]), s.n) for s in out]
-    return {
-        "widths": list(config.spread_widths), "members": [r.n_members for r in runs],
-        "per_width": out, "worst": [s.worst for s in out], "loss_worst": [s.worst for s in loss], "final": final,
-        "fit": fit_valid_points(widths, [s.worst.value for s in out]),
-        "fit_final": fit_valid_points(widths, [e.value for e in final]),
-        "fit_loss": fit_valid_points(widths, [s.worst.value for s in loss]),
-    }
+    return Spread(
+        widths=list(config.spread_widths), members=[r.n_members for r in runs],
+        per_width=out, worst=[s.worst for s in out], loss_worst=[s.worst for s in loss], final=final,
+        fit=fit_valid_points(widths, [s.worst.value for s in out]),
+        fit_final=fit_valid_points(widths, [e.value for e in final]),
+        fit_loss=fit_valid_points(widths, [s.worst.value for s in loss]),
+    )
 
 
-def _limit_comparison(config, runs, spread, proxy) -> list[dict]:
+def _limit_comparison(config, runs, spread: Spread, proxy) -> list[LimitRow]:
     """Each full-batch ensemble against the proxy limit's law at its width, at every saved time."""
     e_p = proxy.result.n_members - proxy.result.n_diverged
     rows = []
-    for n, r, s in zip(config.spread_widths, runs, spread["per_width"]):
+    for n, r, s in zip(config.spread_widths, runs, spread.per_width):
         law = proxy.law(n)
         predicted = np.sqrt(np.mean(np.diagonal(np.asarray(law.cov), axis1=1, axis2=2), axis=-1))  # (T,)
-        ratio = s.per_time / np.maximum(predicted, 1e-300)
-        ratio_se = ratio * math.sqrt(1.0 / (2.0 * max(s.n - 1, 1)) + 1.0 / (2.0 * max(e_p - 1, 1)))
+        ratio, ratio_se = spread_ratio(s.per_time, predicted, s.n, e_p)
         x = np.asarray(r.outputs, np.float64)
         gap = x.mean(axis=0) - np.asarray(law.mean)
         gap_se = np.sqrt(x.var(axis=0, ddof=1) / r.n_members + proxy.mean_se**2)
         rms_gap, rms_se = float(np.sqrt(np.mean(gap**2))), float(np.sqrt(np.mean(gap_se**2)))
-        rows.append({
-            "width": n, "predicted_spread": predicted, "spread_ratio": ratio, "spread_ratio_se": ratio_se,
-            "final_ratio": float(ratio[-1]), "final_ratio_se": float(ratio_se[-1]),
-            "spread_agreement": agreement(float(ratio[-1]), 1.0, float(ratio_se[-1])),
-            "mean_gap": gap, "mean_gap_se": gap_se, "rms_mean_gap": rms_gap, "rms_mean_gap_noise": rms_se,
-            "max_mean_gap_z": float(np.max(np.abs(gap) / np.maximum(gap_se, 1e-300))),
-            "mean_gap_resolution": resolution(rms_gap, rms_se),
-        })
+        rows.append(LimitRow(
+            width=n, predicted_spread=predicted, spread_ratio=ratio, spread_ratio_se=ratio_se,
+            final_ratio=float(ratio[-1]), final_ratio_se=float(ratio_se[-1]),
+            spread_agreement=agreement(float(ratio[-1]), 1.0, float(ratio_se[-1])),
+            mean_gap=gap, mean_gap_se=gap_se, rms_mean_gap=rms_gap, rms_mean_gap_noise=rms_se,
+            max_mean_gap_z=float(np.max(np.abs(gap) / np.maximum(gap_se, 1e-300))),
+            mean_gap_resolution=resolution(rms_gap, rms_se),
+        ))
     return rows
 
 
@@ -274,42 +384,42 @@ def _with_se(metrics: dict, name: str, estimates) -> None:
 
 
 def _metrics(config, coupled, spread, limit_rows, proxy, refinement) -> dict:
-    m = {"widths": coupled["widths"], "members_per_width": coupled["members"], "coupled_pairs": coupled["pairs"],
-         "n_diverged": coupled["n_diverged"]}
-    _with_se(m, "output_gap", coupled["out"])
-    _with_se(m, "weight_gap", coupled["w"])
-    for name, key in (("slope_output_gap", "fit_out"), ("slope_output_gap_nested", "fit_out_nested"),
-                      ("slope_weight_gap", "fit_w"), ("slope_weight_gap_nested", "fit_w_nested")):
-        _slope(m, name, coupled[key])
-    m |= {"initial_loss": coupled["mean_loss"][:, 0], "final_loss": coupled["mean_loss"][:, -1],
-          "final_loss_ratio": coupled["loss_ratio"].value, "final_loss_ratio_se": coupled["loss_ratio"].se,
-          "loss_halving_time": coupled["halving_time"]}
-    _with_se(m, "sgd_output_spread", coupled["sgd_spread"])
-    m["spread_widths"] = spread["widths"]
-    _with_se(m, "output_spread", spread["worst"])
-    _with_se(m, "loss_spread", spread["loss_worst"])
-    _slope(m, "spread_slope", spread["fit"])
-    _slope(m, "loss_spread_slope", spread["fit_loss"])
-    _with_se(m, "output_spread_final", spread["final"])
-    _slope(m, "spread_slope_final", spread["fit_final"])
+    m = {"widths": coupled.widths, "members_per_width": coupled.members, "coupled_pairs": coupled.pairs,
+         "n_diverged": coupled.n_diverged}
+    _with_se(m, "output_gap", coupled.out)
+    _with_se(m, "weight_gap", coupled.w)
+    for name, fit in (("slope_output_gap", coupled.fit_out), ("slope_output_gap_nested", coupled.fit_out_nested),
+                      ("slope_weight_gap", coupled.fit_w), ("slope_weight_gap_nested", coupled.fit_w_nested)):
+        _slope(m, name, fit)
+    m |= {"initial_loss": coupled.mean_loss[:, 0], "final_loss": coupled.mean_loss[:, -1],
+          "final_loss_ratio": coupled.loss_ratio.value, "final_loss_ratio_se": coupled.loss_ratio.se,
+          "loss_halving_time": coupled.halving_time}
+    _with_se(m, "sgd_output_spread", coupled.sgd_spread)
+    m["spread_widths"] = spread.widths
+    _with_se(m, "output_spread", spread.worst)
+    _with_se(m, "loss_spread", spread.loss_worst)
+    _slope(m, "spread_slope", spread.fit)
+    _slope(m, "loss_spread_slope", spread.fit_loss)
+    _with_se(m, "output_spread_final", spread.final)
+    _slope(m, "spread_slope_final", spread.fit_final)
     if limit_rows is not None:
         m |= {
             "proxy_width": config.proxy_width,
             "proxy_members": proxy.result.n_members - proxy.result.n_diverged,
-            "limit_predicted_spread_final": [float(r["predicted_spread"][-1]) for r in limit_rows],
-            "limit_spread_ratio_final": [r["final_ratio"] for r in limit_rows],
-            "limit_spread_ratio_final_se": [r["final_ratio_se"] for r in limit_rows],
-            "limit_spread_ratio_final_resolution": [resolution(r["final_ratio"] - 1.0, r["final_ratio_se"])
+            "limit_predicted_spread_final": [float(r.predicted_spread[-1]) for r in limit_rows],
+            "limit_spread_ratio_final": [r.final_ratio for r in limit_rows],
+            "limit_spread_ratio_final_se": [r.final_ratio_se for r in limit_rows],
+            "limit_spread_ratio_final_resolution": [resolution(r.final_ratio - 1.0, r.final_ratio_se)
                                                     for r in limit_rows],
-            "limit_spread_ratio_initial": [float(r["spread_ratio"][0]) for r in limit_rows],
-            "limit_mean_gap": [r["rms_mean_gap"] for r in limit_rows],
-            "limit_mean_gap_noise": [r["rms_mean_gap_noise"] for r in limit_rows],
-            "limit_mean_gap_resolution": [r["mean_gap_resolution"] for r in limit_rows],
+            "limit_spread_ratio_initial": [float(r.spread_ratio[0]) for r in limit_rows],
+            "limit_mean_gap": [r.rms_mean_gap for r in limit_rows],
+            "limit_mean_gap_noise": [r.rms_mean_gap_noise for r in limit_rows],
+            "limit_mean_gap_resolution": [r.mean_gap_resolution for r in limit_rows],
         }
-    for method, (s, gaps, fit) in refinement.items():
-        m[f"refine_{method}_steps"] = s.epsilons
-        _with_se(m, f"refine_{method}_gap", gaps)
-        _slope(m, f"refine_{method}_slope", fit)
+    for method, r in refinement.items():
+        m[f"refine_{method}_steps"] = r.study.epsilons
+        _with_se(m, f"refine_{method}_gap", r.gaps)
+        _slope(m, f"refine_{method}_slope", r.fit)
     return m
 
 
@@ -336,44 +446,44 @@ def _config_extra(config, model, trainer, data, times, stationary) -> dict:
 
 
 def _tables(config, coupling, coupled, spread, limit_rows, spread_runs, proxy, refinement, times) -> dict:
-    widths = coupled["widths"]
+    widths = coupled.widths
     k = len(widths) - 1
     by_width = {
-        "width": widths, "members": coupled["members"], "n_diverged": coupled["n_diverged"],
-        "coupled_pairs": coupled["pairs"] + [None],
-        "n_eff": list(coupled["n_eff"]) + [None],
-        "output_gap": _values(coupled["out"]) + [None], "output_gap_se": _ses(coupled["out"]) + [None],
-        "weight_gap": _values(coupled["w"]) + [None], "weight_gap_se": _ses(coupled["w"]) + [None],
-        "initial_loss": coupled["mean_loss"][:, 0], "final_loss": coupled["mean_loss"][:, -1],
-        "loss_halving_time": coupled["halving_time"],
-        "sgd_output_spread": _values(coupled["sgd_spread"]), "sgd_output_spread_se": _ses(coupled["sgd_spread"]),
+        "width": widths, "members": coupled.members, "n_diverged": coupled.n_diverged,
+        "coupled_pairs": coupled.pairs + [None],
+        "n_eff": list(coupled.n_eff) + [None],
+        "output_gap": _values(coupled.out) + [None], "output_gap_se": _ses(coupled.out) + [None],
+        "weight_gap": _values(coupled.w) + [None], "weight_gap_se": _ses(coupled.w) + [None],
+        "initial_loss": coupled.mean_loss[:, 0], "final_loss": coupled.mean_loss[:, -1],
+        "loss_halving_time": coupled.halving_time,
+        "sgd_output_spread": _values(coupled.sgd_spread), "sgd_output_spread_se": _ses(coupled.sgd_spread),
     }
     w_grid, t_grid = np.meshgrid(widths[:-1], times, indexing="ij")
     rms_t = lambda gaps: [np.sqrt(np.nanmean(g**2, axis=0)) for g in gaps]  # noqa: E731
     by_time = {"width": w_grid.ravel(), "t": t_grid.ravel(),
-               "output_gap_rms": np.concatenate(rms_t(coupled["output_gaps"])),
-               "weight_gap_rms": np.concatenate(rms_t(coupled["weight_gaps"])),
-               "mean_loss": coupled["mean_loss"][:k].ravel()}
-    spread_tab = {"width": spread["widths"], "members": spread["members"],
-                  "output_spread": _values(spread["worst"]), "output_spread_se": _ses(spread["worst"]),
-                  "loss_spread": _values(spread["loss_worst"]), "loss_spread_se": _ses(spread["loss_worst"])}
+               "output_gap_rms": np.concatenate(rms_t(coupled.output_gaps)),
+               "weight_gap_rms": np.concatenate(rms_t(coupled.weight_gaps)),
+               "mean_loss": coupled.mean_loss[:k].ravel()}
+    spread_tab = {"width": spread.widths, "members": spread.members,
+                  "output_spread": _values(spread.worst), "output_spread_se": _ses(spread.worst),
+                  "loss_spread": _values(spread.loss_worst), "loss_spread_se": _ses(spread.loss_worst)}
     tables = {"coupling_by_width": by_width, "coupling_by_time": by_time, "spread_by_width": spread_tab}
-    spread_tab["output_spread_final"] = _values(spread["final"])
-    spread_tab["output_spread_final_se"] = _ses(spread["final"])
-    w_grid, t_grid = np.meshgrid(spread["widths"], times, indexing="ij")
+    spread_tab["output_spread_final"] = _values(spread.final)
+    spread_tab["output_spread_final_se"] = _ses(spread.final)
+    w_grid, t_grid = np.meshgrid(spread.widths, times, indexing="ij")
     tables["spread_by_time"] = {
         "width": w_grid.ravel(), "t": t_grid.ravel(),
-        "output_spread": np.concatenate([s.per_time for s in spread["per_width"]]),
-        "output_spread_se": np.concatenate([s.per_time_se for s in spread["per_width"]])}
+        "output_spread": np.concatenate([s.per_time for s in spread.per_width]),
+        "output_spread_se": np.concatenate([s.per_time_se for s in spread.per_width])}
     if limit_rows is not None:
         for key in ("final_ratio", "final_ratio_se", "spread_agreement", "rms_mean_gap", "rms_mean_gap_noise",
                     "max_mean_gap_z", "mean_gap_resolution"):
-            spread_tab[f"limit_{key}"] = [r[key] for r in limit_rows]
+            spread_tab[f"limit_{key}"] = [getattr(r, key) for r in limit_rows]
         for key in ("predicted_spread", "spread_ratio", "spread_ratio_se"):
-            tables["spread_by_time"][f"limit_{key}"] = np.concatenate([r[key] for r in limit_rows])
+            tables["spread_by_time"][f"limit_{key}"] = np.concatenate([getattr(r, key) for r in limit_rows])
         cols: dict = {k: [] for k in ("width", "t", "point", "kind", "ensemble_mean", "ensemble_sd", "limit_mean",
                                       "limit_sd", "gap", "gap_se")}
-        for n, r, row in zip(spread["widths"], spread_runs, limit_rows):
+        for n, r, row in zip(spread.widths, spread_runs, limit_rows):
             x = np.asarray(r.outputs, np.float64)
             law = proxy.law(n)
             t_idx, p_idx = np.meshgrid(np.arange(len(times)), np.arange(x.shape[2]), indexing="ij")
@@ -385,12 +495,12 @@ def _tables(config, coupling, coupled, spread, limit_rows, spread_runs, proxy, r
             cols["ensemble_sd"].append(x.std(0, ddof=1).ravel())
             cols["limit_mean"].append(np.asarray(law.mean).ravel())
             cols["limit_sd"].append(np.asarray(law.std).ravel())
-            cols["gap"].append(row["mean_gap"].ravel())
-            cols["gap_se"].append(row["mean_gap_se"].ravel())
+            cols["gap"].append(row.mean_gap.ravel())
+            cols["gap_se"].append(row.mean_gap_se.ravel())
         tables["limit_by_time"] = {k: np.concatenate(v) for k, v in cols.items()}
     if refinement:
-        rows = [(method, e, g.value, g.se, g.n) for method, (s, gaps, _) in refinement.items()
-                for e, g in zip(s.epsilons, gaps)]
+        rows = [(method, e, g.value, g.se, g.n) for method, r in refinement.items()
+                for e, g in zip(r.study.epsilons, r.gaps)]
         tables["step_size"] = {name: [row[i] for row in rows]
                                for i, name in enumerate(("method", "step", "gap_rms", "gap_rms_se", "members"))}
     return tables
@@ -409,9 +519,9 @@ def _arrays(coupling, spread_runs, config, proxy, refinement, times) -> dict:
         arrays["proxy_outputs"] = proxy.result.outputs
         arrays["limit_mean"] = proxy.mean
         arrays["limit_scaled_cov"] = proxy.scaled_cov
-    for method, (s, _, _) in refinement.items():
-        arrays[f"refine_{method}_steps"] = s.epsilons
-        arrays[f"refine_{method}_gaps"] = s.gaps
+    for method, r in refinement.items():
+        arrays[f"refine_{method}_steps"] = r.study.epsilons
+        arrays[f"refine_{method}_gaps"] = r.study.gaps
     return arrays
 
 
@@ -423,48 +533,48 @@ def _fit_text(fit, digits: int = 3) -> str:
 
 
 def _summary(config, data, coupled, spread, limit_rows, refinement, verdict, stationary) -> list[str]:
-    widths = coupled["widths"]
+    widths = coupled.widths
     law = "degenerate (w3 = 0, E[w2] = 0)" if config.degenerate_init else "default" if (
         config.w2_mean, config.w3_mean, config.w3_std) == (0.0, 1.0, 1.0) else "custom"
-    ratio = coupled["loss_ratio"]
+    ratio = coupled.loss_ratio
     lines = [
         f"Three-layer networks ({config.phi1}, {config.phi2}, {config.phi3}; {law} {config.init} initial law) on "
         f"{data.name}, trained by {config.method} with step {config.step:g} and ξ = "
         f"{','.join(f'{x:g}' for x in config.xi)} to t = {config.t_max:g} at widths {widths[0]}–{widths[-1]}; member i "
         f"at every width is the leading sub-block of member i at width {widths[-1]}, fed the same samples "
-        f"({', '.join(str(p) for p in coupled['pairs'])} coupled pairs).",
+        f"({', '.join(str(p) for p in coupled.pairs)} coupled pairs).",
         "",
-        f"Output gap to the widest network ∝ n_eff^{_fit_text(coupled['fit_out_nested'])} with n_eff = (1/n − 1/N)^-1 "
-        f"(against n: {_fit_text(coupled['fit_out'])}); predicted −1/2: **{verdict['output_gap_rate']}**.",
-        f"Weight gap ∝ n_eff^{_fit_text(coupled['fit_w_nested'])} (against n: {_fit_text(coupled['fit_w'])}): "
+        f"Output gap to the widest network ∝ n_eff^{_fit_text(coupled.fit_out_nested)} with n_eff = (1/n − 1/N)^-1 "
+        f"(against n: {_fit_text(coupled.fit_out)}); predicted −1/2: **{verdict['output_gap_rate']}**.",
+        f"Weight gap ∝ n_eff^{_fit_text(coupled.fit_w_nested)} (against n: {_fit_text(coupled.fit_w)}): "
         f"**{verdict['weight_gap_rate']}**.",
         f"Widest network: final/initial mean training loss {ratio.value:.3g} ± {ratio.se:.2g} at t = {config.t_max:g} "
         f"(rule: below {GLOBAL_LOSS_RATIO:g}): global convergence **{verdict['global_convergence']}**.",
-        f"Full-batch spread across seeds at t = {config.t_max:g} ∝ n^{_fit_text(spread['fit_final'])}: "
-        f"**{verdict['spread_rate']}** (its sup over t ∝ n^{_fit_text(spread['fit'])}, which mixes the O(1/n) "
+        f"Full-batch spread across seeds at t = {config.t_max:g} ∝ n^{_fit_text(spread.fit_final)}: "
+        f"**{verdict['spread_rate']}** (its sup over t ∝ n^{_fit_text(spread.fit)}, which mixes the O(1/n) "
         f"initial spread with the n^-1/2 one of trained networks); under "
-        f"{config.method} the coupled networks' spread is {coupled['sgd_spread'][-1].value:.3g} at width {widths[-1]} "
-        f"against {coupled['sgd_spread'][0].value:.3g} at width {widths[0]} (each seed's own sample noise, O(√step), "
+        f"{config.method} the coupled networks' spread is {coupled.sgd_spread[-1].value:.3g} at width {widths[-1]} "
+        f"against {coupled.sgd_spread[0].value:.3g} at width {widths[0]} (each seed's own sample noise, O(√step), "
         "does not shrink with n).",
     ]
     if limit_rows is not None:
         lines.append(
             f"Against the proxy limit (width {config.proxy_width}, {config.proxy_ensemble} full-batch networks; "
             f"cov at width n = its seed covariance × {config.proxy_width}/n): spread ratios at t = {config.t_max:g} "
-            + ", ".join(f"{r['final_ratio']:.2f} ± {r['final_ratio_se']:.2f} (n = {r['width']})" for r in limit_rows)
+            + ", ".join(f"{r.final_ratio:.2f} ± {r.final_ratio_se:.2f} (n = {r.width})" for r in limit_rows)
             + f" (predicted 1): **{verdict['limit_spread']}**. At t = 0 the ratios are "
-            + ", ".join(f"{r['spread_ratio'][0]:.2g}" for r in limit_rows)
+            + ", ".join(f"{r.spread_ratio[0]:.2g}" for r in limit_rows)
             + ": the initial spread is O(1/n) (H2 = 0 in the limit), a higher order than the prediction's leading "
               "1/n variance (docs/three-layer.md#spread-across-seeds). Mean gap to the limit (RMS over points and "
               "times): "
-            + ", ".join(f"{r['rms_mean_gap']:.2g} vs noise {r['rms_mean_gap_noise']:.2g} ({r['mean_gap_resolution']})"
+            + ", ".join(f"{r.rms_mean_gap:.2g} vs noise {r.rms_mean_gap_noise:.2g} ({r.mean_gap_resolution})"
                         for r in limit_rows) + ".")
     lines.append("Loss halving time per width: " + ", ".join(
-        f"{t:g} (n = {n})" for t, n in zip(coupled["halving_time"], widths)) + (
+        f"{t:g} (n = {n})" for t, n in zip(coupled.halving_time, widths)) + (
         "; from the stationary start it lengthens with n (docs/three-layer.md#the-degenerate-start)." if stationary
         else "; from a non-degenerate start it does not depend on n."))
-    for method, (s, _, fit) in refinement.items():
+    for method, r in refinement.items():
         expected = 1 if method == "fullbatch" else 0.5
-        lines.append(f"Step size ({method}, width {s.width}, t = {s.t_max:g}): gap to the gradient flow ∝ "
-                     f"step^{_fit_text(fit)} (predicted {expected:g}): **{verdict[f'step_size_rate_{method}']}**.")
+        lines.append(f"Step size ({method}, width {r.study.width}, t = {r.study.t_max:g}): gap to the gradient "
+                     f"flow ∝ step^{_fit_text(r.fit)} (predicted {expected:g}): **{verdict[f'step_size_rate_{method}']}**.")
     return lines

@@ -19,12 +19,12 @@ def loss_figure(ok, loss_limit, long_run, conditioning, facts):
     ax.legend()
     if long_run:
         ax = axes[1]
-        t, members = long_run["times"], long_run["loss_members"]
+        t, members = long_run.times, long_run.loss_members
         for row in members:
             ax.plot(t, row, color=ENSEMBLE_COLOUR, lw=0.5, alpha=0.3)
         ax.plot(t, members.mean(axis=0), color=ENSEMBLE_COLOUR, lw=2, label=f"{len(members)} networks (mean)")
-        ax.plot(t, long_run["loss_limit"], "--", color=LIMIT_COLOUR, label="limit: expected loss")
-        bound = long_run["loss_limit"][0] * np.exp(-conditioning.loss_decay_rate * t)
+        ax.plot(t, long_run.loss_limit, "--", color=LIMIT_COLOUR, label="limit: expected loss")
+        bound = long_run.loss_limit[0] * np.exp(-conditioning.loss_decay_rate * t)
         ax.plot(t, bound, ":", color=TARGET_COLOUR, lw=1.2,
                 label=r"bound $L_0\, e^{-2\alpha\lambda_{\min}(A)\, t/M}$")
         ax.set(xlabel="training time t", ylabel="training loss", yscale="log",
