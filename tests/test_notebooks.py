@@ -5,6 +5,7 @@ The notebooks read ``JAXLIMIT_NOTEBOOK_SIZE``: unset (a person in Jupyter)
 means full sizes, ``small`` is what this suite sets.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 1
 
 
+EXECUTION_BOUND = {"05_your_network.ipynb"}
+"""Notebooks whose kernel runs at XLA's default optimisation rather than the suite's fast-compile
+flags (tests/conftest.py): their convolutions and Monte Carlo kernels spend more in execution than
+in compilation (notebook 05: 60 s of CPU against 88 s; notebooks 02, 03 and 06 are faster with
+the suite's flags)."""
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
@@ -30,6 +38,13 @@ def test_notebook_is_committed_without_outputs(path):
 def _slug(heading: str) -> str:
     """GitHub's anchor for a Markdown heading."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+EXECUTION_BOUND = {"05_your_network.ipynb"}
+"""Notebooks whose kernel runs at XLA's default optimisation rather than the suite's fast-compile
+flags (tests/conftest.py): their convolutions and Monte Carlo kernels spend more in execution than
+in compilation (notebook 05: 60 s of CPU against 88 s; notebooks 02, 03 and 06 are faster with
+the suite's flags)."""
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -50,12 +65,23 @@ def test_notebook_says_what_it_shows_and_where_the_mathematics_is(path):
     assert 'SMALL = os.environ.get("JAXLIMIT_NOTEBOOK_SIZE") == "small"' in text
 
 
+EXECUTION_BOUND = {"05_your_network.ipynb"}
+"""Notebooks whose kernel runs at XLA's default optimisation rather than the suite's fast-compile
+flags (tests/conftest.py): their convolutions and Monte Carlo kernels spend more in execution than
+in compilation (notebook 05: 60 s of CPU against 88 s; notebooks 02, 03 and 06 are faster with
+the suite's flags)."""
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("JAXLIMIT_NOTEBOOK_SIZE", "small")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    if path.name in EXECUTION_BOUND:
+        fast_compile = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+        monkeypatch.setenv("XLA_FLAGS", " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                                                 if f not in fast_compile))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
