@@ -181,5 +181,6 @@ def test_fast_program_refusals():
         jl.run_ensemble(jl.TwoLayer(8, 4), data, jl.Trainer(method="optax", optimizer=optax.sgd(0.1)),
                         times=[0.5], n_members=2, execution=jl.Execution(program="weights"))
     with pytest.raises(jl.InputError, match="observables"):
-        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2, execution=jl.Execution(program="pre-activations"),
+        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2,
+                        execution=jl.Execution(program="pre-activations"),
                         observables={"move": jl.rms_parameter_change})

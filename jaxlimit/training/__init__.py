@@ -43,7 +43,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Checkpoint", "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "DivergenceWarning", "Execution", "Guards", "EnsembleResult", "TrainingMethodWarning",
+    "Checkpoint", "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "DivergenceWarning", "EnsembleResult", "Execution",
+    "Guards", "TrainingMethodWarning",
     "UnstableStepWarning", "training_method_mismatch", "METHODS", "Trainer", "make_step",
     "member_keys", "rms_parameter_change", "run_ensemble", "validate_times", *sorted(_LAZY),
 ]
