@@ -81,11 +81,8 @@ def worker_jaxlimit(args) -> dict:
         enable_compilation_cache(args.cache)
     data, model = _problem(args)
     t_max = args.steps / args.width
-    kw = dict(times=[t_max], n_members=args.members, seed=0)
-    if args.lanes:
-        kw["lanes"] = args.lanes
-    if args.program:
-        kw["program"] = args.program
+    kw = dict(times=[t_max], n_members=args.members, seed=0,
+              execution=jl.Execution(lanes=args.lanes or None, program=args.program or "auto"))
     start = time.perf_counter()
     result = jl.run_ensemble(model, data, jl.Trainer(), **kw)
     whole = time.perf_counter() - start
@@ -289,7 +286,8 @@ def worker_family_jaxlimit(args) -> dict:
     import jaxlimit as jl
 
     data, model = _family_problem(args)
-    kw = dict(times=[args.steps * DEEP_STEP], n_members=args.members, seed=0, progress=False, step_check="off")
+    kw = dict(times=[args.steps * DEEP_STEP], n_members=args.members, seed=0,
+              execution=jl.Execution(progress=False), guards=jl.Guards(step_check="off"))
     trainer = jl.Trainer(alpha=1.0, method="fullbatch")
     start = time.perf_counter()
     result = jl.run_ensemble(model, data, trainer, **kw)

@@ -37,6 +37,7 @@ _export("jaxlimit.models.parameterisation", "LayerScaling", "Parameterisation")
 # Training an ensemble
 _export("jaxlimit.losses", "huber_loss", "squared_loss")
 _export("jaxlimit.training", "EnsembleResult", "Trainer", "run_ensemble", "rms_parameter_change")
+_export("jaxlimit.training", "Execution", "Checkpoint", "Guards")  # run_ensemble's execution, saving, guards
 _export("jaxlimit.limits", "ntk_observable")
 _export("jaxlimit.training", "DivergenceWarning", "TrainingMethodWarning", "UnstableStepWarning")
 _export("jaxlimit.training.coord_check", "coord_check")

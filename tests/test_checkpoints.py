@@ -32,7 +32,7 @@ def problem():
     return jl.TwoLayer(48, 4, "xavier", "tanh"), data
 
 
-KW = dict(times=[0.5, 1.0], n_members=12, seed=3, lanes=4)
+KW = dict(times=[0.5, 1.0], n_members=12, seed=3, execution=jl.Execution(lanes=4))
 
 
 def _run(model, data, trainer=None, **kw):
@@ -41,7 +41,7 @@ def _run(model, data, trainer=None, **kw):
 
 def test_resume_reads_saved_blocks_instead_of_recomputing(problem, tmp_path):
     model, data = problem
-    first = _run(model, data, checkpoint_dir=tmp_path)
+    first = _run(model, data, checkpoint=jl.Checkpoint(tmp_path))
     blocks = sorted(tmp_path.glob("*/block-*.npz"))
     assert len(blocks) == 3  # 12 members in blocks of 4
     # Tamper with block 0: a resumed run must take it from disk, not recompute it.
@@ -49,11 +49,11 @@ def test_resume_reads_saved_blocks_instead_of_recomputing(problem, tmp_path):
         saved = {k: f[k] for k in f.files}
     saved["outputs"] = saved["outputs"] + 1.0
     np.savez(blocks[0], **saved)
-    resumed = _run(model, data, checkpoint_dir=tmp_path, chunk_size=8)
+    resumed = _run(model, data, checkpoint=jl.Checkpoint(tmp_path), execution=jl.Execution(lanes=4, chunk_size=8))
     np.testing.assert_array_equal(resumed.outputs[:4], first.outputs[:4] + 1.0)
     np.testing.assert_array_equal(resumed.outputs[4:], first.outputs[4:])
     # --fresh discards it.
-    again = _run(model, data, checkpoint_dir=tmp_path, fresh=True)
+    again = _run(model, data, checkpoint=jl.Checkpoint(tmp_path, fresh=True))
     np.testing.assert_array_equal(again.outputs, first.outputs)
 
 
@@ -92,8 +92,8 @@ def test_a_changed_run_is_never_given_the_saved_numbers(problem, tmp_path, chang
 
     def run(cfg, ckpt):
         return jl.run_ensemble(cfg["model"], cfg["data"], cfg["trainer"], times=[0.5, 1.0], n_members=8,
-                               lanes=4, seed=cfg["seed"], dtype=cfg["dtype"],
-                               observables=cfg["observables"], checkpoint_dir=ckpt)
+                               execution=jl.Execution(lanes=4), seed=cfg["seed"], dtype=cfg["dtype"],
+                               observables=cfg["observables"], checkpoint=None if ckpt is None else jl.Checkpoint(ckpt))
 
     first = run(base, tmp_path)
     second = run(other, tmp_path)
@@ -110,7 +110,7 @@ def test_a_changed_run_is_never_given_the_saved_numbers(problem, tmp_path, chang
 
 def test_more_members_and_later_times_reuse_saved_work(problem, tmp_path, monkeypatch):
     model, data = problem
-    _run(model, data, checkpoint_dir=tmp_path)  # 12 members up to t = 1
+    _run(model, data, checkpoint=jl.Checkpoint(tmp_path))  # 12 members up to t = 1
     calls = []
     advance = jl.training.ensemble._BlockEngine.advance
 
@@ -119,7 +119,7 @@ def test_more_members_and_later_times_reuse_saved_work(problem, tmp_path, monkey
         return advance(self, state, blocks, k0, k1)
 
     monkeypatch.setattr(jl.training.ensemble._BlockEngine, "advance", counted)
-    longer = _run(model, data, checkpoint_dir=tmp_path, n_members=16, times=[0.5, 1.0, 1.5])
+    longer = _run(model, data, checkpoint=jl.Checkpoint(tmp_path), n_members=16, times=[0.5, 1.0, 1.5])
     steps_1 = model.steps_to(1.0)
     # Old blocks continue from their saved state at t = 1; only the new block starts at 0.
     for blocks, k0, k1 in calls:
@@ -136,7 +136,7 @@ def test_unidentifiable_callables_are_refused_for_checkpointing(problem, tmp_pat
             return jnp.sum(params.c)
 
     with pytest.raises(jl.InputError, match="cannot identify"):
-        _run(model, data, checkpoint_dir=tmp_path, observables={"opaque": Opaque()})
+        _run(model, data, checkpoint=jl.Checkpoint(tmp_path), observables={"opaque": Opaque()})
     assert not list(tmp_path.glob("*/block-*"))
     # Without a checkpoint the same run is fine.
     assert _run(model, data, observables={"opaque": Opaque()}).observables["opaque"].shape == (12, 3)
@@ -166,13 +166,13 @@ def test_a_full_disk_is_reported_in_one_line_and_keeps_saved_work(problem, tmp_p
 
     monkeypatch.setattr(checkpoints.BlockStore, "_atomic_write", failing)
     with pytest.raises(jl.InputError, match="No space left on device") as info:
-        _run(model, data, checkpoint_dir=tmp_path)
+        _run(model, data, checkpoint=jl.Checkpoint(tmp_path))
     assert len(str(info.value).splitlines()) == 1 and "intact" in str(info.value)
     monkeypatch.undo()
     assert not list(tmp_path.glob("*/.tmp-*"))  # no half-written file left behind
     saved = sorted(tmp_path.glob("*/block-*.npz"))
     assert saved  # what was written is readable and is reused
-    resumed = _run(model, data, checkpoint_dir=tmp_path)
+    resumed = _run(model, data, checkpoint=jl.Checkpoint(tmp_path))
     np.testing.assert_array_equal(resumed.outputs, whole.outputs)
 
 
@@ -183,7 +183,7 @@ def test_too_little_space_is_refused_before_the_run(problem, tmp_path, monkeypat
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda p: usage._replace(free=1000))
     with pytest.raises(jl.InputError, match="GB free"):
-        _run(model, data, checkpoint_dir=tmp_path)
+        _run(model, data, checkpoint=jl.Checkpoint(tmp_path))
     assert not list(tmp_path.glob("*/block-*"))
 
 
@@ -192,13 +192,13 @@ def test_unwritable_checkpoint_directory_is_refused(problem, tmp_path):
     file = tmp_path / "file"
     file.write_text("x")
     with pytest.raises(jl.InputError, match="is a file"):
-        _run(model, data, checkpoint_dir=file)
+        _run(model, data, checkpoint=jl.Checkpoint(file))
     if os.geteuid() != 0:  # root can write anywhere
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
         with pytest.raises(jl.InputError, match="cannot write checkpoint"):
-            _run(model, data, checkpoint_dir=ro / "sub")
+            _run(model, data, checkpoint=jl.Checkpoint(ro / "sub"))
 
 
 def _harness(directory, out, chunk, slow=True, segments=8, blocks=5):

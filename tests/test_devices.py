@@ -33,7 +33,7 @@ out = {}
 for program in ("generic", "weights"):
     for method in ("online", "fullbatch"):
         r = jl.run_ensemble(jl.TwoLayer(64, 4), data, jl.Trainer(method=method), times=[0.5, 1.0],
-                            n_members=70, seed=3, lanes=8, program=program,
+                            n_members=70, seed=3, execution=jl.Execution(lanes=8, program=program),
                             observables={"move": jl.rms_parameter_change})
         out[f"{program}-{method}"] = r.outputs
         out[f"{program}-{method}-move"] = r.observables["move"]
@@ -74,7 +74,7 @@ import jax, numpy as np
 import jaxlimit as jl
 data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
 for _ in range(2):  # the notice comes once
-    r = jl.run_ensemble(jl.TwoLayer(16, 4), data, times=[0.5], n_members=32, seed=1, lanes=4)
+    r = jl.run_ensemble(jl.TwoLayer(16, 4), data, times=[0.5], n_members=32, seed=1, execution=jl.Execution(lanes=4))
 np.save(sys.argv[2], r.outputs)
 print(json.dumps({"devices": len(jax.devices()), "cores": len(os.sched_getaffinity(0)),
                   "trained_on": sorted({d for (d,) in r.config["trained_on_devices"]})}))
@@ -157,19 +157,20 @@ def test_hand_derived_programs_agree_with_autodiff(method, activation, loss):
         data = jl.synthetic_problem(jax.random.key(0), 6, dim, 2)
         model = jl.TwoLayer(96, dim, 0.75, activation)
         trainer = jl.Trainer(alpha=1.5, method=method, batch_size=3, loss=get_loss(loss, delta=0.3))
-        kw = dict(times=[0.5, 2.0], n_members=12, seed=1, dtype=jnp.float64, lanes=4)
-        generic = jl.run_ensemble(model, data, trainer, program="generic", **kw)
+        kw = dict(times=[0.5, 2.0], n_members=12, seed=1, dtype=jnp.float64)
+        generic = jl.run_ensemble(model, data, trainer, execution=jl.Execution(lanes=4, program="generic"), **kw)
         assert generic.config["program"] == "generic"
         for program in ("weights", "pre-activations"):
-            fast = jl.run_ensemble(model, data, trainer, program=program, **kw)
+            fast = jl.run_ensemble(model, data, trainer, execution=jl.Execution(lanes=4, program=program), **kw)
             np.testing.assert_allclose(fast.outputs, generic.outputs, rtol=0, atol=1e-12)
             np.testing.assert_allclose(fast.loss, generic.loss, rtol=1e-12)
         assert choose_program("auto", model, data, trainer, {}) == ("pre-activations" if dim > 8 else "weights")
     # float32 to float32 rounding.
-    f32 = jl.run_ensemble(model, data, trainer, **{**kw, "dtype": jnp.float32})
+    f32 = jl.run_ensemble(model, data, trainer, execution=jl.Execution(lanes=4), **{**kw, "dtype": jnp.float32})
     np.testing.assert_allclose(f32.outputs, generic.outputs, rtol=0, atol=5e-5)
     # The comparison has teeth: one more step is far outside these tolerances.
-    longer = jl.run_ensemble(model, data, trainer, program="weights", **{**kw, "times": [0.5, 2.0 + 1 / 96]})
+    longer = jl.run_ensemble(model, data, trainer, execution=jl.Execution(lanes=4, program="weights"),
+                             **{**kw, "times": [0.5, 2.0 + 1 / 96]})
     assert np.max(np.abs(longer.outputs[:, -1] - generic.outputs[:, -1])) > 1e-6
 
 
@@ -178,10 +179,11 @@ def test_fast_program_refusals():
     import optax
 
     with pytest.raises(jl.InputError, match="program"):
-        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2, program="turbo")
+        jl.Execution(program="turbo")
     with pytest.raises(jl.InputError, match="generic"):
         jl.run_ensemble(jl.TwoLayer(8, 4), data, jl.Trainer(method="optax", optimizer=optax.sgd(0.1)),
-                        times=[0.5], n_members=2, program="weights")
+                        times=[0.5], n_members=2, execution=jl.Execution(program="weights"))
     with pytest.raises(jl.InputError, match="observables"):
-        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2, program="pre-activations",
+        jl.run_ensemble(jl.TwoLayer(8, 4), data, times=[0.5], n_members=2,
+                        execution=jl.Execution(program="pre-activations"),
                         observables={"move": jl.rms_parameter_change})

@@ -20,11 +20,11 @@ def test_chunk_size_does_not_change_a_single_bit(problem, method):
     kw = dict(times=[0.5, 1.0], n_members=70, seed=11)
     whole = jl.run_ensemble(model, data, trainer, **kw)
     for chunk in (1, 7):
-        part = jl.run_ensemble(model, data, trainer, chunk_size=chunk, **kw)
+        part = jl.run_ensemble(model, data, trainer, execution=jl.Execution(chunk_size=chunk), **kw)
         np.testing.assert_array_equal(part.outputs, whole.outputs)
         np.testing.assert_array_equal(part.loss, whole.loss)
     # Member i is the same network in a smaller ensemble run at the same lanes.
-    small = jl.run_ensemble(model, data, trainer, lanes=64, **{**kw, "n_members": 5})
+    small = jl.run_ensemble(model, data, trainer, execution=jl.Execution(lanes=64), **{**kw, "n_members": 5})
     np.testing.assert_array_equal(small.outputs, whole.outputs[:5])
     # And members differ from one another (the test would pass trivially otherwise).
     assert np.unique(whole.outputs[:, -1, 0]).size == 70
@@ -37,7 +37,7 @@ def test_saved_times_do_not_change_a_single_bit(problem, program):
     # 317 steps (width 96: t = 0.3, 1.7, 5) cross those blocks at other places than one of 480.
     model, data = problem
     trainer = jl.Trainer(alpha=1.0, method="minibatch", batch_size=2)
-    kw = dict(n_members=9, seed=5, program=program)
+    kw = dict(n_members=9, seed=5, execution=jl.Execution(program=program))
     once = jl.run_ensemble(model, data, trainer, times=[5.0], **kw)
     split = jl.run_ensemble(model, data, trainer, times=[0.3, 1.7, 5.0], **kw)
     np.testing.assert_array_equal(split.outputs[:, -1], once.outputs[:, -1])
@@ -62,7 +62,7 @@ def test_default_lanes_keep_a_fast_programs_block_in_cache(width, members, expec
     assert block <= CPU_BLOCK_CACHE_BYTES or expected == 4
     # The generic program of the same model keeps the plain CPU default.
     generic = jl.run_ensemble(jl.TwoLayer(width, 8, "xavier", "tanh"), data, times=[0.0], n_members=members,
-                              program="generic")
+                              execution=jl.Execution(program="generic"))
     assert generic.config["lanes"] == (8 if members == 5 else 64)
 
 
@@ -141,13 +141,28 @@ def test_parameter_movement_observable_scales_like_theory():
     (dict(n_members=0), "ensemble size"),
     (dict(n_members=4, times=[1.0, 0.5]), "increasing"),
     (dict(n_members=4, times=[float("nan")]), "finite"),
-    (dict(n_members=4, chunk_size=0), "chunk_size"),
-    (dict(n_members=4, lanes=0), "lanes"),
+    (dict(n_members=4, execution={"chunk_size": 0}), "chunk_size"),
+    (dict(n_members=4, execution={"lanes": 0}), "lanes"),
+    (dict(n_members=4, execution={"program": "turbo"}), "unknown program"),
+    (dict(n_members=4, execution={"memory_budget": 1e-12}), "memory_budget"),
+    (dict(n_members=4, execution={"devices": []}), "devices"),
+    (dict(n_members=4, execution={"progress": "yes"}), "progress"),
+    (dict(n_members=4, guards={"divergence_threshold": 0}), "divergence_threshold"),
+    (dict(n_members=4, guards={"step_check": "maybe"}), "step_check must be one of"),
+    (dict(n_members=4, checkpoint={"directory": ""}), "checkpoint directory"),
+    (dict(n_members=4, checkpoint={"directory": "x", "fresh": 1}), "fresh"),
+    (dict(n_members=4, execution="fast"), "execution must be a jaxlimit Execution"),
+    (dict(n_members=4, checkpoint="dir"), "checkpoint must be a jaxlimit Checkpoint"),
 ])
 def test_bad_engine_options(problem, kwargs, match):
+    """Each option object refuses a bad field when it is built; run_ensemble refuses anything else."""
     model, data = problem
     kwargs.setdefault("times", [0.5])
+    kinds = {"execution": jl.Execution, "checkpoint": jl.Checkpoint, "guards": jl.Guards}
     with pytest.raises(jl.InputError, match=match):
+        for name, kind in kinds.items():
+            if isinstance(kwargs.get(name), dict):
+                kwargs[name] = kind(**kwargs[name])
         jl.run_ensemble(model, data, **kwargs)
 
 

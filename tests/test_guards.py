@@ -15,6 +15,8 @@ from jaxlimit.limits.empirical import empirical_ntk
 from jaxlimit.training import ensemble as engine
 from jaxlimit.training.guards import STEP_CHECK_MEMBERS, training_method_mismatch
 
+QUIET = jl.Execution(progress=False)
+
 FULL = jl.Trainer(alpha=1.0, method="fullbatch")
 
 
@@ -64,17 +66,17 @@ def test_an_unstable_step_is_refused_before_training(data, monkeypatch):
 
     monkeypatch.setattr(engine, "_cached_engine", trap)
     with pytest.raises(jl.InputError) as info:
-        jl.run_ensemble(_net(20.0), data, FULL, times=[40.0], n_members=8, seed=0, step_check="error")
+        jl.run_ensemble(_net(20.0), data, FULL, times=[40.0], n_members=8, seed=0, guards=jl.Guards(step_check="error"))
     message = str(info.value)
     assert len(message.splitlines()) == 1
     assert "α λ_max/M = 4.36 > 2" in message and "time_step (--step" in message and "alpha" in message
     with pytest.raises(jl.InputError, match="step_check must be one of"):
-        jl.run_ensemble(_net(20.0), data, FULL, times=[40.0], n_members=8, step_check="maybe")
+        jl.Guards(step_check="maybe")
 
 
 def test_an_unstable_step_warns_and_divergence_is_said_with_its_cause(data):
     with pytest.warns(jl.UnstableStepWarning, match="4.36 > 2") as caught:
-        result = jl.run_ensemble(_net(20.0), data, FULL, times=[400.0], n_members=8, seed=0, progress=False)
+        result = jl.run_ensemble(_net(20.0), data, FULL, times=[400.0], n_members=8, seed=0, execution=QUIET)
     assert result.n_diverged >= 4  # ReLU units that die can save a member; most blow up
     divergence = [str(w.message) for w in caught if issubclass(w.category, jl.DivergenceWarning)]
     assert len(divergence) == 2  # said at the first record that shows it, then counted at the end
@@ -91,8 +93,9 @@ def test_divergence_is_said_while_training_goes_on(data):
     net = _net(20.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = jl.run_ensemble(net, data, FULL, times=[400.0, 800.0], n_members=32, seed=0, lanes=8,
-                                 chunk_size=8, progress=False, step_check="off")
+        result = jl.run_ensemble(net, data, FULL, times=[400.0, 800.0], n_members=32, seed=0,
+                                 execution=jl.Execution(lanes=8, chunk_size=8, progress=False),
+                                 guards=jl.Guards(step_check="off"))
     said = [str(w.message) for w in caught if issubclass(w.category, jl.DivergenceWarning)]
     assert len(said) == 2 and result.n_diverged > 5
     from jaxlimit.training.guards import diverged_members
@@ -116,19 +119,19 @@ def test_an_unstable_online_step_warns_before_training(data, monkeypatch):
     fast = jl.Trainer(alpha=3 * 2 / unit)
     with pytest.warns(jl.UnstableStepWarning, match=r"α max_i Θ\(x_i, x_i\) = 6 > 2"):
         with pytest.warns(jl.DivergenceWarning):
-            result = jl.run_ensemble(net, data, fast, times=[200.0], n_members=8, seed=0, progress=False)
+            result = jl.run_ensemble(net, data, fast, times=[200.0], n_members=8, seed=0, execution=QUIET)
     assert result.n_diverged >= 6
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         calm = jl.run_ensemble(net, data, jl.Trainer(alpha=0.5 * 2 / unit), times=[200.0], n_members=8, seed=0,
-                               progress=False)
+                               execution=QUIET)
     assert calm.n_diverged == 0 and calm.config["step_check"]["method"] == "online"
 
 
 def test_a_stable_step_runs_without_a_word(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = jl.run_ensemble(_net(0.05), data, FULL, times=[1.0], n_members=8, seed=0, progress=False)
+        result = jl.run_ensemble(_net(0.05), data, FULL, times=[1.0], n_members=8, seed=0, execution=QUIET)
     assert result.n_diverged == 0 and result.config["step_check"]["stable"]
     assert result.config["trainer"]["method"] == "fullbatch" and "divergence" not in result.config
 

@@ -17,7 +17,7 @@ from jaxlimit.models.parameterisation import (
     two_layer_learning_rates,
 )
 from jaxlimit.models.two_layer import TwoLayer, TwoLayerParams
-from jaxlimit.training import Trainer, run_ensemble
+from jaxlimit.training import Execution, Trainer, run_ensemble
 
 
 # --- the presets reproduce today's models ------------------------------------------------------------------
@@ -101,7 +101,7 @@ def test_two_layer_family_is_the_abc_family_on_two_layers():
     the generic one to float32 rounding, 1.5e-8 here, not bit for bit.)"""
     data = _data(2)
     runs = [run_ensemble(model, data, Trainer(alpha=0.3, method="online"), times=[0.0, 1.0], n_members=2, seed=3,
-                         dtype=jnp.float32, program=program)
+                         dtype=jnp.float32, execution=Execution(program=program))
             for model, program in ((TwoLayer(40, 2, 1.0, "tanh"), "generic"), (_AbcTwoLayer(40, 2, 1.0, "tanh"), "generic"))]
     assert np.abs(runs[0].outputs[:, -1] - runs[0].outputs[:, 0]).max() > 1e-3
     np.testing.assert_array_equal(runs[0].outputs, runs[1].outputs)

@@ -69,7 +69,8 @@ def test_reports_and_results_display_in_notebooks(report):
     model = jl.MLP((16,), dim=3, time_step=0.05)
     assert repr(model) == ("MLP(parameterisation='ntk', widths=(16,), dim=3, activation='relu', W_std=1, b_std=0, "
                            "time_step=0.05)")
-    result = jl.run_ensemble(model, data, jl.Trainer(method="fullbatch"), times=[0.5], n_members=4, progress=False)
+    result = jl.run_ensemble(model, data, jl.Trainer(method="fullbatch"), times=[0.5], n_members=4,
+                             execution=jl.Execution(progress=False))
     line = repr(result)
     assert "\n" not in line and line.startswith("EnsembleResult(4 members; 0 diverged; t = 0, 0.5; 5 points")
     assert "trainer fullbatch" in line

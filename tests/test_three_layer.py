@@ -21,7 +21,7 @@ from jaxlimit.losses import get_loss
 from jaxlimit.models.three_layer import (
     DEGENERATE_INIT, TILE, ThreeLayer, ThreeLayerInit, ThreeLayerParams, time_schedule,
 )
-from jaxlimit.training import Trainer, make_step, member_keys, run_ensemble
+from jaxlimit.training import Execution, Trainer, make_step, member_keys, run_ensemble
 from tests.helpers.refusal import assert_refused
 
 leaves = jax.tree_util.tree_leaves
@@ -114,7 +114,7 @@ def test_engine_sgd_equals_a_hand_written_loop_on_the_same_stream(data):
     model = ThreeLayer(40, 24, data.dim, eps=0.1, xi=(1.0, 0.5, 2.0))
     steps = 15
     r = run_ensemble(model, data, times=[0.0, steps * model.eps], n_members=1, seed=4,
-                     lanes=1, dtype=jnp.float64)
+                     execution=Execution(lanes=1), dtype=jnp.float64)
     k_init, k_data = jax.random.split(member_keys(4, jnp.arange(1, dtype=jnp.uint32))[0])
     xi = ThreeLayerParams(*model.xi)
 
@@ -181,18 +181,21 @@ def test_gradient_flow_that_runs_out_of_steps_is_one_input_error(data):
         gradient_flow(model, model.init(jax.random.key(0), jnp.float64), data, [0.0, 50.0], max_steps=3)
 
 
+TWO_LANES = Execution(lanes=2)
+
+
 def test_time_schedule_through_optax(data):
     model = ThreeLayer(16, 16, data.dim, eps=0.1)
     times = [0.0, 1.0, 2.0]
-    plain = run_ensemble(model, data, times=times, n_members=2, lanes=2, dtype=jnp.float64)
+    plain = run_ensemble(model, data, times=times, n_members=2, execution=TWO_LANES, dtype=jnp.float64)
     ones = run_ensemble(model, data, Trainer(method="optax", batch_size=1, optimizer=time_schedule(model)),
-                        times=times, n_members=2, lanes=2, dtype=jnp.float64)
+                        times=times, n_members=2, execution=TWO_LANES, dtype=jnp.float64)
     np.testing.assert_allclose(ones.outputs, plain.outputs, rtol=1e-10, atol=1e-12)
     # Layer 3 frozen throughout, everything stopped after t = 1.
     stop = lambda t: jnp.where(t < 1.0 - 1e-9, 1.0, 0.0)
     sched = time_schedule(model, stop, stop, lambda t: 0.0)
     r = run_ensemble(model, data, Trainer(method="optax", batch_size=1, optimizer=sched), times=times,
-                     n_members=2, lanes=2, dtype=jnp.float64)
+                     n_members=2, execution=TWO_LANES, dtype=jnp.float64)
     assert np.all(r.outputs[:, 2] == r.outputs[:, 1])
     assert np.max(np.abs(r.outputs[:, 1] - r.outputs[:, 0])) > 1e-2
     opt = time_schedule(model, s3=lambda t: 0.0)
@@ -207,9 +210,9 @@ def test_time_schedule_through_optax(data):
 
 def test_degenerate_init_starts_stuck(data):
     times = [0.0, 3.0]
-    good = run_ensemble(ThreeLayer(256, 256, data.dim, eps=0.05), data, times=times, n_members=2, lanes=2)
+    good = run_ensemble(ThreeLayer(256, 256, data.dim, eps=0.05), data, times=times, n_members=2, execution=TWO_LANES)
     bad = run_ensemble(ThreeLayer(256, 256, data.dim, eps=0.05, init_law=DEGENERATE_INIT), data,
-                       times=times, n_members=2, lanes=2)
+                       times=times, n_members=2, execution=TWO_LANES)
     assert np.all(good.loss[:, -1] < 0.5 * good.loss[:, 0])
     assert np.all(bad.loss[:, -1] > 0.95 * bad.loss[:, 0])
     assert np.all(np.abs(bad.outputs[:, 0]) < 0.01)          # ŷ ≈ φ3(0) = 0

@@ -19,7 +19,7 @@ from jaxlimit.stats import Gaussian, fit_power_law
 from jaxlimit.stats.coupling import coupled_moments, mean_drift, pathwise_error
 from jaxlimit.stats.verdict import verdict_over_times
 from jaxlimit.streams import stream_key
-from jaxlimit.training import Trainer, run_ensemble
+from jaxlimit.training import Execution, Trainer, run_ensemble
 
 TIMES = np.linspace(0.0, 3.0, 7)
 
@@ -124,7 +124,7 @@ def _ensemble(width, members, t_max, *, scaling="xavier", data=None, n_times=4, 
     model = TwoLayer(width, data.dim, scaling, "tanh")
     times = np.linspace(0.0, t_max, n_times + 1)
     return run_ensemble(model, data, Trainer(alpha=1.0), times=times, n_members=members,
-                        dtype=jnp.float32, seed=seed, lanes=lanes)
+                        dtype=jnp.float32, seed=seed, execution=Execution(lanes=lanes))
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def arm_ensemble(default: int, arm: str, purpose: str):
 
 
 def chunk_size():
-    """Members per compiled call, as ``run_ensemble``'s ``chunk_size`` (its default is only known when
+    """Members per compiled call, as ``Execution.chunk_size`` of ``run_ensemble`` (its default is only known when
     the run starts: the lanes depend on the backend and the model; ``result.config["lanes"]``)."""
     return integer(None, "members per compiled call, rounded up to whole blocks of lanes on every device",
                    high=MAX_ENSEMBLE, group="ensemble",

@@ -24,6 +24,7 @@ from jaxlimit.training.guards import (
     training_method_mismatch,
 )
 from jaxlimit.training.results import EnsembleResult
+from jaxlimit.training.run_options import Checkpoint, Execution, Guards
 from jaxlimit.training.steps import METHODS, Trainer, make_step
 
 _LAZY = {
@@ -42,7 +43,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "DivergenceWarning", "EnsembleResult", "TrainingMethodWarning",
+    "Checkpoint", "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "DivergenceWarning", "EnsembleResult", "Execution",
+    "Guards", "TrainingMethodWarning",
     "UnstableStepWarning", "training_method_mismatch", "METHODS", "Trainer", "make_step",
     "member_keys", "rms_parameter_change", "run_ensemble", "validate_times", *sorted(_LAZY),
 ]

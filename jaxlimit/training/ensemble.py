@@ -18,7 +18,7 @@ a CPU a hand-derived program's block is also sized to stay in a core's L2
 cache (:func:`default_lanes`); pin it to compare ensembles of different sizes
 below that bit for bit.
 
-Saved work: with ``checkpoint_dir`` every block's records and training state
+Saved work: with a :class:`Checkpoint` every block's records and training state
 are saved after every segment (see :mod:`jaxlimit.training.checkpoints`), so a
 kill loses at most the chunk-segment in flight (one block per device by
 default); a rerun resumes with any chunk size, and a run with more members or
@@ -29,13 +29,13 @@ flight, saves it and says where it is.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
 import warnings
 from collections import defaultdict
-from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -49,13 +49,13 @@ from jaxlimit.streams import key_words, member_keys as _fold_members, stream_key
 from jaxlimit.training.checkpoints import BlockRecord, BlockStore, describe, estimate_store_bytes, versions
 from jaxlimit.training.guards import (STEP_CHECK_MEMBERS, DivergenceWarning, check_step, diverged_members,
                                       divergence_message)
-from jaxlimit.training.fast import REPRESENTATIONS, fast_program_kind, two_layer_program
+from jaxlimit.training.fast import fast_program_kind, two_layer_program
 from jaxlimit.training.program import MemberProgram, Observable, generic_program
 from jaxlimit.training.results import EnsembleResult
+from jaxlimit.training.run_options import DEFAULT_MEMORY_BUDGET, PROGRAMS, Checkpoint, Execution, Guards
 from jaxlimit.training.steps import Trainer
-from jaxlimit.validation import validate_times
+from jaxlimit.validation import require_int, validate_times
 
-DEFAULT_MEMORY_BUDGET = 2 * 2**30
 DEFAULT_LANES = _DEFAULT_LANES
 """The default vmap width by backend: a CPU keeps one block's weights in cache;
 an accelerator needs wide blocks to fill its cores (defined in the light
@@ -90,17 +90,6 @@ def members_root(seed: int | jax.Array) -> jax.Array:
 def member_keys(seed: int | jax.Array, member_ids) -> jax.Array:
     """Member i's key: ``fold_in(members_root(seed), i)``, independent of chunking."""
     return _fold_members(members_root(seed), member_ids)
-
-
-def _positive_int(value, name: str, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    if not (math.isfinite(float(value)) and float(value) == int(value) and value >= 1):
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    value = int(value)
-    if maximum is not None and value > maximum:
-        raise InputError(f"{name} must be at most {maximum}, got {value}")
-    return value
 
 
 def estimate_member_bytes(model: Model, trainer: Trainer, data: Dataset, dtype) -> int:
@@ -150,9 +139,6 @@ def run_description(model: Model, data: Dataset, trainer: Trainer, *, root: jax.
     }
 
 
-PROGRAMS = ("auto", "generic", *REPRESENTATIONS)
-
-
 def choose_program(program: str, model: Model, data: Dataset, trainer: Trainer,
                    observables: Mapping[str, Observable]) -> str:
     """The member program ``run_ensemble`` uses: the requested one, or for "auto" the fastest that applies."""
@@ -197,18 +183,11 @@ def run_ensemble(
     times,
     n_members: int,
     seed: int | jax.Array = 0,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     observables: Mapping[str, Observable] | None = None,
     dtype=jnp.float32,
-    divergence_threshold: float = 1e6,
-    checkpoint_dir: str | Path | None = None,
-    fresh: bool = False,
-    progress: bool | None = None,
-    lanes: int | None = None,
-    program: str = "auto",
-    devices=None,
-    step_check: str = "warn",
+    execution: Execution = Execution(),
+    checkpoint: Checkpoint | None = None,
+    guards: Guards = Guards(),
 ) -> EnsembleResult:
     """Train ``n_members`` independent networks and record them at ``times``.
 
@@ -225,36 +204,15 @@ def run_ensemble(
         seed: an integer (the members' stream is ``stream_key(seed, "members")``)
             or a PRNG key used as the members' stream; member i uses
             ``fold_in(stream, i)``.
-        chunk_size: members per compiled call, rounded up to whole blocks on
-            every device; by default one block per device (the least work lost
-            to a kill); at most what fits ``memory_budget`` bytes.
         observables: extra records ``name -> fn(params, params0, data)``.
         dtype: the parameters' floating type (float32 by default; float64
             needs ``jax_enable_x64``).
-        divergence_threshold: a member whose output is non-finite or exceeds
-            this in absolute value at any saved time is flagged as diverged.
-        checkpoint_dir: if given, every block's records and state are saved
-            there after every segment, under the run's fingerprint; a rerun
-            resumes, and a run of anything else computes afresh.
-        fresh: discard what ``checkpoint_dir`` holds for this run first.
-        progress: show a progress bar of finished member-steps on standard error; None (the
-            default): shown in a terminal or a notebook, hidden when ``CI`` is set or standard
-            error is not a terminal (:func:`jaxlimit.display.show_progress`).
-        lanes: the vmap width; see the module docstring.
-        program: how one member is trained: ``"generic"`` (``jax.grad``, any
-            model), a hand-derived representation for the two-layer family
-            (``"weights"`` or ``"pre-activations"``, :mod:`~jaxlimit.training.fast`),
-            or ``"auto"``: the fastest that applies. They agree to float
-            rounding, not bit for bit, so the choice is part of a checkpoint's
-            fingerprint.
-        devices: the local devices to shard members over (all of
-            ``jax.local_devices()`` by default); results are bitwise the same
-            for any number of them.
-        step_check: for full-batch training, α λ_max/M of the kernel of the engine's per-leaf
-            rates is estimated from a few members at initialisation before training
-            (:mod:`jaxlimit.training.guards`); above 2 descent diverges: ``"warn"`` (an
-            :class:`~jaxlimit.training.guards.UnstableStepWarning`), ``"error"`` (an
-            InputError) or ``"off"``. The estimate is in ``result.config["step_check"]``.
+        execution: how the members are executed (:class:`Execution`: chunk size, memory
+            budget, lanes, program, devices, progress bar).
+        checkpoint: where finished work is saved after every segment (:class:`Checkpoint`);
+            a rerun resumes, and a run of anything else computes afresh. None: nothing is saved.
+        guards: the divergence threshold and the full-batch step check (:class:`Guards`);
+            the step check's estimate is in ``result.config["step_check"]``.
 
     Returns:
         An :class:`EnsembleResult`; diverged members are flagged, not dropped, and a
@@ -262,26 +220,79 @@ def run_ensemble(
         cause (also in ``result.config["divergence"]``). Its ``config["trained_on_devices"]``
         and ``config["trained_by_processes"]`` list, per block, the device ids and process
         indices that computed it in this call (empty for a block taken whole from
-        ``checkpoint_dir``).
+        the checkpoint).
     """
+    run = _prepare(model, data, trainer, times=times, n_members=n_members, seed=seed, observables=observables,
+                   dtype=dtype, execution=execution, checkpoint=checkpoint, guards=guards)
+    store = _open_store(run, checkpoint)
+    devices = _devices(execution)
+    chunk_blocks = _chunk_blocks(execution.chunk_size, run.lanes, len(devices), run.fits)
+    engine = _cached_engine(run.engine_key, run.program, run.lanes, devices).bind(run.root, run.data)
+    records = [store.load(b) if store else BlockRecord() for b in range(run.n_blocks)]
+    plans = _plan_work(records, run.needed)
+    trained = _train(run, engine, records, plans, store, chunk_blocks=chunk_blocks, n_devices=len(devices),
+                     progress=execution.progress)
+    return _assemble(run, records, trained)
+
+
+@dataclasses.dataclass
+class _Run:
+    """One call's resolved inputs: the checked arguments and what was derived from them."""
+
+    model: Model
+    data: Dataset  # cast to the run's dtype
+    trainer: Trainer
+    observables: dict
+    dtype: Any
+    n_members: int
+    times: np.ndarray
+    steps: np.ndarray  # the step of each saved time
+    root: jax.Array  # the members' stream
+    kind: str  # the member program's name
+    program: MemberProgram
+    lanes: int
+    fits: int  # members within the memory budget
+    step_record: dict
+    record_shapes: Any  # one member's record (jax.eval_shape)
+    record_bytes: int
+    engine_key: Any
+    divergence_threshold: float
+    config: dict
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_members // self.lanes)
+
+    @property
+    def needed(self) -> list[int]:
+        """The distinct saved steps, increasing."""
+        return sorted(set(int(s) for s in self.steps))
+
+    def members_in(self, b: int) -> int:
+        return min(self.lanes, self.n_members - b * self.lanes)
+
+
+def _check_arguments(model, data, trainer, *, times, n_members, observables, dtype, execution, checkpoint,
+                     guards) -> tuple[Trainer, int, np.ndarray, np.ndarray, dict]:
+    """The checked trainer, ensemble size, times, their steps and observables (InputError on bad input)."""
     check_model(model)
     trainer = Trainer() if trainer is None else trainer
     if not isinstance(trainer, Trainer):
         raise InputError(f"trainer must be a jaxlimit Trainer, got {type(trainer).__name__}")
     if not isinstance(data, Dataset):
         raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
-    n_members = _positive_int(n_members, "ensemble size", maximum=2**31 - 1)
+    for value, kind, name in ((execution, Execution, "execution"), (guards, Guards, "guards")):
+        if not isinstance(value, kind):
+            raise InputError(f"{name} must be a jaxlimit {kind.__name__}, got {type(value).__name__}")
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise InputError(f"checkpoint must be a jaxlimit Checkpoint or None, got {type(checkpoint).__name__}")
+    n_members = require_int(n_members, "ensemble size", high=2**31 - 1)
     if data.dim != getattr(model, "dim", data.dim):
         raise InputError(f"data has input dimension {data.dim} but the model expects {model.dim}")
     if jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
         raise InputError(f"dtype must be float32 or float64, got {dtype}")
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise InputError("float64 ensembles need jax.config.update('jax_enable_x64', True)")
-    if not (isinstance(divergence_threshold, (int, float)) and divergence_threshold > 0):
-        raise InputError(f"divergence_threshold must be a positive number, got {divergence_threshold!r}")
-    if not (isinstance(memory_budget, (int, float)) and math.isfinite(memory_budget)
-            and memory_budget >= 2**20):
-        raise InputError(f"memory_budget must be at least 1 MiB (2**20 bytes), got {memory_budget!r}")
     t = validate_times(times)
     steps = np.array([model.steps_to(float(ti)) for ti in t], dtype=np.int64)
     if steps[-1] >= 2**31:
@@ -290,27 +301,28 @@ def run_ensemble(
     for name, fn in observables.items():
         if not (isinstance(name, str) and name and callable(fn)):
             raise InputError(f"observables must map names to functions, got {name!r}: {fn!r}")
+    return trainer, n_members, t, steps, observables
 
+
+def _prepare(model, data, trainer, *, times, n_members, seed, observables, dtype, execution: Execution,
+             checkpoint, guards: Guards) -> _Run:
+    """Check the arguments, choose the program and lanes, check the step and the result size."""
+    trainer, n_members, t, steps, observables = _check_arguments(
+        model, data, trainer, times=times, n_members=n_members, observables=observables, dtype=dtype,
+        execution=execution, checkpoint=checkpoint, guards=guards)
     member_bytes = estimate_member_bytes(model, trainer, data, dtype)
-    fits = int(memory_budget // member_bytes)
+    fits = int(execution.memory_budget // member_bytes)
     if fits < 1:
         raise InputError(f"one member needs about {member_bytes / 1e9:.3g} GB, more than the memory "
-                         f"budget of {memory_budget / 1e9:.3g} GB; reduce the width or raise the budget")
-    if lanes is not None:
-        lanes = _positive_int(lanes, "lanes")
-    if chunk_size is not None:
-        chunk_size = _positive_int(chunk_size, "chunk_size")
-
+                         f"budget of {execution.memory_budget / 1e9:.3g} GB; reduce the width or raise the budget")
     root = members_root(seed)
-    kind = choose_program(program, model, data, trainer, observables)
+    kind = choose_program(execution.program, model, data, trainer, observables)
     data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
     step_record = check_step(model, data, trainer, member_keys(root, np.arange(min(STEP_CHECK_MEMBERS, n_members))),
-                             dtype, step_check)
+                             dtype, guards.step_check, stacklevel=4)
     program = (generic_program(model, trainer, observables, dtype) if kind == "generic"
                else two_layer_program(model, trainer, observables, dtype, kind))
-    if lanes is None:
-        lanes = default_lanes(kind, program, data, n_members, fits)
-    n_blocks = -(-n_members // lanes)
+    lanes = execution.lanes or default_lanes(kind, program, data, n_members, fits)
     engine_key = _engine_key(kind, model, trainer, observables, dtype, lanes)
     program = _ENGINES[engine_key].program if engine_key in _ENGINES else program
     point_count = data.n_train + data.n_probe
@@ -322,58 +334,63 @@ def run_ensemble(
             f"{n_members} members × {len(t)} times × {point_count} points would need more than "
             f"{MAX_RESULT_BYTES / 2**30:.0f} GiB of results; record fewer times, points or members"
         )
-
     config = {
-        "model": model.describe(),
-        "trainer": trainer.describe(),
-        "dataset": data.name,
-        "n_train": data.n_train,
-        "n_probe": data.n_probe,
-        "n_members": n_members,
-        "members_stream": key_words(root),
-        "times": t.tolist(),
-        "dtype": jnp.dtype(dtype).name,
-        "divergence_threshold": float(divergence_threshold),
-        "lanes": lanes,
-        "program": kind,
-        "step_check": step_record,
+        "model": model.describe(), "trainer": trainer.describe(), "dataset": data.name, "n_train": data.n_train,
+        "n_probe": data.n_probe, "n_members": n_members, "members_stream": key_words(root), "times": t.tolist(),
+        "dtype": jnp.dtype(dtype).name, "divergence_threshold": float(guards.divergence_threshold),
+        "lanes": lanes, "program": kind, "step_check": step_record,
     }
     if isinstance(seed, (int, np.integer)):
         config["seed"] = int(seed)
+    return _Run(model, data, trainer, observables, dtype, n_members, t, steps, root, kind, program, lanes, fits,
+                step_record, record_shapes, record_bytes, engine_key, guards.divergence_threshold, config)
 
-    store = None
-    if checkpoint_dir is not None:
-        description = run_description(model, data, trainer, root=root, dtype=dtype, lanes=lanes,
-                                      observables=observables) | {"program": kind}
-        if fresh and jax.process_count() > 1:  # one process clears, then all open the store
-            from jax.experimental import multihost_utils
 
-            if jax.process_index() == 0:
-                BlockStore(checkpoint_dir, description, fresh=True)
-            multihost_utils.sync_global_devices("jaxlimit-fresh-checkpoint")
-            fresh = False
-        store = BlockStore(checkpoint_dir, description, fresh=fresh)
-        state_bytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(
-            jax.eval_shape(lambda k: program.init(k, data), jax.random.key(0))))
-        store.check_space(estimate_store_bytes(state_bytes, record_bytes * len(t), n_blocks * lanes))
-        config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
+def _open_store(run: _Run, checkpoint: Checkpoint | None) -> BlockStore | None:
+    """The run's block store in the checkpoint directory (None without one), its space checked."""
+    if checkpoint is None:
+        return None
+    description = run_description(run.model, run.data, run.trainer, root=run.root, dtype=run.dtype,
+                                  lanes=run.lanes, observables=run.observables) | {"program": run.kind}
+    fresh = checkpoint.fresh
+    if fresh and jax.process_count() > 1:  # one process clears, then all open the store
+        from jax.experimental import multihost_utils
 
-    if devices is None:
-        from jaxlimit.devices import notice_once
+        if jax.process_index() == 0:
+            BlockStore(checkpoint.directory, description, fresh=True)
+        multihost_utils.sync_global_devices("jaxlimit-fresh-checkpoint")
+        fresh = False
+    store = BlockStore(checkpoint.directory, description, fresh=fresh)
+    state_bytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(
+        jax.eval_shape(lambda k: run.program.init(k, run.data), jax.random.key(0))))
+    store.check_space(estimate_store_bytes(state_bytes, run.record_bytes * len(run.times), run.n_blocks * run.lanes))
+    run.config["checkpoint"] = {"dir": str(store.dir), "fingerprint": store.tag}
+    return store
 
-        notice_once()
-    devices = jax.local_devices() if devices is None else list(devices)
-    if not devices:
-        raise InputError("devices must name at least one device")
-    # Default: one block per device per call (the least work lost to a kill).
-    per_device = -(-(chunk_size or lanes * len(devices)) // (lanes * len(devices)))
-    chunk_blocks = len(devices) * max(1, min(per_device, max(1, fits // lanes // len(devices))))
-    engine = _cached_engine(engine_key, program, lanes, devices).bind(root, data)
-    needed = sorted(set(int(s) for s in steps))
-    records = [store.load(b) if store else BlockRecord() for b in range(n_blocks)]
 
-    # Blocks that need the same work (same start, same missing steps) share chunks;
-    # with several processes (jax.distributed), process p trains blocks b ≡ p mod count.
+def _devices(execution: Execution) -> list:
+    """The devices to shard over: the given ones, or every local device (said once)."""
+    if execution.devices is not None:
+        return list(execution.devices)
+    from jaxlimit.devices import notice_once
+
+    notice_once()
+    return jax.local_devices()
+
+
+def _chunk_blocks(chunk_size: int | None, lanes: int, n_devices: int, fits: int) -> int:
+    """Blocks per compiled call: ``chunk_size`` members rounded up to whole blocks on every device,
+    within the memory budget; by default one block per device (the least work lost to a kill)."""
+    per_device = -(-(chunk_size or lanes * n_devices) // (lanes * n_devices))
+    return n_devices * max(1, min(per_device, max(1, fits // lanes // n_devices)))
+
+
+def _plan_work(records: list[BlockRecord], needed: list[int]) -> dict[tuple, list[int]]:
+    """This process's blocks grouped by the work they need, ``(start step, missing steps) -> blocks``.
+
+    Blocks that need the same work share chunks; with several processes
+    (jax.distributed), process p trains blocks b ≡ p mod count.
+    """
     n_proc, rank = jax.process_count(), jax.process_index()
     plans: dict[tuple, list[int]] = defaultdict(list)
     for b, rec in enumerate(records):
@@ -384,114 +401,149 @@ def run_ensemble(
             continue
         start = rec.state_step if (rec.state is not None and rec.state_step <= missing[0]) else 0
         plans[(start, missing)].append(b)
+    return plans
 
-    def members_in(b: int) -> int:
-        return min(lanes, n_members - b * lanes)
 
-    final = needed[-1]
-    total_work = sum(members_in(b) for b in range(rank, n_blocks, n_proc)) * final
-    remaining = sum(members_in(b) * (missing[-1] - start) for (start, missing), bs in plans.items() for b in bs)
-    bar = None
+def _progress_bar(run: _Run, plans: dict[tuple, list[int]], progress: bool | None):
+    """A bar of member-steps (None when hidden): this process's work, what the checkpoint holds done."""
     if progress is None:
         from jaxlimit.display import show_progress
 
         progress = show_progress()
-    if progress and rank == 0:
-        from jaxlimit.display import progress_bar_class
+    n_proc, rank = jax.process_count(), jax.process_index()
+    if not progress or rank != 0:
+        return None
+    from jaxlimit.display import progress_bar_class
 
-        tqdm = progress_bar_class()
+    total = sum(run.members_in(b) for b in range(rank, run.n_blocks, n_proc)) * run.needed[-1]
+    remaining = sum(run.members_in(b) * (missing[-1] - start) for (start, missing), bs in plans.items() for b in bs)
+    return progress_bar_class()(total=total, initial=total - remaining, unit="member-step", unit_scale=True,
+                                desc=f"training {run.n_members} members", leave=False, smoothing=0.1)
 
-        bar = tqdm(total=total_work, initial=total_work - remaining, unit="member-step", unit_scale=True,
-                   desc=f"training {n_members} members", leave=False, smoothing=0.1)
 
-    # Which devices computed each block in this call, read from where the chunk's state lives
-    # (metadata only, no transfer): the proof that the work was spread.
-    every_device = sorted(jax.devices(), key=lambda d: d.id)
+def _every_device() -> list:
+    return sorted(jax.devices(), key=lambda d: d.id)
+
+
+def _train(run: _Run, engine: "_BlockEngine", records: list[BlockRecord], plans: dict[tuple, list[int]],
+           store: BlockStore | None, *, chunk_blocks: int, n_devices: int, progress: bool | None) -> np.ndarray:
+    """Train the planned chunks segment by segment into ``records`` (saved after every segment);
+    returns, per block, which devices computed it in this call.
+
+    Which devices computed a block is read from where the chunk's state lives
+    (metadata only, no transfer): the proof that the work was spread.
+    """
+    every_device = _every_device()
     column = {d.id: i for i, d in enumerate(every_device)}
-    trained = np.zeros((n_blocks, len(every_device)), bool)
-    saved_segments = 0
-    # Divergence is said at the first record that shows it, not only when the run ends: a
-    # member that blows up early makes the rest of a long run worth reconsidering.
-    seen_diverged: dict[int, bool] = {}
-    said_divergence = False
+    trained = np.zeros((run.n_blocks, len(every_device)), bool)
+    bar = _progress_bar(run, plans, progress)
+    watch = _FirstDivergence(run)
     with _deferred_interrupt(store is not None) as interrupt:
         for (start, missing), blocks in sorted(plans.items()):
-            for chunk in chunks_of(blocks, chunk_blocks, len(devices)):
-                state0 = engine.init(chunk)
-                if start > 0:
-                    state = engine.restore(chunk, [records[b].state for b in chunk], state0)
-                else:  # advance() donates its input, so it must not be state0 itself
-                    state = jax.tree_util.tree_map(jnp.copy, state0)
-                current = start
-                for target in missing:
-                    if target > current:
-                        state = engine.advance(state, chunk, current, target)
-                        if bar is not None:
-                            bar.update(sum(members_in(b) for b in chunk) * (target - current))
-                        current = target
-                    outs, losses, obs = engine.record(state, state0, chunk)
-                    if not said_divergence:
-                        for j, b in enumerate(chunk):
-                            live = members_in(b)
-                            bad = diverged_members(outs[j][:live], losses[j][:live], divergence_threshold)
-                            seen_diverged[b] = seen_diverged.get(b, False) | bad
-                        found = int(sum(np.sum(v) for v in seen_diverged.values()))
-                        if found:
-                            said_divergence = True
-                            trained_so_far = sum(members_in(b) for b in seen_diverged)
-                            warnings.warn(divergence_message(found, n_members, step_record, model,
-                                                             during=(trained_so_far, int(target))),
-                                          DivergenceWarning, stacklevel=2)
-                    leaves = engine.state_leaves(state) if store else None
-                    for j, b in enumerate(chunk):
-                        rec = records[b]
-                        rec.outputs[target], rec.loss[target] = outs[j], losses[j]
-                        rec.observables[target] = {k: v[j] for k, v in obs.items()}
-                        if store is not None and target >= rec.state_step:
-                            rec.state_step, rec.state = target, [leaf[j] for leaf in leaves]
-                        if store is not None:
-                            store.save(b, rec)
-                    saved_segments += 1
-                    if target == missing[-1] or interrupt["hit"]:
-                        for shard in jax.tree_util.tree_leaves(state)[0].addressable_shards:
-                            for b in chunk[shard.index[0]]:
-                                trained[b, column[shard.device.id]] = True
-                    if interrupt["hit"]:
-                        if bar is not None:
-                            bar.close()
-                        raise KeyboardInterrupt(
-                            f"interrupted: finished work is saved in {store.dir}; rerun the same "
-                            "command to resume"
-                        )
+            for chunk in chunks_of(blocks, chunk_blocks, n_devices):
+                state = _train_chunk(run, engine, chunk, start, missing, records, store, bar, watch, interrupt)
+                for shard in jax.tree_util.tree_leaves(state)[0].addressable_shards:
+                    for b in chunk[shard.index[0]]:
+                        trained[b, column[shard.device.id]] = True
     if bar is not None:
         bar.close()
+    return trained
+
+
+def _train_chunk(run: _Run, engine: "_BlockEngine", chunk: list[int], start: int, missing: tuple,
+                 records: list[BlockRecord], store: BlockStore | None, bar, watch: "_FirstDivergence",
+                 interrupt: dict):
+    """Train one chunk from ``start`` through the ``missing`` steps, recording (and saving) each; its final state.
+
+    A Ctrl-C (``interrupt``) stops it after the segment in flight is saved.
+    """
+    state0 = engine.init(chunk)
+    if start > 0:
+        state = engine.restore(chunk, [records[b].state for b in chunk], state0)
+    else:  # advance() donates its input, so it must not be state0 itself
+        state = jax.tree_util.tree_map(jnp.copy, state0)
+    current = start
+    for target in missing:
+        if target > current:
+            state = engine.advance(state, chunk, current, target)
+            if bar is not None:
+                bar.update(sum(run.members_in(b) for b in chunk) * (target - current))
+            current = target
+        outs, losses, obs = engine.record(state, state0, chunk)
+        watch.check(chunk, outs, losses, target)
+        leaves = engine.state_leaves(state) if store else None
+        for j, b in enumerate(chunk):
+            rec = records[b]
+            rec.outputs[target], rec.loss[target] = outs[j], losses[j]
+            rec.observables[target] = {k: v[j] for k, v in obs.items()}
+            if store is not None and target >= rec.state_step:
+                rec.state_step, rec.state = target, [leaf[j] for leaf in leaves]
+            if store is not None:
+                store.save(b, rec)
+        if interrupt["hit"]:
+            if bar is not None:
+                bar.close()
+            raise KeyboardInterrupt(
+                f"interrupted: finished work is saved in {store.dir}; rerun the same command to resume")
+    return state
+
+
+class _FirstDivergence:
+    """Says divergence at the first record that shows it, not only when the run ends: a member
+    that blows up early makes the rest of a long run worth reconsidering (training goes on)."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.seen: dict[int, np.ndarray] = {}
+        self.said = False
+
+    def check(self, chunk: list[int], outs, losses, target: int) -> None:
+        if self.said:
+            return
+        run = self.run
+        for j, b in enumerate(chunk):
+            live = run.members_in(b)
+            bad = diverged_members(outs[j][:live], losses[j][:live], run.divergence_threshold)
+            self.seen[b] = self.seen.get(b, False) | bad
+        found = int(sum(np.sum(v) for v in self.seen.values()))
+        if found:
+            self.said = True
+            trained_so_far = sum(run.members_in(b) for b in self.seen)
+            # stacklevel: check, _train_chunk, _train, run_ensemble, its caller
+            warnings.warn(divergence_message(found, run.n_members, run.step_record, run.model,
+                                             during=(trained_so_far, int(target))),
+                          DivergenceWarning, stacklevel=5)
+
+
+def _assemble(run: _Run, records: list[BlockRecord], trained: np.ndarray) -> EnsembleResult:
+    """The result: every block's records at the saved times (gathered from every process), the
+    devices that trained each block, and the divergence flags (said once more when any)."""
+    n_proc, config, needed = jax.process_count(), run.config, run.needed
     if n_proc > 1:
-        _gather_blocks(records, needed, record_shapes, lanes, n_proc)
+        _gather_blocks(records, needed, run.record_shapes, run.lanes, n_proc)
         from jax.experimental import multihost_utils
 
         trained = np.asarray(multihost_utils.process_allgather(trained)).any(axis=0)
+    every_device = _every_device()
     config["trained_on_devices"] = [[every_device[i].id for i in np.flatnonzero(row)] for row in trained]
     config["trained_by_processes"] = [sorted({every_device[i].process_index for i in np.flatnonzero(row)})
                                       for row in trained]
+    index = [needed.index(int(s)) for s in run.steps]
 
-    index = [needed.index(int(s)) for s in steps]
+    def gather(values):
+        per_block = [np.stack([values(records[b], needed[i]) for i in index], axis=1) for b in range(run.n_blocks)]
+        return np.concatenate(per_block)[:run.n_members]
 
-    def gather(field):
-        per_block = [np.stack([getattr(records[b], field)[needed[i]] for i in index], axis=1)
-                     for b in range(n_blocks)]
-        return np.concatenate(per_block)[:n_members]
-
-    outputs = gather("outputs")
-    loss = gather("loss")
-    obs = {k: np.concatenate([np.stack([records[b].observables[needed[i]][k] for i in index], axis=1)
-                              for b in range(n_blocks)])[:n_members] for k in observables}
-    diverged = diverged_members(outputs, loss, divergence_threshold)
+    outputs = gather(lambda rec, s: rec.outputs[s])
+    loss = gather(lambda rec, s: rec.loss[s])
+    obs = {k: gather(lambda rec, s, k=k: rec.observables[s][k]) for k in run.observables}
+    diverged = diverged_members(outputs, loss, run.divergence_threshold)
     if diverged.any():
-        config["divergence"] = divergence_message(int(diverged.sum()), n_members, step_record, model)
-        warnings.warn(config["divergence"], DivergenceWarning, stacklevel=2)
+        config["divergence"] = divergence_message(int(diverged.sum()), run.n_members, run.step_record, run.model)
+        warnings.warn(config["divergence"], DivergenceWarning, stacklevel=3)  # _assemble, run_ensemble, its caller
     return EnsembleResult(
-        outputs=outputs, loss=loss, times=t, steps=steps, diverged=diverged,
-        member_ids=np.arange(n_members), observables=obs, n_train=data.n_train, config=config,
+        outputs=outputs, loss=loss, times=run.times, steps=run.steps, diverged=diverged,
+        member_ids=np.arange(run.n_members), observables=obs, n_train=run.data.n_train, config=config,
     )
 
 
@@ -657,6 +709,7 @@ def chunks_of(blocks: list[int], per_chunk: int, n_devices: int) -> list[list[in
 
 
 __all__ = [
-    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "Observable", "member_keys", "members_root",
+    "DEFAULT_LANES", "DEFAULT_MEMORY_BUDGET", "Checkpoint", "Execution", "Guards", "Observable", "member_keys",
+    "members_root",
     "rms_parameter_change", "run_ensemble", "validate_times",
 ]

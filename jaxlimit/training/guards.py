@@ -172,8 +172,9 @@ def unstable_step_message(model, record: dict) -> str:
             f"({kernel}, largest of {record['members']} members), so {consequence}; {_options(model)}")
 
 
-def check_step(model, data, trainer, keys, dtype, mode: str) -> dict:
-    """:func:`step_stability`, then warn (``"warn"``), refuse (``"error"``) or skip (``"off"``)."""
+def check_step(model, data, trainer, keys, dtype, mode: str, *, stacklevel: int = 3) -> dict:
+    """:func:`step_stability`, then warn (``"warn"``), refuse (``"error"``) or skip (``"off"``);
+    ``stacklevel`` is the warning's, counted from here (3: the caller of the function that calls this)."""
     if mode not in STEP_CHECKS:
         raise InputError(f"step_check must be one of {', '.join(STEP_CHECKS)}, got {mode!r}")
     if mode == "off":
@@ -185,7 +186,7 @@ def check_step(model, data, trainer, keys, dtype, mode: str) -> dict:
             raise InputError(message)
         import warnings
 
-        warnings.warn(message, UnstableStepWarning, stacklevel=3)
+        warnings.warn(message, UnstableStepWarning, stacklevel=stacklevel)
     return record
 
 

@@ -2,8 +2,9 @@
 
 Every two-layer experiment reads the same option names (``data``, ``points``,
 ``probes``, ``dim``, ``width``, ``activation``, ``alpha``, ``method``, …) from
-its configuration; fields a command does not have take the papers' defaults
-(Gaussian initial law, squared loss, online SGD). Random streams come from
+its configuration, as fields: a command that fixes one instead of offering it
+declares the value as a class attribute (the Xavier commands' Gaussian initial
+law and squared loss, three-layer's default chunking). Random streams come from
 :mod:`jaxlimit.streams`: the data from ``(data_seed, "data")``
 (:func:`jaxlimit.data.two_layer_data`), the members from
 ``(seed, "members", *stream)``.
@@ -19,6 +20,7 @@ from jaxlimit.data import Dataset, two_layer_data
 from jaxlimit.losses import get_loss
 from jaxlimit.models.two_layer import InitLaw, TwoLayer
 from jaxlimit.streams import stream_key
+from jaxlimit.training.run_options import Checkpoint, Execution
 from jaxlimit.training.steps import Trainer
 
 
@@ -34,15 +36,20 @@ class Problem:
 
 def two_layer_problem(config, *, width: int | None = None, scaling: str | float | None = None,
                       data: Dataset | None = None) -> Problem:
-    """The model, data, trainer and saved times a configuration describes."""
+    """The model, data, trainer and saved times a configuration describes.
+
+    Reads ``config``'s fields ``init``, ``c_std``, ``w_std``, ``activation``,
+    ``alpha``, ``method``, ``batch_size``, ``loss``, ``t_max``, ``n_times``, and
+    ``width`` and ``scaling`` unless given here; a command without an option
+    declares its fixed value as a class attribute (e.g. ``XavierConfig.loss``).
+    """
     data = two_layer_data(config) if data is None else data
-    law = InitLaw(getattr(config, "init", "gaussian"), getattr(config, "c_std", 1.0),
-                  getattr(config, "w_std", 1.0))
-    model = TwoLayer(width or config.width, data.dim, getattr(config, "scaling", "xavier") if scaling is None
-                     else scaling, config.activation, law)
-    trainer = Trainer(alpha=config.alpha, method=getattr(config, "method", "online"),
-                      batch_size=getattr(config, "batch_size", 1), loss=get_loss(getattr(config, "loss", "squared")))
-    return Problem(model, data, trainer, saved_times(config.t_max, getattr(config, "n_times", 20)))
+    law = InitLaw(config.init, config.c_std, config.w_std)
+    model = TwoLayer(width or config.width, data.dim, config.scaling if scaling is None else scaling,
+                     config.activation, law)
+    trainer = Trainer(alpha=config.alpha, method=config.method, batch_size=config.batch_size,
+                      loss=get_loss(config.loss))
+    return Problem(model, data, trainer, saved_times(config.t_max, config.n_times))
 
 
 def saved_times(t_max: float, n_times: int) -> np.ndarray:
@@ -62,9 +69,11 @@ def with_compare_times(times: np.ndarray, compare, t_max: float | None = None) -
 
 
 def ensemble_options(config, *stream: int, name: str = "members") -> dict:
-    """Keyword arguments for ``run_ensemble``: size, members' stream, chunking, checkpoint.
+    """Keyword arguments for ``run_ensemble``: ``n_members``, ``seed``, ``execution`` and ``checkpoint``.
 
-    ``stream`` (for example the width) selects an independent member stream
+    Reads ``config``'s fields ``ensemble``, ``seed``, ``chunk_size``,
+    ``memory_gb``, ``no_progress``, ``checkpoint`` and ``fresh``. ``stream``
+    (for example the width) selects an independent member stream
     ``stream_key(seed, name, *stream)`` (``name`` tells arms apart); ensembles at
     different widths must not share one, since ``jax.random`` draws of shape
     (N, d) are the first rows of those of shape (2N, d) from the same key.
@@ -73,12 +82,10 @@ def ensemble_options(config, *stream: int, name: str = "members") -> dict:
     return {
         "n_members": config.ensemble,
         "seed": stream_key(config.seed, name, *stream) if stream or name != "members" else config.seed,
-        "chunk_size": getattr(config, "chunk_size", None),
-        "memory_budget": int(getattr(config, "memory_gb", 2.0) * 1e9),
-        # None: shown in a terminal or notebook, hidden in CI (jaxlimit.display.show_progress)
-        "progress": None if hasattr(config, "no_progress") and not config.no_progress else False,
-        "checkpoint_dir": getattr(config, "checkpoint", None),
-        "fresh": getattr(config, "fresh", False),
+        # progress None: shown in a terminal or notebook, hidden in CI (jaxlimit.display.show_progress)
+        "execution": Execution(chunk_size=config.chunk_size, memory_budget=int(config.memory_gb * 1e9),
+                               progress=False if config.no_progress else None),
+        "checkpoint": None if config.checkpoint is None else Checkpoint(config.checkpoint, fresh=config.fresh),
     }
 
 

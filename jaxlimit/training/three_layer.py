@@ -128,8 +128,7 @@ def run_width_coupling(
             width: that sharing is the coupling. (Ensembles meant to be
             independent across widths need one stream per width instead.)
         **engine: passed to :func:`~jaxlimit.training.run_ensemble`
-            (``chunk_size``, ``memory_budget``, ``checkpoint_dir``, ``fresh``,
-            ``progress``, ``dtype``).
+            (``execution``, ``checkpoint``, ``guards``, ``dtype``).
 
     Returns:
         A :class:`WidthCoupling`.
@@ -238,7 +237,7 @@ def step_size_refinement(model: ThreeLayer, data: Dataset, trainer: Trainer, *, 
     or ``"online"``) come from :func:`~jaxlimit.training.run_ensemble` with the
     members' stream ``seed``; each member's flow starts from the same initial
     weights, drawn by the engine's own member program. ``engine`` options
-    (checkpoints, progress, memory budget) go to every ``run_ensemble`` call.
+    (``execution``, ``checkpoint``, ``guards``) go to every ``run_ensemble`` call.
     """
     _check_data(model, data)
     if not isinstance(trainer, Trainer) or trainer.method not in ("fullbatch", "online"):
@@ -301,7 +300,8 @@ def three_layer_limit(model: ThreeLayer, data: Dataset, trainer: Trainer | None 
         proxy_step: ε_p, the model's step by default.
         seed: the proxy members' stream (an integer or a key).
         times: the time grid to train the proxy to now (t = 0 added), or None.
-        **engine: options for :func:`~jaxlimit.training.run_ensemble` (checkpoints, progress, memory).
+        **engine: options for :func:`~jaxlimit.training.run_ensemble` (``execution``, ``checkpoint``,
+            ``guards``).
     """
     trainer, proxy_width, proxy_ensemble, proxy_step = check_proxy_settings(
         model, data, trainer, proxy_width=proxy_width, proxy_ensemble=proxy_ensemble, proxy_step=proxy_step)

@@ -44,7 +44,7 @@ def main():
     data = jl.synthetic_problem(jax.random.key(0), 6, 4, 2)
     model = jl.TwoLayer(64, 4, "xavier", "tanh")
     result = jl.run_ensemble(model, data, times=np.linspace(0, 2, segments + 1)[1:], n_members=8 * blocks, seed=5,
-                             lanes=8, chunk_size=chunk, checkpoint_dir=directory)
+                             execution=jl.Execution(lanes=8, chunk_size=chunk), checkpoint=jl.Checkpoint(directory))
     np.save(out, result.outputs)
 
 

@@ -22,6 +22,10 @@ class SweepGammaConfig(Config):
     HELP = "the γ family: how the output spread and the bias scale with N, against their predicted exponents"
     RUNNER = "jaxlimit.experiments.sweep_gamma.experiment"
     DEFAULT_DIM = 4
+    # Fixed, not options: the Xavier limit compared here is of the Gaussian initial law and the
+    # squared loss (two_layer_problem reads them as it reads the fields).
+    init = "gaussian"
+    loss = "squared"
 
     data: str = opt.data()
     points: int = opt.points(6)

@@ -21,6 +21,10 @@ class SweepXavierConfig(Config):
     HELP = "the Xavier check across widths: pathwise and distributional errors against N"
     RUNNER = "jaxlimit.experiments.sweep_xavier.experiment"
     DEFAULT_DIM = 8
+    # Fixed, not options: the Xavier limit compared here is of the Gaussian initial law and the
+    # squared loss (two_layer_problem reads them as it reads the fields).
+    init = "gaussian"
+    loss = "squared"
 
     data: str = opt.data()
     points: int = opt.points(4)

@@ -57,6 +57,8 @@ class ThreeLayerConfig(Config):
     HELP = "three-layer mean-field networks: width coupling, spread across seeds, a proxy limit, step size"
     RUNNER = "jaxlimit.experiments.three_layer.experiment"
     DEFAULT_DIM = 4
+    # Not an option (README): the engine's default chunking, one block per device (ensemble_options reads it).
+    chunk_size = None
 
     data: str = opt.data("teacher")
     points: int = opt.points(16)

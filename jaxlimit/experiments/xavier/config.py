@@ -20,6 +20,10 @@ class XavierConfig(Config):
     HELP = "the main job: γ = 1/2 networks against their Gaussian infinite-width limit"
     RUNNER = "jaxlimit.experiments.xavier.experiment"
     DEFAULT_DIM = 8
+    # Fixed, not options: the Xavier limit compared here is of the Gaussian initial law and the
+    # squared loss (two_layer_problem reads them as it reads the fields).
+    init = "gaussian"
+    loss = "squared"
 
     data: str = opt.data()
     points: int = opt.points(4)
