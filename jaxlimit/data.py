@@ -220,8 +220,7 @@ def digits_problem(
 
 def data_seed(config) -> int:
     """The data's seed of a configuration: its ``data_seed`` if given, else its ``seed``."""
-    value = getattr(config, "data_seed", None)
-    return config.seed if value is None else value
+    return config.seed if config.data_seed is None else config.data_seed
 
 
 def two_layer_data(config) -> Dataset:
@@ -229,12 +228,12 @@ def two_layer_data(config) -> Dataset:
 
     Digits come from ``stream_seed(data seed, "data")``, the synthetic sets
     from ``stream_key(data seed, "data")``; ``dim`` None means the
-    configuration's ``DEFAULT_DIM`` (4 unless it says).
+    configuration's ``DEFAULT_DIM``.
     """
     seed = data_seed(config)
     if config.data == "digits":
         return digits_problem(config.points, config.probes, seed=stream_seed(seed, "data"))
-    dim = getattr(config, "DEFAULT_DIM", 4) if config.dim is None else config.dim
+    dim = config.DEFAULT_DIM if config.dim is None else config.dim
     return synthetic_problem(
         stream_key(seed, "data"), config.points, dim, config.probes,
         inputs="gaussian" if config.data == "gaussian" else "sphere",

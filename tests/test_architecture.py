@@ -136,3 +136,21 @@ def test_the_top_level_is_curated():
         assert helper not in names, helper
     for name in names:
         getattr(jaxlimit, name)  # every export resolves
+
+
+def _config_defaults(tree: ast.AST) -> list[str]:
+    """``getattr(config, "name", default)``: a field a configuration may or may not declare."""
+    return [f"line {node.lineno}: getattr({node.args[0].id}, {ast.unparse(node.args[1])}, …)"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+            and len(node.args) == 3 and isinstance(node.args[0], ast.Name) and node.args[0].id in ("config", "cls")]
+
+
+def test_configurations_declare_what_the_library_reads():
+    """The library reads a configuration's fields directly: no getattr with a default stands in for a
+    field that some configurations lack (a misspelt or missing field then fails loudly, not silently)."""
+    bad = {str(p.relative_to(ROOT)): v for p in sorted((ROOT / "jaxlimit").rglob("*.py"))
+           if (v := _config_defaults(ast.parse(p.read_text())))}
+    assert not bad, bad
+    assert _config_defaults(ast.parse('getattr(config, "scaling", "xavier")'))
+    assert not _config_defaults(ast.parse('getattr(config, name)'))

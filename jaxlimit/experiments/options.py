@@ -46,7 +46,7 @@ def dim(default_synthetic: int | None = None):
     """The field defaults to None: the configuration's ``DEFAULT_DIM`` for synthetic data, 64 for
     digits (:func:`input_dim`); ``default_synthetic``, if given, must equal ``DEFAULT_DIM`` (kept for
     the configurations that pass it)."""
-    text = lambda cls: f"{getattr(cls, 'DEFAULT_DIM', 4)} for synthetic data, {DIGITS_DIM} for digits"  # noqa: E731
+    text = lambda cls: f"{cls.DEFAULT_DIM} for synthetic data, {DIGITS_DIM} for digits"  # noqa: E731
     return integer(None, "input dimension d (digits have 64 pixels)", high=MAX_POINTS, group="problem",
                    computed=Computed(text, lambda config: input_dim(config)))
 
@@ -125,8 +125,9 @@ def deep_bytes(config, width_: int, members: int) -> float:
 
 
 def check_deep(config) -> None:
-    """Time step, kernel arm and ensemble size of a deep problem."""
-    check_two_layer(config)
+    """Data, compared times, time step, kernel arm and ensemble size of a deep problem."""
+    check_data(config)
+    check_compare_times(config)
     if config.t_max / config.step >= 2**31:
         raise ConfigError("step", f"makes t_max / dt = {config.t_max / config.step:.3g} steps, more than 2^31")
     if config.kernel_ensemble == 1:
@@ -275,15 +276,11 @@ def no_progress():
     return flag("hide the progress bar", group="output")
 
 
-# Checks shared by the two-layer experiments --------------------------------------------
+# Checks shared by the experiments --------------------------------------------
 
 
-def check_two_layer(config) -> None:
-    """Scaling, data/dimension and batch combinations of a two-layer problem."""
-    try:
-        resolve_gamma(getattr(config, "scaling", "xavier"))
-    except InputError as e:
-        raise ConfigError("scaling", str(e).replace("unknown scaling", "is unknown:", 1)) from None
+def check_data(config) -> None:
+    """The data's options together: digits have 64 pixels and a fixed number of distinct images."""
     if config.data == "digits":
         if config.dim is not None and config.dim != DIGITS_DIM:
             raise ConfigError("dim", f"does not apply to --data digits (images have {DIGITS_DIM} pixels), "
@@ -291,12 +288,27 @@ def check_two_layer(config) -> None:
         if config.points + config.probes > DIGITS_IMAGES:
             raise ConfigError("points", f"plus --probes must be at most the {DIGITS_IMAGES} distinct images of "
                               f"digits 0 and 1, got {config.points} + {config.probes}")
-    method_ = getattr(config, "method", "online")
-    if method_ == "minibatch" and config.batch_size > config.points:
+
+
+def check_batch(config) -> None:
+    """A minibatch draws from the training points: at most --points of them."""
+    if config.method == "minibatch" and config.batch_size > config.points:
         raise ConfigError("batch_size", f"must be at most --points = {config.points}, got {config.batch_size}")
-    if getattr(config, "compare_times", None) is not None and max(config.compare_times) > config.t_max:
+
+
+def check_compare_times(config) -> None:
+    """The compared times lie in the trained horizon."""
+    if config.compare_times is not None and max(config.compare_times) > config.t_max:
         raise ConfigError("compare_times", f"must lie in [0, t_max = {config.t_max:g}], "
                           f"got {', '.join(f'{t:g}' for t in config.compare_times)}")
+
+
+def check_scaling(config) -> None:
+    """--scaling is one of the named γ or a number in [1/2, 1]."""
+    try:
+        resolve_gamma(config.scaling)
+    except InputError as e:
+        raise ConfigError("scaling", str(e).replace("unknown scaling", "is unknown:", 1)) from None
 
 
 def check_ensemble_size(config, reason: str | None = None) -> None:
@@ -319,7 +331,7 @@ def input_dim(config) -> int:
     """d: 64 for digits, else --dim (default 4)."""
     if config.data == "digits":
         return DIGITS_DIM
-    return getattr(config, "DEFAULT_DIM", 4) if config.dim is None else config.dim
+    return config.DEFAULT_DIM if config.dim is None else config.dim
 
 
 def two_layer_bytes(config, width_: int, members: int, n_saved: int) -> float:

@@ -17,6 +17,7 @@ class EnsembleConfig(Config):
     NAME = "ensemble"
     HELP = "train an ensemble of two-layer networks and report its output distribution"
     RUNNER = "jaxlimit.experiments.ensemble.experiment"
+    DEFAULT_DIM = 4
 
     data: str = opt.data()
     points: int = opt.points(6)
@@ -45,7 +46,9 @@ class EnsembleConfig(Config):
     no_progress: bool = opt.no_progress()
 
     def check(self) -> None:
-        opt.check_two_layer(self)
+        opt.check_scaling(self)
+        opt.check_data(self)
+        opt.check_batch(self)
         opt.check_steps(self, self.width)
 
     def estimate_bytes(self) -> float:

@@ -53,7 +53,8 @@ class SweepGammaConfig(Config):
     no_progress: bool = opt.no_progress()
 
     def check(self) -> None:
-        opt.check_two_layer(self)
+        opt.check_data(self)
+        opt.check_batch(self)
         opt.check_steps(self, max(self.widths))
         opt.check_ensemble_size(self, "for the control variate, which regresses the outputs on the initial ones")
 

@@ -52,7 +52,9 @@ class SweepXavierConfig(Config):
     no_progress: bool = opt.no_progress()
 
     def check(self) -> None:
-        opt.check_two_layer(self)
+        opt.check_data(self)
+        opt.check_batch(self)
+        opt.check_compare_times(self)
         opt.check_steps(self, max(self.widths))
         p = self.points + self.probes
         if self.ensemble < p + 2:

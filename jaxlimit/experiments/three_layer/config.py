@@ -119,7 +119,7 @@ class ThreeLayerConfig(Config):
     no_progress: bool = opt.no_progress()
 
     def check(self) -> None:
-        opt.check_two_layer(self)
+        opt.check_data(self)
         if self.degenerate_init:
             for name, default in (("w2_mean", 0.0), ("w3_mean", 1.0), ("w3_std", 1.0)):
                 if getattr(self, name) != default:

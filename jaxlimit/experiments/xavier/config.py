@@ -55,7 +55,9 @@ class XavierConfig(Config):
     no_progress: bool = opt.no_progress()
 
     def check(self) -> None:
-        opt.check_two_layer(self)
+        opt.check_data(self)
+        opt.check_batch(self)
+        opt.check_compare_times(self)
         opt.check_steps(self, self.width)
         opt.check_steps(self, self.width, self.long_time)
         p = self.points + self.probes
