@@ -20,7 +20,7 @@ def _title(fig, what: str, **facts) -> None:
 
 
 def _ks(ortho) -> str:
-    return ", ".join(str(o["K"]) for o in ortho)
+    return ", ".join(str(o.K) for o in ortho)
 
 
 def _legend(ax) -> None:
@@ -35,18 +35,18 @@ def plane_figure(ortho, plane, facts):
     """The symmetric plane per K: reduced flow (lines) from each plane start, the full flow projected (dots)."""
     fig, axes = new_figure(1, len(ortho), panel=(4.0, 3.8))
     for o, ax in zip(ortho, axes):
-        for start, path in zip(plane, o["reduced"]):
+        for start, path in zip(plane, o.reduced):
             line = ax.plot(path[:, 0], path[:, 1], lw=1.2)[0]
             ax.plot(*start, "o", color=line.get_color(), ms=4)
-        ax.plot(o["projected"][:, ::6, 0].T, o["projected"][:, ::6, 1].T, ".", color=LIMIT_COLOUR, ms=2.5)
-        s = o["theory"]
+        ax.plot(o.projected[:, ::6, 0].T, o.projected[:, ::6, 1].T, ".", color=LIMIT_COLOUR, ms=2.5)
+        s = o.theory
         ax.plot([s], [s], "x", color=TARGET_COLOUR, ms=10, mew=2, label=f"saddle x = y = {s:.4f}")
         ax.plot([1], [0], "*", color="C2", ms=12, label="W*: (x, y) = (1, 0)")
-        if o["K"] == 2:  # the swapped teacher lies in the plane only for K = 2
+        if o.K == 2:  # the swapped teacher lies in the plane only for K = 2
             ax.plot([0], [1], "*", color="C2", ms=12, mfc="none", label="swapped W*")
         ax.set(xlabel="x: weight on own teacher unit (units of ‖w*‖)",
                ylabel="y: weight on each other unit (units of ‖w*‖)",
-               title=f"K = {o['K']}: reduced flow (lines), full flow (dots)")
+               title=f"K = {o.K}: reduced flow (lines), full flow (dots)")
         ax.legend()
     _title(fig, "Symmetric plane of the population flow", K=_ks(ortho), **facts)
     return fig
@@ -57,15 +57,15 @@ def loss_figure(ortho, noise, facts):
     """Population loss along the symmetric, symmetry-breaking and noisy starts, with the saddle's loss."""
     fig, axes = new_figure(1, len(ortho), panel=(4.0, 3.3))
     for o, ax in zip(ortho, axes):
-        t, losses = o["times"], o["losses"]
+        t, losses = o.times, o.losses
         floor = 1e-13  # below this the loss is rounding noise
         ax.semilogy(t, np.maximum(losses[0], floor), color=LIMIT_COLOUR, lw=2, label="symmetric start")
         ax.semilogy(t, np.maximum(losses[1], floor), color=ENSEMBLE_COLOUR, lw=1.5, label="x0 = 1e-3, y0 = 0")
         for j in range(2, losses.shape[0]):
             ax.semilogy(t, np.maximum(losses[j], floor), color="C1", lw=0.8,
                         label=f"symmetric + δ = {noise:g}" if j == 2 else None)
-        ax.axhline(o["saddle_loss"], color=TARGET_COLOUR, ls=":", label="loss at the saddle")
-        ax.set(xlabel="time t of the flow", ylabel="population loss J (target units²)", title=f"K = {o['K']}",
+        ax.axhline(o.saddle_loss, color=TARGET_COLOUR, ls=":", label="loss at the saddle")
+        ax.set(xlabel="time t of the flow", ylabel="population loss J (target units²)", title=f"K = {o.K}",
                ylim=(floor, None))
         ax.legend()
     _title(fig, "Population loss along the flow", K=_ks(ortho), **facts)
@@ -77,11 +77,11 @@ def escape_figure(escape, facts):
     """Time within the ball around the saddle against log(1/δ), the fit and the predicted slope 1/λ."""
     fig, axes = new_figure(1, 1, panel=(5.0, 3.8))
     ax = axes[0]
-    x = np.log(1.0 / escape["deltas"])
-    near = escape["time_near_saddle"]
+    x = np.log(1.0 / escape.deltas)
+    near = escape.time_near_saddle
     ax.plot(x, near, "o", color=ENSEMBLE_COLOUR, label="measured (flow)")
-    fit = escape["fit"]
-    rate = escape["unstable_rate"]
+    fit = escape.fit
+    rate = escape.unstable_rate
     if fit is not None:
         lo, hi = fit.slope_ci
         ax.plot(x, near.mean() + fit.slope * (x - x.mean()), "-", color=ENSEMBLE_COLOUR, lw=1,
@@ -89,10 +89,10 @@ def escape_figure(escape, facts):
     ax.plot(x, near.mean() + (x - x.mean()) / rate, "--", color=LIMIT_COLOUR, lw=1,
             label=f"predicted slope 1/λ = {1 / rate:.4f}")
     ax.set(xlabel="log(1/δ), δ the perturbation's Frobenius size",
-           ylabel=f"time within {escape['radius']:.3f} of the saddle",
-           title=f"K = {escape['K']}: escape from the symmetric saddle")
+           ylabel=f"time within {escape.radius:.3f} of the saddle",
+           title=f"K = {escape.K}: escape from the symmetric saddle")
     ax.legend()
-    _title(fig, "Time near the saddle", model=facts["model"], K=escape["K"], members=len(near),
+    _title(fig, "Time near the saddle", model=facts["model"], K=escape.K, members=len(near),
            data=facts["data"])
     return fig
 
@@ -105,12 +105,12 @@ def k1_figure(rows, dims, members):
     axes = axes.reshape(2, len(dims))
     for j, d in enumerate(dims):
         top, bottom = axes[0, j], axes[1, j]
-        mine = [row for row in rows if row["dim"] == d]
-        eps = np.array([row["epsilon"] for row in mine])
-        for field, label, marker in [("reached", "reached w* (flow)", "o"),
-                                     ("inside_ball", "started in ‖w − w*‖ < ‖w*‖", "s")]:
-            p = np.array([row[field]["p"] for row in mine])
-            ci = np.array([row[field]["ci"] for row in mine])
+        mine = [row for row in rows if row.dim == d]
+        eps = np.array([row.epsilon for row in mine])
+        for shares, label, marker in [([row.reached.estimate for row in mine], "reached w* (flow)", "o"),
+                                      ([row.inside_ball for row in mine], "started in ‖w − w*‖ < ‖w*‖", "s")]:
+            p = np.array([share.p for share in shares])
+            ci = np.array([share.ci for share in shares])
             # Clipped: the interval's ends are rounded and can miss p̂ = 1 by an ulp.
             yerr = np.maximum([p - ci[:, 0], ci[:, 1] - p], 0.0)
             top.errorbar(eps, p, yerr=yerr, fmt=marker, capsize=3, label=f"{label}, 95% Wilson")
@@ -121,8 +121,8 @@ def k1_figure(rows, dims, members):
         top.set(xlabel="ε (radius ε √(2π/(d+1)) ‖w*‖)", ylabel="probability", ylim=(-0.02, 1.05),
                 title=f"K = 1, d = {d}")
         top.legend(loc="center right")
-        margin = np.array([row["reached"]["margin"] for row in mine])
-        se = np.array([row["reached"]["se"] for row in mine])
+        margin = np.array([row.reached.margin for row in mine])
+        se = np.array([row.reached.estimate.se for row in mine])
         if len(eps) > 1:
             gap_with_band(bottom, eps, margin, se, label="p̂ − bound")
         else:
@@ -142,39 +142,37 @@ def sgd_figure(sgd, members):
     """Loss of SGD runs and the flow; RMS(SGD − GD) against n with the fitted and predicted slope; the SGD
     mean's gap to the limit (the flow) at the largest n, with ± 2 SE, next to gradient descent's."""
     fig, (ax_loss, ax_dev, ax_gap) = new_figure(1, 3, panel=(4.2, 3.4))
-    t = sgd["times"]
-    ax_loss.semilogy(t, sgd["flow_loss"], color=LIMIT_COLOUR, lw=2, label="limit: population flow")
-    for e in sgd["by_n"]:
-        if "loss" not in e:
-            continue
-        line = ax_loss.semilogy(t, np.median(e["loss"], 0), lw=1, label=f"SGD n = {e['n']}: median, 5–95 %")[0]
-        ax_loss.fill_between(t, np.quantile(e["loss"], 0.05, 0), np.quantile(e["loss"], 0.95, 0),
+    t = sgd.times
+    ax_loss.semilogy(t, sgd.flow_loss, color=LIMIT_COLOUR, lw=2, label="limit: population flow")
+    for e in sgd.usable:
+        line = ax_loss.semilogy(t, np.median(e.loss, 0), lw=1, label=f"SGD n = {e.n}: median, 5–95 %")[0]
+        ax_loss.fill_between(t, np.quantile(e.loss, 0.05, 0), np.quantile(e.loss, 0.95, 0),
                              color=line.get_color(), alpha=0.2)
     ax_loss.set(xlabel="time t = η · steps", ylabel="population loss J (target units²)", title="loss")
     ax_loss.legend()
-    usable = [e for e in sgd["by_n"] if "rms_gd" in e]
+    usable = sgd.usable
     if usable:
-        ns = [e["n"] for e in usable]
-        loglog_fit(ax_dev, ns, [e["rms_gd"] for e in usable], y_err=[e["rms_gd_se"] for e in usable],
-                   fit=sgd["fit"], predicted_slope=-0.5, label="RMS ‖W_SGD − W_GD‖ (same η)")
-        ax_dev.errorbar(ns, [e["rms_flow"] for e in usable], yerr=[2 * e["rms_flow_se"] for e in usable], fmt="s",
+        ns = [e.n for e in usable]
+        loglog_fit(ax_dev, ns, [e.rms_gd.value for e in usable], y_err=[e.rms_gd.se for e in usable],
+                   fit=sgd.fit, predicted_slope=-0.5, label="RMS ‖W_SGD − W_GD‖ (same η)")
+        ax_dev.errorbar(ns, [e.rms_flow.value for e in usable], yerr=[2 * e.rms_flow.se for e in usable], fmt="s",
                         ms=4, color="C1", capsize=2, label="RMS ‖W_SGD − W_flow‖")
-    ax_dev.axhline(sgd["gd_rms_deviation_from_flow"], color="0.5", ls=":", label="RMS ‖W_GD − W_flow‖")
+    ax_dev.axhline(sgd.gd_rms_deviation_from_flow, color="0.5", ls=":", label="RMS ‖W_GD − W_flow‖")
     ax_dev.set(xlabel="samples per SGD step n", ylabel="RMS over runs and times (weight units)",
                title="finite-sample deviation (± 2 SE)")
     ax_dev.legend()
     if usable:
         last = usable[-1]
-        shown = min(4, last["mean_gap"][0].size)  # the first rows' entries: one colour each
-        gaps = last["mean_gap"].reshape(len(t), -1)
-        ses = last["mean_gap_se"].reshape(len(t), -1)
-        gd_gap = (sgd["gd"] - sgd["flow"]).reshape(len(t), -1)
+        shown = min(4, last.mean_gap[0].size)  # the first rows' entries: one colour each
+        gaps = last.mean_gap.reshape(len(t), -1)
+        ses = last.mean_gap_se.reshape(len(t), -1)
+        gd_gap = (sgd.gd - sgd.flow).reshape(len(t), -1)
         for j in range(shown):
             gap_with_band(ax_gap, t, gaps[:, j], ses[:, j], label=f"SGD mean − flow, weight {j}", colour=f"C{j}")
             ax_gap.plot(t, gd_gap[:, j], ":", color=f"C{j}", lw=1.2, label="GD − flow (dotted)")
-        ax_gap.set(title=f"n = {last['n']}: SGD mean − limit mean, first {shown} weights")
+        ax_gap.set(title=f"n = {last.n}: SGD mean − limit mean, first {shown} weights")
     ax_gap.set(xlabel="time t = η · steps", ylabel="mean gap (weight units)")
     _legend(ax_gap)
-    _title(fig, "SGD against gradient descent and the population flow", model=MODEL, K=sgd["K"],
-           members=members, learning_rate=sgd["step"], data="n fresh x ~ N(0, I_K) per step")
+    _title(fig, "SGD against gradient descent and the population flow", model=MODEL, K=sgd.K,
+           members=members, learning_rate=sgd.step, data="n fresh x ~ N(0, I_K) per step")
     return fig
