@@ -32,6 +32,7 @@ class Dataset(eqx.Module):
     x_train: jax.Array
     y_train: jax.Array
     x_probe: jax.Array
+    # static: data sets are tree_mapped (astype) and enter compiled programs; the name is no array
     name: str = eqx.field(static=True, default="user")
 
     @property

@@ -117,6 +117,7 @@ def j2_closed(C):
 class ErfIntegrals(eqx.Module):
     """The closed forms of I2, I3, I4, J2 for g = erf(·/√2) (exact; no error estimate needed)."""
 
+    # static: solver args crossing diffrax's jit; the name selects the compiled code
     name: str = eqx.field(static=True, default="erf")
 
     def g(self, u):
@@ -147,6 +148,7 @@ class LinearIntegrals(eqx.Module):
     """The closed forms for g(u) = u (a linear committee, ŷ = Σ_k λ_k): g' = 1, so
     I2(a,b) = C_ab, I3(a,b,c) = ⟨u_b u_c⟩ = C_bc, I4(a,b,c,d) = ⟨u_c u_d⟩ = C_cd, J2(a,b) = 1."""
 
+    # static: solver args crossing diffrax's jit; the name selects the compiled code
     name: str = eqx.field(static=True, default="linear")
 
     def g(self, u):
@@ -212,6 +214,7 @@ class GaussHermite(eqx.Module):
     difference between the ``nodes``- and ``nodes − 4``-point rules (the smaller rule's error,
     an overestimate of the larger's for a converging rule)."""
 
+    # static: self of a filter_jit method and a solver arg; g, g' and nodes select the compiled code
     g_fn: Callable = eqx.field(static=True)
     g_prime_fn: Callable = eqx.field(static=True)
     nodes: int = eqx.field(static=True, default=12)
@@ -455,11 +458,11 @@ class CommitteeODE(Limit):
     R0: jax.Array
     T: jax.Array
     initial_cov: jax.Array
-    lr: float = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True, default=0.0)
-    dim: int | None = eqx.field(static=True, default=None)
-    integrals: object = eqx.field(static=True, default=ErfIntegrals())
-    lna_nodes: int = eqx.field(static=True, default=LNA_NODES)
+    lr: float
+    noise_std: float = 0.0
+    dim: int | None = None
+    integrals: object = ErfIntegrals()
+    lna_nodes: int = LNA_NODES
 
     @property
     def K(self) -> int:

@@ -168,9 +168,9 @@ class TwoLayerLinearDMFT(Limit):
 
     kx: jax.Array
     y_train: jax.Array
-    gamma0: float = eqx.field(static=True)
-    width: int = eqx.field(static=True)
-    learning_rate: float = eqx.field(static=True, default=1.0)
+    gamma0: float
+    width: int
+    learning_rate: float = 1.0
 
     @property
     def n_train(self) -> int:

@@ -104,6 +104,7 @@ class MonteCarloKernels(eqx.Module):
     nngp_se: np.ndarray
     ntk_se: np.ndarray
     outputs: np.ndarray
+    # static: metadata of an array pytree; a tree_map over the arrays must not touch it
     n_members: int = eqx.field(static=True)
 
     def limit(self, y_train, learning_rate: float) -> KernelLimit:

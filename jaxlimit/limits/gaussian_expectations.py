@@ -197,6 +197,7 @@ class GaussianExpectations(eqx.Module):
     dd: jax.Array
     ff_error: jax.Array
     dd_error: jax.Array
+    # static: metadata of an array pytree; a tree_map over the arrays must not touch it
     method: str = eqx.field(static=True)
 
 

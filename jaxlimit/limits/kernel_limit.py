@@ -235,11 +235,11 @@ class KernelLimit(Limit):
     nngp: jax.Array
     ntk: jax.Array
     y_train: jax.Array
-    learning_rate: float = eqx.field(static=True)
-    kernel_error: float = eqx.field(static=True, default=0.0)
-    kernel_method: str = eqx.field(static=True, default="given")
-    description: dict = eqx.field(static=True, default_factory=dict)
-    method: str | None = eqx.field(static=True, default=GRADIENT_FLOW)
+    learning_rate: float
+    kernel_error: float = 0.0
+    kernel_method: str = "given"
+    description: dict = eqx.field(default_factory=dict)
+    method: str | None = GRADIENT_FLOW
 
     def __init__(self, nngp, ntk, y_train, learning_rate: float, *, kernel_error: float = 0.0,
                  kernel_method: str = "given", describes: dict | None = None, method: str | None = GRADIENT_FLOW):

@@ -55,6 +55,7 @@ class KernelPair(eqx.Module):
     ntk: jax.Array
     nngp_error: jax.Array
     ntk_error: jax.Array
+    # static: metadata of an array pytree; a tree_map over the arrays must not touch it
     method: str = eqx.field(static=True)
 
     @property

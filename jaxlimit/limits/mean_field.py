@@ -256,6 +256,7 @@ class _Velocity(eqx.Module):
     ``args = (weights (K,), x_train (M, d), y_train (M,))``; the state is (c, w).
     """
 
+    # static: the vector field is part of diffrax's compiled solve; these fields select its code
     activation: Activation = eqx.field(static=True)
     alpha: float = eqx.field(static=True)
     loss: Loss = eqx.field(static=True)
@@ -279,6 +280,7 @@ class _Velocity(eqx.Module):
 class _Record(eqx.Module):
     """What is saved at each time: outputs on all points and the training loss."""
 
+    # static: part of diffrax's compiled solve; these fields select its code
     activation: Activation = eqx.field(static=True)
     loss: Loss = eqx.field(static=True)
     x_all: jax.Array
@@ -320,6 +322,7 @@ class ParticleFlow(eqx.Module):
     c: jax.Array
     w: jax.Array
     weights: jax.Array
+    # static: metadata of an array pytree; a tree_map over the arrays must not touch it
     n_train: int = eqx.field(static=True)
 
     @property
@@ -501,20 +504,20 @@ class MeanFieldLimit(Limit):
     flow: ParticleFlow
     coarse_outputs: jax.Array
     particles: Particles
-    quadrature_error: float = eqx.field(static=True)
-    solver_error: float = eqx.field(static=True)
-    width: int = eqx.field(static=True)
-    method: str = eqx.field(static=True)
-    fluctuation_particles: int = eqx.field(static=True)
-    fluctuation_seed: int = eqx.field(static=True)
-    init_law: InitLaw = eqx.field(static=True)
-    activation: Activation = eqx.field(static=True)
-    alpha: float = eqx.field(static=True)
-    loss: Loss = eqx.field(static=True)
-    rule: str = eqx.field(static=True)
-    seed: int = eqx.field(static=True)
-    rtol: float = eqx.field(static=True)
-    atol: float = eqx.field(static=True)
+    quadrature_error: float
+    solver_error: float
+    width: int
+    method: str
+    fluctuation_particles: int
+    fluctuation_seed: int
+    init_law: InitLaw
+    activation: Activation
+    alpha: float
+    loss: Loss
+    rule: str
+    seed: int
+    rtol: float
+    atol: float
     data: Dataset
 
     @property
@@ -737,6 +740,7 @@ class FluctuationPrediction(eqx.Module):
     mean: jax.Array
     cov: jax.Array
     joint_cov: jax.Array
+    # static: metadata of an array pytree; a tree_map over the arrays must not touch it
     n_particles: int = eqx.field(static=True)
 
     def scaled_gaussian(self, index: int = -1) -> Gaussian:

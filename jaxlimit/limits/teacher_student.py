@@ -514,7 +514,7 @@ class PopulationFlowLimit(Limit):
 
     teacher: jax.Array
     start: jax.Array
-    step: float | None = eqx.field(static=True, default=None)
+    step: float | None = None
 
     @property
     def dim(self) -> int:

@@ -203,17 +203,17 @@ class ThreeLayerLimit(Limit):
     model: ThreeLayer
     data: Dataset
     trainer: Trainer
-    proxy_width: int = eqx.field(static=True)
-    proxy_ensemble: int = eqx.field(static=True)
-    proxy_step: float = eqx.field(static=True)
+    proxy_width: int
+    proxy_ensemble: int
+    proxy_step: float
     seed: int | jax.Array
-    engine: dict = eqx.field(static=True)
-    train_proxy: Callable[["ThreeLayerLimit", np.ndarray], ProxyEstimate] | None = eqx.field(static=True, default=None)
+    engine: dict
+    train_proxy: Callable[["ThreeLayerLimit", np.ndarray], ProxyEstimate] | None = None
     """Trains the proxy ensemble to a time grid and summarises it (jaxlimit.training.three_layer.train_proxy)."""
-    grid: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    grid: tuple[float, ...] | None = None
     """The one time grid the proxy is trained to (``three_layer_limit(..., times=...)``); None: each new grid
     that ``predict`` asks for, once."""
-    proxies: dict = eqx.field(static=True, default_factory=dict)
+    proxies: dict = eqx.field(default_factory=dict)
     """The trained proxies by time grid: each is trained once, then answered from here."""
 
     @property

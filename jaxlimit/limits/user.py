@@ -72,7 +72,7 @@ class ODELimit(Limit):
     observable: Callable
     fluctuations: LinearNoise | None = None
     args: Any = None
-    description: dict = eqx.field(static=True, default_factory=dict)
+    description: dict = eqx.field(default_factory=dict)
 
     @property
     def assumptions(self) -> dict:

@@ -39,6 +39,7 @@ class FeatureMLP(eqx.Module):
         time_step: dt, the training time of one gradient step.
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     width: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)

@@ -69,6 +69,7 @@ class MLP(eqx.Module):
         parameterisation: the layers' width exponents (module docstring); default "ntk".
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     widths: tuple[int, ...] = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     activation: Activation = eqx.field(static=True)

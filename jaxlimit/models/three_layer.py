@@ -82,6 +82,7 @@ class ThreeLayerInit(eqx.Module):
     a stationary point (:data:`DEGENERATE_INIT`).
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     kind: str = eqx.field(static=True, default="uniform")
     w1_std: float = eqx.field(static=True, default=1.0)
     w2_mean: float = eqx.field(static=True, default=0.0)
@@ -185,6 +186,7 @@ class ThreeLayer(eqx.Module):
         init_law: the initial law of the weights.
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     n1: int = eqx.field(static=True)
     n2: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)

@@ -31,6 +31,7 @@ class InitLaw(eqx.Module):
     mean is useful to show what breaks).
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     kind: str = eqx.field(static=True, default="gaussian")
     c_std: float = eqx.field(static=True, default=1.0)
     w_std: float = eqx.field(static=True, default=1.0)
@@ -76,6 +77,7 @@ class TwoLayer(eqx.Module):
         init_law: the law of (c^i, w^i) at initialisation.
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     width: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     gamma: float = eqx.field(static=True)

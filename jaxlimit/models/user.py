@@ -66,6 +66,7 @@ class UserNetwork(eqx.Module):
         name: a label for reports.
     """
 
+    # static: the description is hashed by jit as part of the model (and of the engine's cache key)
     init_fn: Callable = eqx.field(static=True)
     apply_fn: Callable = eqx.field(static=True)
     scales: Any

@@ -37,6 +37,7 @@ class EnsembleResult(eqx.Module):
     diverged: np.ndarray
     member_ids: np.ndarray
     observables: dict
+    # static: metadata of an array pytree; a tree_map over the arrays must not touch it (the result is a pytree)
     n_train: int = eqx.field(static=True)
     config: dict = eqx.field(static=True)
 

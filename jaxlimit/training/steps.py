@@ -56,6 +56,7 @@ class Trainer(eqx.Module):
         optimizer: the optax transformation for ``method="optax"``.
     """
 
+    # static: hashed by jit as part of the training step (and of the engine's cache key)
     alpha: float = eqx.field(static=True, default=1.0)
     method: str = eqx.field(static=True, default="online")
     batch_size: int = eqx.field(static=True, default=1)

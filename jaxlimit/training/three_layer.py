@@ -72,10 +72,10 @@ class WidthCoupling(eqx.Module):
         dim: the input dimension (to split the recorded block).
     """
 
-    widths: tuple[int, ...] = eqx.field(static=True)
+    widths: tuple[int, ...]
     results: tuple[EnsembleResult, ...]
-    block: int = eqx.field(static=True)
-    dim: int = eqx.field(static=True)
+    block: int
+    dim: int
 
     @property
     def times(self) -> np.ndarray:
@@ -218,10 +218,10 @@ class StepRefinement(eqx.Module):
     """
 
     epsilons: np.ndarray
-    method: str = eqx.field(static=True)
+    method: str
     gaps: np.ndarray
-    t_max: float = eqx.field(static=True)
-    width: int = eqx.field(static=True)
+    t_max: float
+    width: int
 
     def rms_gaps(self) -> list[Estimate]:
         """Per step: the RMS over members of the gap, with its standard error."""
