@@ -66,4 +66,16 @@ def finite_members(experiment: str, result, n_points: int, warnings: list, timin
                         summary=["Too few members stayed finite to compare with the limit; verdict inconsistent."])
 
 
-__all__ = ["AgainstLimit", "against_limit", "finite_members"]
+def finite_width_members(result, width: int, n_points: int, warnings: list):
+    """A sweep's rule for one width: its finite members, or None (with a warning) when fewer than
+    P + 2 stayed finite; diverged members are reported in ``warnings`` and left out."""
+    ok = result.finite()
+    if result.n_diverged:
+        warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
+    if ok.n_members < n_points + 2:
+        warnings.append(f"width {width}: too few finite members to compare; the width is left out")
+        return None
+    return ok
+
+
+__all__ = ["AgainstLimit", "against_limit", "finite_members", "finite_width_members"]

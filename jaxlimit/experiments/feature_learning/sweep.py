@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from jaxlimit.experiments.against_limit import against_limit
+from jaxlimit.experiments.against_limit import against_limit, finite_width_members
 from jaxlimit.experiments.feature_learning.experiment import (
     compared_times, limit_of, ntk_arm, problem, scaled_data,
 )
@@ -103,11 +103,8 @@ def compare_width(config: SweepFeatureLearningConfig, width: int, data, timing: 
     mean, cov = np.asarray(pred.mean), np.asarray(pred.cov)
     with timed(timing, f"ensemble_n{width}"):
         result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config, width))
-    ok = result.finite()
-    if result.n_diverged:
-        warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
-    if ok.n_members < data.n_train + data.n_probe + 2:
-        warnings.append(f"width {width}: too few finite members to compare; the width is left out")
+    ok = finite_width_members(result, width, data.n_train + data.n_probe, warnings)
+    if ok is None:
         return None
     out = ok.outputs.astype(np.float64)
     with timed(timing, "comparison"):

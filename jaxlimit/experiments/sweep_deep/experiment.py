@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from jaxlimit.experiments.against_limit import against_limit
+from jaxlimit.experiments.against_limit import against_limit, finite_width_members
 from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
 from jaxlimit.experiments.sweep_deep import figures
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
@@ -128,11 +128,8 @@ def compare_width(config: SweepDeepConfig, width: int, data, trainer, times, com
     _, model, _, _, _ = deep_problem(config, width, data)
     with timed(timing, f"ensemble_n{width}"):
         result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config, width))
-    ok = result.finite()
-    if result.n_diverged:
-        warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
-    if ok.n_members < data.n_train + data.n_probe + 2:
-        warnings.append(f"width {width}: too few finite members to compare; the width is left out")
+    ok = finite_width_members(result, width, data.n_train + data.n_probe, warnings)
+    if ok is None:
         return None
     final = len(times) - 1
     mean, cov = np.asarray(prediction.mean)[final], np.asarray(prediction.cov)[final]

@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxlimit.experiments.against_limit import against_limit
+from jaxlimit.experiments.against_limit import against_limit, finite_width_members
 from jaxlimit.experiments.problem import ensemble_options, timed, two_layer_problem, with_compare_times
 from jaxlimit.experiments.sweep_xavier import figures
 from jaxlimit.experiments.sweep_xavier.config import SweepXavierConfig
@@ -130,11 +130,8 @@ def _width(config, problem, limit, prediction, width, times, compare_idx, timing
     model = two_layer_problem(config, width=width, scaling="xavier", data=data).model
     with timed(timing, f"ensemble_N{width}"):
         result = run_ensemble(model, data, problem.trainer, times=times, **ensemble_options(config, width))
-    ok = result.finite()
-    if result.n_diverged:
-        warnings.append(f"width {width}: {result.n_diverged} members diverged and are excluded")
-    if ok.n_members < data.n_train + data.n_probe + 2:
-        warnings.append(f"width {width}: too few finite members to compare; the width is left out")
+    ok = finite_width_members(result, width, data.n_train + data.n_probe, warnings)
+    if ok is None:
         return None
     mean, cov = np.asarray(prediction.mean), np.asarray(prediction.cov)
     with timed(timing, "comparison"):
