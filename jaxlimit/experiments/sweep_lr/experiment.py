@@ -11,7 +11,7 @@ from jaxlimit.experiments.problem import timed
 from jaxlimit.experiments.sweep_lr import figures
 from jaxlimit.experiments.sweep_lr.config import SweepLrConfig
 from jaxlimit.report import Report
-from jaxlimit.training.transfer import lr_transfer
+from jaxlimit.training.transfer import Transfer, lr_transfer
 
 
 def run(config: SweepLrConfig) -> Report:
@@ -21,9 +21,25 @@ def run(config: SweepLrConfig) -> Report:
                              alphas=config.resolve("alphas"), steps=config.steps, seeds=config.ensemble,
                              depth=config.depth, dim=config.dim, batch=config.points, activation=config.activation,
                              seed=config.seed, tolerance=config.tolerance, level=1.0 - config.level)
+    metrics = _metrics(result)
+    facts = dict(parameterisation=config.parameterisation, depth=config.depth, widths=list(result.widths),
+                 members=config.ensemble, optimizer=config.optimizer)
+    figs = {"loss_vs_alpha": figures.loss_figure(result, facts),
+            "optimal_alpha": figures.optimum_figure(result, facts)}
+    warnings = []
+    if not result.resolved.all():
+        warnings.append("at widths " + ", ".join(str(n) for n, ok in zip(result.widths, result.resolved) if not ok)
+                        + " some network's lowest loss lies at an end of the α grid: widen --alphas")
+    return Report(experiment="sweep-lr", config={"widths": list(result.widths), "alphas": list(result.alphas)},
+                  metrics=metrics, verdict=dict(result.verdict), timing=timing, figures=figs,
+                  tables=_tables(result), arrays={"losses": result.losses},
+                  summary=_summary(config, result, metrics["min_loss"]), warnings=warnings)
+
+
+def _metrics(result: Transfer) -> dict:
     fit = result.fit
     log2 = math.log(2.0)
-    metrics = {
+    return {
         "slope": None if fit is None else fit.slope,
         "slope_ci": None if fit is None else list(fit.slope_ci),
         "slope_se": None if fit is None else fit.slope_se,
@@ -36,6 +52,11 @@ def run(config: SweepLrConfig) -> Report:
         "sentence": result.sentence(),
         "parameterisation_exponents": result.parameterisation.as_dict(),
     }
+
+
+def _tables(result: Transfer) -> dict:
+    """Tidy rows: each network's optimal log₂ α per width, and every final loss."""
+    log2 = math.log(2.0)
     per_seed = {k: [] for k in ("width", "member", "log2_optimal_alpha")}
     for w, n in enumerate(result.widths):
         for s in range(result.log_alpha_star.shape[1]):
@@ -49,11 +70,12 @@ def run(config: SweepLrConfig) -> Report:
                 for key, value in zip(losses, (n, s, a, float(result.final[w, s, k]),
                                                float(result.losses[w, s, k, 0]))):
                     losses[key].append(value)
-    facts = dict(parameterisation=config.parameterisation, depth=config.depth, widths=list(result.widths),
-                 members=config.ensemble)
-    figs = {"loss_vs_alpha": figures.loss_figure(result, {**facts, "optimizer": config.optimizer}),
-            "optimal_alpha": figures.optimum_figure(result, {**facts, "optimizer": config.optimizer})}
-    summary = [
+    return {"optima": per_seed, "losses": losses}
+
+
+def _summary(config: SweepLrConfig, result: Transfer, min_loss: list) -> list[str]:
+    log2 = math.log(2.0)
+    return [
         f"Learning-rate sweep of an MLP with {config.depth} hidden layers ({config.activation}) in the "
         f"**{config.parameterisation}** parameterisation trained by {config.optimizer} for {config.steps} steps, "
         f"{len(result.alphas)} base rates α from {min(result.alphas):g} to {max(result.alphas):g}, widths "
@@ -66,14 +88,5 @@ def run(config: SweepLrConfig) -> Report:
         "|---|---|---|---|",
         *[f"| {n} | {'not bracketed' if not ok else f'{a:.3g}'} | "
           f"{'—' if not ok else f'{math.log2(a):+.2f} ± {s / log2:.2f}'} | {m:.3g} |"
-          for n, a, s, ok, m in zip(result.widths, result.optimum, result.optimum_se, result.resolved,
-                                    metrics["min_loss"])],
+          for n, a, s, ok, m in zip(result.widths, result.optimum, result.optimum_se, result.resolved, min_loss)],
     ]
-    warnings = []
-    if not result.resolved.all():
-        warnings.append("at widths " + ", ".join(str(n) for n, ok in zip(result.widths, result.resolved) if not ok)
-                        + " some network's lowest loss lies at an end of the α grid: widen --alphas")
-    return Report(experiment="sweep-lr", config={"widths": list(result.widths), "alphas": list(result.alphas)},
-                  metrics=metrics, verdict=dict(result.verdict), timing=timing, figures=figs,
-                  tables={"optima": per_seed, "losses": losses}, arrays={"losses": result.losses},
-                  summary=summary, warnings=warnings)
