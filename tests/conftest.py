@@ -60,16 +60,27 @@ def _restore_environment():
     os.environ.update(saved)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Workers take whole files (``--dist loadgroup``), so a file's module fixtures, such as a
-    trained ensemble, are built once; a notebook runs in its own kernel and shares nothing, so
-    each is a unit of its own and the notebooks spread over both workers instead of lining up
-    on one."""
-    for item in items:
-        group = item.nodeid.split("::")[0]
-        if group.endswith("test_notebooks.py") and hasattr(item, "callspec"):
-            group = item.nodeid
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown under -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup``: workers take whole files, so a file's module fixtures, such as a
+    trained ensemble, are built once and its tests reuse the programs it compiled; a notebook runs
+    in its own kernel and shares nothing, so each is a unit of its own and the notebooks spread
+    over both workers instead of lining up on one.
+
+    Done here rather than with ``xdist_group`` marks: pytest-xdist 3.8 marks a group by rewriting
+    ``item._nodeid``, which pytest 9 no longer reads, so every test became a unit of its own and
+    a file's module fixtures were built on both workers (and again whenever the worker had run
+    another file's test in between)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.endswith("test_notebooks.py") else path
+
+    return ByFile(config, log)
 
 
 def pytest_sessionfinish(session):
