@@ -7,6 +7,7 @@ import tempfile
 
 import jax
 import pytest
+import threadpoolctl
 
 # The suite keeps JAX's one CPU device in its own processes and the helpers it starts, as it
 # always ran (the command line still sets up one device per core itself);
@@ -18,6 +19,12 @@ os.environ.setdefault("JAXLIMIT_CPU_CORES", "0")
 # runs a test compares bit for bit are compiled alike. Benchmarks and users keep XLA's defaults.
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0",
                                     "--xla_llvm_disable_expensive_passes=true"]).strip()
+# The suite runs one worker per core, so a second BLAS thread per worker only competes with the
+# other worker: its threads spin while they wait, and the statistics' matrix products (energy tests)
+# cost about 30% more CPU with two threads than with one. The environment reaches the processes the
+# suite starts (notebook kernels, command-line subprocesses); this process has loaded its BLAS already.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+threadpoolctl.threadpool_limits(1, user_api="blas")
 # Commands run in-process keep compiled programs on disk (jaxlimit.devices.enable_compilation_cache).
 # The suite gives them one fresh directory per run, shared by its workers and the processes they
 # start: the suite never writes into the user's cache, and it starts cold as on a clean CI machine,
