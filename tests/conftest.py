@@ -7,6 +7,7 @@ import tempfile
 
 import jax
 import pytest
+import threadpoolctl
 
 # The suite keeps JAX's one CPU device in its own processes and the helpers it starts, as it
 # always ran (the command line still sets up one device per core itself);
@@ -18,6 +19,12 @@ os.environ.setdefault("JAXLIMIT_CPU_CORES", "0")
 # runs a test compares bit for bit are compiled alike. Benchmarks and users keep XLA's defaults.
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0",
                                     "--xla_llvm_disable_expensive_passes=true"]).strip()
+# The suite runs one worker per core, so a second BLAS thread per worker only competes with the
+# other worker: its threads spin while they wait, and the statistics' matrix products (energy tests)
+# cost about 30% more CPU with two threads than with one. The environment reaches the processes the
+# suite starts (notebook kernels, command-line subprocesses); this process has loaded its BLAS already.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+threadpoolctl.threadpool_limits(1, user_api="blas")
 # Commands run in-process keep compiled programs on disk (jaxlimit.devices.enable_compilation_cache).
 # The suite gives them one fresh directory per run, shared by its workers and the processes they
 # start: the suite never writes into the user's cache, and it starts cold as on a clean CI machine,
@@ -60,16 +67,27 @@ def _restore_environment():
     os.environ.update(saved)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Workers take whole files (``--dist loadgroup``), so a file's module fixtures, such as a
-    trained ensemble, are built once; a notebook runs in its own kernel and shares nothing, so
-    each is a unit of its own and the notebooks spread over both workers instead of lining up
-    on one."""
-    for item in items:
-        group = item.nodeid.split("::")[0]
-        if group.endswith("test_notebooks.py") and hasattr(item, "callspec"):
-            group = item.nodeid
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown under -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup``: workers take whole files, so a file's module fixtures, such as a
+    trained ensemble, are built once and its tests reuse the programs it compiled; a notebook runs
+    in its own kernel and shares nothing, so each is a unit of its own and the notebooks spread
+    over both workers instead of lining up on one.
+
+    Done here rather than with ``xdist_group`` marks: pytest-xdist 3.8 marks a group by rewriting
+    ``item._nodeid``, which pytest 9 no longer reads, so every test became a unit of its own and
+    a file's module fixtures were built on both workers (and again whenever the worker had run
+    another file's test in between)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.endswith("test_notebooks.py") else path
+
+    return ByFile(config, log)
 
 
 def pytest_sessionfinish(session):
