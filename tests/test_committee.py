@@ -446,6 +446,10 @@ CLI_CASES = [
     (["committee", "--dim", "10000000", "--ensemble", "100000"], "--dim makes the run need about"),
     (["committee", "--students", "4", "--teachers", "3"], "--students + --teachers must be at most"),
     (["committee", "--alpha", "0"], "--alpha must be > 0"),
+    (["committee", "--alpha-v", "-1"], "--alpha-v must be ≥ 0"),
+    (["committee", "--alpha-v", "nan"], "--alpha-v must be a finite number"),
+    (["committee", "--init-v", "11"], "--init-v must be at most 10"),
+    (["committee", "--init-v", "0"], "--init-v = 0 with --alpha-v 0 keeps the student's output at zero"),
 ]
 
 
