@@ -301,34 +301,37 @@ V_R0 = np.array([[0.1, 0.0], [0.02, 0.05]])
 V_V0 = np.array([0.5, 1.4])
 V_VSTAR = np.array([1.0, 0.7])
 # Before the second layer existed (commit 26ae958), under the suite's XLA flags (tests/conftest.py):
-PINNED_EPS = "0x1.253b84dba6f09p-5"  # ε_g at α = 10 of the ODE below
-PINNED_CHAIN_Q00 = "0x1.132f5ca70e868p-1"  # student 0's Q00 at α = 3 of the chain below
+PINNED_Q00 = "0x1.78ab127f103eep-1"  # Q00 at α = 30 of the ODE below
+PINNED_VAR_EPS = "0x1.15f2b2c1ec1a1p-10"  # the predicted variance of ε_g at α = 1, D = 60, η = 1
+PINNED_CHAIN_Q00 = "0x1.2a47b6bcee5cdp-1"  # student 0's Q00 at α = 12 of the chain below
 
 
 def test_fixed_second_layer_keeps_todays_numbers():
     """v0 = v* = 1 and lr_v = 0, given explicitly, are the defaults to the bit (ODE, its linear noise and
-    the chain), and the chain's v stays 1; a fixed v0 ≠ 1 is the ODE of the output weights v0."""
-    a = np.array([0.0, 2.0, 10.0])
-    base = jl.committee_ode(V_Q0, V_R0, V_T, lr=0.8, noise_std=0.3, dim=100)
-    same = jl.committee_ode(V_Q0, V_R0, V_T, lr=0.8, noise_std=0.3, dim=100, v0=np.ones(2), teacher_v=[1.0, 1.0],
-                            lr_v=0.0)
-    for x, y in zip(base.order_parameters(a), same.order_parameters(a)):
+    the chain), and the chain's v stays 1. (Times and shapes as in the tests above: no new compilation.)"""
+    a4, a2 = np.array([0.0, 2.0, 10.0, 30.0]), np.array([0.0, 1.0])
+    ones = dict(v0=np.ones(2), teacher_v=[1.0, 1.0], lr_v=0.0)
+    base = jl.committee_ode(V_Q0, V_R0, V_T, lr=0.8, noise_std=0.3)
+    same = jl.committee_ode(V_Q0, V_R0, V_T, lr=0.8, noise_std=0.3, **ones)
+    for x, y in zip(base.order_parameters(a4), same.order_parameters(a4)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    pb, ps = base.predict(a), same.predict(a)
+    pb = jl.committee_ode(V_Q0, V_R0, V_T, lr=1.0, noise_std=0.3, dim=60).predict(a2)
+    ps = jl.committee_ode(V_Q0, V_R0, V_T, lr=1.0, noise_std=0.3, dim=60, **ones).predict(a2)
     np.testing.assert_array_equal(np.asarray(pb.mean), np.asarray(ps.mean))
     np.testing.assert_array_equal(np.asarray(pb.cov), np.asarray(ps.cov))
-    assert ps.mean.shape == (3, 8) and same.names == base.names
-    np.testing.assert_array_equal(np.asarray(same.second_layer(a)), np.ones((3, 2)))
-    assert float(pb.mean[-1, 0]) == pytest.approx(float.fromhex(PINNED_EPS), rel=1e-12)
-    E = 3
-    kw = dict(lr=1.0, noise_std=0.2, D=40, alphas=[0.0, 3.0], root=stream_key(3, "members"), lanes=2)
+    assert ps.mean.shape == (2, 8) and same.names == base.names
+    np.testing.assert_array_equal(np.asarray(same.second_layer(a4)), np.ones((4, 2)))
+    assert float(base.order_parameters(a4)[0][-1, 0, 0]) == pytest.approx(float.fromhex(PINNED_Q00), rel=1e-12)
+    assert float(pb.cov[-1, 0, 0]) == pytest.approx(float.fromhex(PINNED_VAR_EPS), rel=1e-10)
+    E = 5
+    kw = dict(lr=1.0, noise_std=0.2, D=40, alphas=[0.0, 0.35, 12.0], root=stream_key(3, "members"), lanes=2)
     r0 = tc.train_order_parameters(np.broadcast_to(V_Q0, (E, 2, 2)), np.broadcast_to(V_R0, (E, 2, 2)), V_T, **kw)
     r1 = tc.train_order_parameters(np.broadcast_to(V_Q0, (E, 2, 2)), np.broadcast_to(V_R0, (E, 2, 2)), V_T, **kw,
                                    v0=np.ones(2), teacher_v=np.ones(2), lr_v=0.0)
     for k in ("Q", "R", "eps"):
         np.testing.assert_array_equal(r0[k], r1[k])
     assert float(r0["Q"][0, -1, 0, 0]) == pytest.approx(float.fromhex(PINNED_CHAIN_Q00), rel=1e-12)
-    np.testing.assert_array_equal(r1["v"], np.ones((E, 2, 2)))
+    np.testing.assert_array_equal(r1["v"], np.ones((E, 3, 2)))
 
 
 def test_trained_second_layer_matches_independent_scipy_integration():
