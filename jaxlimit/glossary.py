@@ -304,8 +304,9 @@ METRICS: dict[str, str] = {
     "students": "E, the students that stayed finite",
     "observables": "the compared coordinates: ε_g and the entries of Q and R (and v when trained)",
     "simulation": "how the students were simulated",
-    "second_layer": "--alpha-v > 0: the second layer's η_v and v(0), and at the last α the students' mean v per "
-                    "unit (with its standard error) against the ODE's",
+    "second_layer": "--alpha-v > 0: the second layer's η_v and v(0), and per unit the students' mean v (with its "
+                    "standard error) against the ODE's at the compared α and at the last α (after the plateau's "
+                    "escape the ODE from the symmetric mean start stays on the plateau: a gap there is expected)",
 
     # feature-learning (docs/feature-learning.md): μP networks against the DMFT limit to O(1/N)
     "mean_error_z_infinite_width_mean": "the largest mean error in standard errors against the infinite-width "

@@ -260,7 +260,7 @@ def run(config: CommitteeConfig) -> Report:
     names = cm.observable_names(config.students, config.teachers, second_layer=config.alpha_v > 0)
     metrics = _metrics(phen, students, tv, escape, times, idx, mean, sd, names, last)
     if config.alpha_v > 0:
-        metrics["second_layer"] = _second_layer_metrics(config, students, mean, names)
+        metrics["second_layer"] = _second_layer_metrics(config, students, mean, names, times, idx)
     layer = "" if fixed_unit_second_layer(config) else f", v(0) = {config.init_v:g}, η_v = {config.alpha_v:g}"
     facts = dict(model=f"K = {config.students}, M = {config.teachers}, erf(·/√2) committee{layer}",
                  members=students.n,
@@ -314,12 +314,19 @@ def _metrics(phen: Phenomena, students: Students, tv, escape: Escape | None, tim
     return metrics
 
 
-def _second_layer_metrics(config: CommitteeConfig, students: Students, mean, names) -> dict:
-    """η_v, v(0), and at --alpha-max the students' mean v (± SE) against the ODE's, per unit."""
+def _second_layer_metrics(config: CommitteeConfig, students: Students, mean, names, times, idx) -> dict:
+    """η_v, v(0), and per unit the students' mean v (± SE) against the ODE's at the compared α and at
+    --alpha-max (there, after the plateau's escape, the ODE from the symmetric mean start is still on the
+    plateau while the students have left it: a gap is expected)."""
     cols = [names.index(f"v{k}") for k in range(config.students)]
     ens_mean, ens_se = _ensemble_mean(students)
-    return {"lr_v": config.alpha_v, "init_v": config.init_v, "ode_v_final": mean[-1, cols].tolist(),
-            "ensemble_v_final": ens_mean[-1, cols].tolist(), "ensemble_v_final_se": ens_se[-1, cols].tolist()}
+
+    def at(i):
+        return {"alpha": float(times[i]), "ode_v": mean[i, cols].tolist(), "ensemble_v": ens_mean[i, cols].tolist(),
+                "ensemble_v_se": ens_se[i, cols].tolist()}
+
+    return {"lr_v": config.alpha_v, "init_v": config.init_v, "at_compared_times": [at(i) for i in idx],
+            "at_alpha_max": at(len(times) - 1)}
 
 
 def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, escape: Escape | None,
