@@ -296,14 +296,17 @@ METRICS: dict[str, str] = {
     "noise_floor": "K > M, σ > 0: the ODE's fixed-point ε_g against Goldt et al.'s (σ²η/2π)(L + M/√3), their "
                    "ratio, and whether the fixed point is stable",
     "compared_times": "the α where the CLT verdict is taken (before the plateau's escape)",
-    "fluctuations": "the CLT verdict of the students' (Q, R) against N(X̄(α), Σ(α)/D): level, times, smallest "
-                    "p-values and each time's comparison",
+    "fluctuations": "the CLT verdict of the students' (Q, R) (and v when trained) against N(X̄(α), Σ(α)/D): "
+                    "level, times, smallest p-values and each time's comparison",
     "mean_gap_eps_at_compared_times": "per compared α, the students' mean ε_g − the ODE's, its standard error (the "
                                       "noise level), its resolution and the predicted standard deviation of one "
                                       "student",
     "students": "E, the students that stayed finite",
-    "observables": "the compared coordinates: ε_g and the entries of Q and R",
+    "observables": "the compared coordinates: ε_g and the entries of Q and R (and v when trained)",
     "simulation": "how the students were simulated",
+    "second_layer": "--alpha-v > 0: the second layer's η_v and v(0), and per unit the students' mean v (with its "
+                    "standard error) against the ODE's at the compared α and at the last α (after the plateau's "
+                    "escape the ODE from the symmetric mean start stays on the plateau: a gap there is expected)",
 
     # feature-learning (docs/feature-learning.md): μP networks against the DMFT limit to O(1/N)
     "mean_error_z_infinite_width_mean": "the largest mean error in standard errors against the infinite-width "

@@ -4,27 +4,36 @@ and the phenomena as numbers (docs/committee.md).
 
 Conventions (they decide every number). Inputs x ~ N(0, I_D), a fresh one each step. Teacher
 y = Σ_m g(ρ_m) + σ ζ, ρ_m = w*_m·x/√D, ζ ~ N(0, 1); student ŷ = Σ_k g(λ_k), λ_k = w_k·x/√D;
-g(u) = erf(u/√2); second layers v = v* = 1, no 1/K. SGD w_k ← w_k + (η/√D) Δ g'(λ_k) x with
-Δ = y − ŷ; time α = steps / D. Order parameters Q = w wᵀ/D (K×K), R = w w*ᵀ/D (K×M),
-T = w* w*ᵀ/D (M×M). ε_g = ½ E[(ŷ − Σ_m g(ρ_m))²], the noise excluded.
+g(u) = erf(u/√2); no 1/K. With second layers (the teacher's v*, default 1; the student's v,
+default 1, fixed unless η_v > 0) y = Σ_m v*_m g(ρ_m) + σ ζ and ŷ = Σ_k v_k g(λ_k). SGD
+w_k ← w_k + (η/√D) Δ v_k g'(λ_k) x and v_k ← v_k + (η_v/D) Δ g(λ_k), both from the same step's
+values, with Δ = y − ŷ; time α = steps / D. Order parameters Q = w wᵀ/D (K×K), R = w w*ᵀ/D (K×M),
+T = w* w*ᵀ/D (M×M) and v (K,). ε_g = ½ E[(ŷ − Σ_m v*_m g(ρ_m))²], the noise excluded.
 
-With the N = K + M local fields u = (λ, ρ) ~ N(0, C), C = [[Q, R], [Rᵀ, T]], and signs s_c = −1
-for students, +1 for teachers (so Δ = Σ_c s_c g(u_c) + σζ), the D → ∞ limit is
+With the N = K + M local fields u = (λ, ρ) ~ N(0, C), C = [[Q, R], [Rᵀ, T]], signs s_c = −1 for
+students, +1 for teachers, and v_c = v_k for a student unit, v*_m for a teacher unit (so
+Δ = Σ_c s_c v_c g(u_c) + σζ), the D → ∞ limit is
 
-    dR_in/dα = η Σ_c s_c I3(i, K+n, c)
-    dQ_ik/dα = η Σ_c s_c [I3(i, k, c) + I3(k, i, c)] + η² [Σ_cd s_c s_d I4(i, k, c, d) + σ² J2(i, k)]
-    ε_g      = ½ Σ_cd s_c s_d I2(c, d)
+    dR_in/dα = η v_i Σ_c s_c v_c I3(i, K+n, c)
+    dQ_ik/dα = η v_i Σ_c s_c v_c I3(i, k, c) + η v_k Σ_c s_c v_c I3(k, i, c)
+               + η² v_i v_k [Σ_cd s_c s_d v_c v_d I4(i, k, c, d) + σ² J2(i, k)]
+    dv_i/dα  = η_v Σ_c s_c v_c I2(i, c)                       (0 when the second layer is fixed)
+    ε_g      = ½ Σ_cd s_c s_d v_c v_d I2(c, d)
+
+(at η → 0 and η_v → 0 the flow is gradient flow on ε_g: dv/dα = −η_v ∂ε_g/∂v).
 
 with I2(a,b) = ⟨g(u_a)g(u_b)⟩, I3(a,b,c) = ⟨g'(u_a) u_b g(u_c)⟩, I4(a,b,c,d) =
 ⟨g'(u_a)g'(u_b)g(u_c)g(u_d)⟩, J2(a,b) = ⟨g'(u_a)g'(u_b)⟩; for erf(·/√2) they have the closed
 forms of :func:`erf_integrals` (THEORY §8), for any other g :class:`GaussHermite` computes them
 by tensor Gauss–Hermite quadrature in ≤ 4 dimensions with an error estimate.
 
-Fluctuations. At finite D the flattened order parameters X = (Q_ik for i ≤ k, R_in) satisfy
+Fluctuations. At finite D the flattened order parameters X = (Q_ik for i ≤ k, R_in, and v_i when
+the second layer is trained) satisfy
 √D (X − X̄(α)) → N(0, Σ(α)) with the linear-noise (system-size) equation
 
     dΣ/dα = J Σ + Σ Jᵀ + B,   J = ∂F/∂X (jax.jacfwd of the drift F),
-    B = Cov[h],  h = D·(one step's increment of X) = (η Δ g'_i ρ_n, η Δ (g'_i λ_k + g'_k λ_i) + η² Δ² g'_i g'_k)
+    B = Cov[h],  h = D·(one step's increment of X) = (a_i ρ_n, a_i λ_k + a_k λ_i + a_i a_k, η_v Δ g(λ_i)),
+    a_i = η Δ v_i g'(λ_i)
 
 at leading order (|x|²/D → 1). B is a Gaussian expectation over the N fields and ζ, computed by a
 tensor Gauss–Hermite rule over N + 1 dimensions (:func:`field_expectation`). The expansion fails
@@ -288,85 +297,136 @@ def _signs(K: int, M: int, dtype):
     return jnp.concatenate([-jnp.ones(K, dtype), jnp.ones(M, dtype)])
 
 
-def drift(Q, R, T, lr: float, noise_std: float = 0.0, integrals=None, *, second_order: bool = True):
-    """(dQ/dα, dR/dα) of the D → ∞ limit (module docstring); ``second_order=False`` drops the η²
-    term (the η → 0 flow, divided by η when ``lr = 1``)."""
+def _second_layers(K: int, M: int, v, teacher_v, dtype):
+    """(v (K,), s_c v_c (N,)): the student's second layer (ones when None) and the signed output
+    weights of Δ = Σ_c s_c v_c g(u_c) + σζ (the teacher's v* ones when None)."""
+    v = jnp.ones(K, dtype) if v is None else jnp.asarray(v, dtype)
+    vt = jnp.ones(M, dtype) if teacher_v is None else jnp.asarray(teacher_v, dtype)
+    return v, _signs(K, M, dtype) * jnp.concatenate([v, vt])
+
+
+def drift(Q, R, T, lr: float, noise_std: float = 0.0, integrals=None, *, second_order: bool = True,
+          v=None, teacher_v=None):
+    """(dQ/dα, dR/dα) of the D → ∞ limit (module docstring) at second layers v (K,) and v* (M,)
+    (ones when None); ``second_order=False`` drops the η² term (the η → 0 flow, divided by η when
+    ``lr = 1``)."""
     integrals = ErfIntegrals() if integrals is None else integrals
     K, M = R.shape
     C = field_covariance(Q, R, T)
-    s = _signs(K, M, C.dtype)
-    v3 = jnp.einsum("abc,c->ab", integrals.i3(C)[:K], s)  # E[Δ g'(λ_a) u_b], (K, N)
+    v, w = _second_layers(K, M, v, teacher_v, C.dtype)
+    v3 = v[:, None] * jnp.einsum("abc,c->ab", integrals.i3(C)[:K], w)  # E[Δ v_a g'(λ_a) u_b], (K, N)
     dR = lr * v3[:, K:]
     dQ = lr * (v3[:, :K] + v3[:, :K].T)
     if second_order:
         i4 = integrals.i4(C)[:K, :K]
-        dQ = dQ + lr**2 * (jnp.einsum("abcd,c,d->ab", i4, s, s) + noise_std**2 * integrals.j2(C)[:K, :K])
+        dQ = dQ + lr**2 * jnp.outer(v, v) * (jnp.einsum("abcd,c,d->ab", i4, w, w)
+                                             + noise_std**2 * integrals.j2(C)[:K, :K])
     return dQ, dR
 
 
-def generalisation_error(Q, R, T, integrals=None):
-    """ε_g = ½ Σ_cd s_c s_d I2(c, d) (the noise excluded)."""
+def second_layer_drift(Q, R, T, v, lr_v: float, teacher_v=None, integrals=None):
+    """dv_i/dα = η_v E[Δ g(λ_i)] = η_v Σ_c s_c v_c I2(i, c) (= −η_v ∂ε_g/∂v_i), shape (K,)."""
     integrals = ErfIntegrals() if integrals is None else integrals
     K, M = R.shape
     C = field_covariance(Q, R, T)
-    s = _signs(K, M, C.dtype)
-    return 0.5 * s @ integrals.i2(C) @ s
+    _, w = _second_layers(K, M, v, teacher_v, C.dtype)
+    return lr_v * (integrals.i2(C)[:K] @ w)
 
 
-# Flat coordinates X = (Q_ik for i ≤ k, R_in row-major): the state of the fluctuation equation.
+def generalisation_error(Q, R, T, integrals=None, *, v=None, teacher_v=None):
+    """ε_g = ½ Σ_cd s_c s_d v_c v_d I2(c, d) (the noise excluded; v, v* ones when None)."""
+    integrals = ErfIntegrals() if integrals is None else integrals
+    K, M = R.shape
+    C = field_covariance(Q, R, T)
+    _, w = _second_layers(K, M, v, teacher_v, C.dtype)
+    return 0.5 * w @ integrals.i2(C) @ w
 
-def flatten(Q, R):
-    """X = (Q_ik, i ≤ k, row-major; R_in row-major)."""
+
+# Flat coordinates X = (Q_ik for i ≤ k, R_in row-major, then v_i when the second layer is trained):
+# the state of the fluctuation equation. Functions of X take ``lr_v``: None when the second layer
+# is fixed (X has no v; ``v`` gives its value, ones when None), a number η_v ≥ 0 when v is in X.
+
+def flatten(Q, R, v=None):
+    """X = (Q_ik, i ≤ k, row-major; R_in row-major; v_i if ``v`` is given)."""
     iu = np.triu_indices(Q.shape[-1])
-    return jnp.concatenate([Q[..., iu[0], iu[1]], R.reshape(*R.shape[:-2], -1)], axis=-1)
+    parts = [Q[..., iu[0], iu[1]], R.reshape(*R.shape[:-2], -1)]
+    return jnp.concatenate(parts if v is None else [*parts, v], axis=-1)
 
 
-def unflatten(X, K: int, M: int):
-    """The inverse of :func:`flatten`: (Q (…, K, K) symmetric, R (…, K, M))."""
+def unflatten(X, K: int, M: int, *, second_layer: bool = False):
+    """The inverse of :func:`flatten`: (Q (…, K, K) symmetric, R (…, K, M)), and v (…, K) last
+    when ``second_layer``."""
     iu = np.triu_indices(K)
     nq = len(iu[0])
     q = X[..., :nq]
     Q = jnp.zeros((*X.shape[:-1], K, K), X.dtype).at[..., iu[0], iu[1]].set(q).at[..., iu[1], iu[0]].set(q)
-    return Q, X[..., nq:].reshape(*X.shape[:-1], K, M)
+    R = X[..., nq:nq + K * M].reshape(*X.shape[:-1], K, M)
+    return (Q, R, X[..., nq + K * M:]) if second_layer else (Q, R)
 
 
-def observable_names(K: int, M: int) -> list[str]:
+def observable_names(K: int, M: int, *, second_layer: bool = False) -> list[str]:
     """Names of the coordinates of :meth:`CommitteeODE.predict`: eps_g, then X."""
     iu = np.triu_indices(K)
     return (["eps_g"] + [f"Q{i}{k}" for i, k in zip(*iu)]
-            + [f"R{i}{n}" for i in range(K) for n in range(M)])
+            + [f"R{i}{n}" for i in range(K) for n in range(M)]
+            + ([f"v{i}" for i in range(K)] if second_layer else []))
 
 
-def flat_drift(X, T, lr, noise_std, integrals=None, K=None):
-    K = K if K is not None else _k_from(X.shape[-1], T.shape[0])
-    Q, R = unflatten(X, K, T.shape[0])
-    return flatten(*drift(Q, R, T, lr, noise_std, integrals))
+def flat_drift(X, T, lr, noise_std, integrals=None, K=None, *, v=None, teacher_v=None, lr_v=None):
+    """F(X), the drift in flat coordinates (``lr_v`` None: v fixed at ``v``; else v in X)."""
+    M = T.shape[0]
+    K = K if K is not None else _k_from(X.shape[-1], M, lr_v is not None)
+    if lr_v is None:
+        Q, R = unflatten(X, K, M)
+        return flatten(*drift(Q, R, T, lr, noise_std, integrals, v=v, teacher_v=teacher_v))
+    Q, R, v = unflatten(X, K, M, second_layer=True)
+    dQ, dR = drift(Q, R, T, lr, noise_std, integrals, v=v, teacher_v=teacher_v)
+    return flatten(dQ, dR, second_layer_drift(Q, R, T, v, lr_v, teacher_v, integrals))
 
 
-def _k_from(p: int, M: int) -> int:
-    # p = K(K+1)/2 + K M
-    b = 2 * M + 1
+def flat_generalisation_error(X, T, K: int, integrals=None, *, v=None, teacher_v=None,
+                              second_layer: bool = False):
+    """ε_g of the flat X (v from X when ``second_layer``, else ``v``)."""
+    M = T.shape[0]
+    if second_layer:
+        Q, R, v = unflatten(X, K, M, second_layer=True)
+    else:
+        Q, R = unflatten(X, K, M)
+    return generalisation_error(Q, R, T, integrals, v=v, teacher_v=teacher_v)
+
+
+def _k_from(p: int, M: int, second_layer: bool = False) -> int:
+    # p = K(K+1)/2 + K M (+ K)
+    b = 2 * M + 1 + 2 * int(second_layer)
     return int(round((-b + math.sqrt(b * b + 8 * p)) / 2))
 
 
-def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: int = LNA_NODES):
+def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: int = LNA_NODES, *, v=None,
+                      teacher_v=None, lr_v=None):
     """(mean, covariance) of h = D · (one SGD step's increment of X) at leading order in 1/D
-    (|x|²/D = 1), by tensor Gauss–Hermite over the N fields and 3 nodes in ζ (exact in ζ).
+    (|x|²/D = 1), by tensor Gauss–Hermite over the N fields and 3 nodes in ζ (exact in ζ):
+    h_R(in) = a_i ρ_n, h_Q(ik) = a_i λ_k + a_k λ_i + a_i a_k, a_i = η Δ v_i g'(λ_i), and
+    h_v(i) = η_v Δ g(λ_i) when v is in X (``lr_v`` not None).
     The mean is the drift (a check on the rule); the covariance is B of the fluctuation equation."""
     integrals = ErfIntegrals() if integrals is None else integrals
     M = T.shape[0]
-    K = _k_from(X.shape[-1], M)
-    Q, R = unflatten(X, K, M)
+    trained = lr_v is not None
+    K = _k_from(X.shape[-1], M, trained)
+    if trained:
+        Q, R, v = unflatten(X, K, M, second_layer=True)
+    else:
+        Q, R = unflatten(X, K, M)
     C = field_covariance(Q, R, T)
     N = K + M
     nodes_z, w_z = _hermite_rule(int(nodes), N)
     zeta, w_zeta = np.polynomial.hermite_e.hermegauss(3)
     w_zeta = w_zeta / w_zeta.sum()
     u = jnp.asarray(nodes_z, C.dtype) @ _psd_factor(C).T  # (n^N, N)
-    s = _signs(K, M, C.dtype)
+    v, w = _second_layers(K, M, v, teacher_v, C.dtype)
     iu = np.triu_indices(K)
-    base = (integrals.g(u) * s).sum(-1)  # Σ_c s_c g(u_c), (n^N,)
-    gp = integrals.g_prime(u[:, :K])  # (n^N, K)
+    g = integrals.g(u)
+    base = (g * w).sum(-1)  # Σ_c s_c v_c g(u_c), (n^N,)
+    gp = v * integrals.g_prime(u[:, :K])  # v_k g'(λ_k), (n^N, K)
     lam, rho = u[:, :K], u[:, K:]
     hs, ws = [], []
     for zv, wv in zip(zeta, w_zeta):
@@ -375,7 +435,10 @@ def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: 
         hR = (a[:, :, None] * rho[:, None, :]).reshape(len(u), -1)
         hQ = a[:, :, None] * lam[:, None, :]
         hQ = hQ + jnp.swapaxes(hQ, 1, 2) + a[:, :, None] * a[:, None, :]
-        hs.append(jnp.concatenate([hQ[:, iu[0], iu[1]], hR], axis=-1))
+        parts = [hQ[:, iu[0], iu[1]], hR]
+        if trained:
+            parts.append(lr_v * delta[:, None] * g[:, :K])
+        hs.append(jnp.concatenate(parts, axis=-1))
         ws.append(jnp.asarray(w_z * wv, C.dtype))
     h = jnp.concatenate(hs)
     w = jnp.concatenate(ws)
@@ -385,17 +448,21 @@ def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: 
 
 
 def _ode_field(t, y, args):
-    T, lr, noise_std, integrals = args
-    return drift(y[0], y[1], T, lr, noise_std, integrals)
+    T, lr, noise_std, integrals, v, teacher_v, lr_v = args
+    if lr_v is None:
+        return drift(y[0], y[1], T, lr, noise_std, integrals, v=v, teacher_v=teacher_v)
+    Q, R, v = y
+    return (*drift(Q, R, T, lr, noise_std, integrals, v=v, teacher_v=teacher_v),
+            second_layer_drift(Q, R, T, v, lr_v, teacher_v, integrals))
 
 
 def _lna_field(t, state, args):
     X, S = state
-    T, lr, noise_std, integrals, nodes = args
-    f = lambda x: flat_drift(x, T, lr, noise_std, integrals)
+    T, lr, noise_std, integrals, nodes, v, teacher_v, lr_v = args
+    f = lambda x: flat_drift(x, T, lr, noise_std, integrals, v=v, teacher_v=teacher_v, lr_v=lr_v)
     F = f(X)
     J = jax.jacfwd(f)(X)
-    _, B = increment_moments(X, T, lr, noise_std, integrals, nodes)
+    _, B = increment_moments(X, T, lr, noise_std, integrals, nodes, v=v, teacher_v=teacher_v, lr_v=lr_v)
     return F, J @ S + S @ J.T + B
 
 
@@ -448,10 +515,13 @@ class CommitteeODE(Limit):
         dim: D, the input dimension the fluctuations are scaled to (None: covariance zero).
         initial_cov: Σ(0), the covariance of √D (X(0) − X̄(0)) (zero: deterministic start).
         integrals: :class:`ErfIntegrals` (closed form) or :class:`GaussHermite`.
+        v0: the student's second layer (K,) at α = 0 (fixed throughout when lr_v = 0); None: ones.
+        teacher_v: the teacher's second layer v* (M,); None: ones.
+        lr_v: η_v ≥ 0, the second layer's learning rate (0: fixed).
 
-    ``predict(alphas)`` is the Gaussian of the vector (ε_g, Q_ik for i ≤ k, R_in) (names:
-    :func:`observable_names`): mean the ODE's values, covariance Σ(α)/D mapped through the
-    gradient of ε_g (linear noise), zero when ``dim`` is None.
+    ``predict(alphas)`` is the Gaussian of the vector (ε_g, Q_ik for i ≤ k, R_in, then v_i when
+    lr_v > 0) (names: :func:`observable_names`): mean the ODE's values, covariance Σ(α)/D mapped
+    through the gradient of ε_g (linear noise), zero when ``dim`` is None.
     """
 
     Q0: jax.Array
@@ -463,6 +533,9 @@ class CommitteeODE(Limit):
     dim: int | None = None
     integrals: object = ErfIntegrals()
     lna_nodes: int = LNA_NODES
+    v0: jax.Array | None = None
+    teacher_v: jax.Array | None = None
+    lr_v: float = 0.0
 
     @property
     def K(self) -> int:
@@ -473,38 +546,70 @@ class CommitteeODE(Limit):
         return int(self.R0.shape[1])
 
     @property
+    def trains_second_layer(self) -> bool:
+        """Whether v is an order parameter of the flow (lr_v > 0) rather than fixed at v0."""
+        return self.lr_v > 0
+
+    @property
     def names(self) -> list[str]:
-        return observable_names(self.K, self.M)
+        return observable_names(self.K, self.M, second_layer=self.trains_second_layer)
+
+    def _second_layer_args(self):
+        """(v fixed or None, v*, η_v or None): the second-layer arguments of the drift functions."""
+        if self.trains_second_layer:
+            return None, self.teacher_v, self.lr_v
+        return self.v0, self.teacher_v, None
+
+    def _trajectory(self, alphas):
+        """(Q (A,K,K), R (A,K,M), v (A,K)) at ``alphas``; v is v0 at every α when it is fixed."""
+        a = check_times(alphas, name="alphas")
+        args = (self.T, self.lr, self.noise_std, self.integrals, *self._second_layer_args())
+        if self.trains_second_layer:
+            return solve_ode(_ode_field, (self.Q0, self.R0, self.v0), a, args=args,
+                             steps_option="the horizon (alpha)")
+        Q, R = solve_ode(_ode_field, (self.Q0, self.R0), a, args=args, steps_option="the horizon (alpha)")
+        v = jnp.ones(self.K, Q.dtype) if self.v0 is None else self.v0
+        return Q, R, jnp.broadcast_to(v, (Q.shape[0], self.K))
 
     def order_parameters(self, alphas) -> tuple[jax.Array, jax.Array]:
         """(Q (A, K, K), R (A, K, M)) at the times α = steps / D in ``alphas``."""
-        a = check_times(alphas, name="alphas")
-        Q, R = solve_ode(_ode_field, (self.Q0, self.R0), a, args=(self.T, self.lr, self.noise_std, self.integrals),
-                         steps_option="the horizon (alpha)")
+        Q, R, _ = self._trajectory(alphas)
         return Q, R
+
+    def second_layer(self, alphas) -> jax.Array:
+        """The student's second layer v at ``alphas``, shape (A, K) (v0 throughout when lr_v = 0)."""
+        return self._trajectory(alphas)[2]
 
     def generalisation_error(self, alphas) -> jax.Array:
         """ε_g at ``alphas``, shape (A,)."""
-        Q, R = self.order_parameters(alphas)
-        return jax.vmap(lambda q, r: generalisation_error(q, r, self.T, self.integrals))(Q, R)
+        Q, R, v = self._trajectory(alphas)
+        if self.trains_second_layer:
+            return jax.vmap(lambda q, r, w: generalisation_error(q, r, self.T, self.integrals, v=w,
+                                                                 teacher_v=self.teacher_v))(Q, R, v)
+        return jax.vmap(lambda q, r: generalisation_error(q, r, self.T, self.integrals, v=self.v0,
+                                                          teacher_v=self.teacher_v))(Q, R)
+
+    def _flat_start(self):
+        return flatten(self.Q0, self.R0, self.v0 if self.trains_second_layer else None)
 
     def fluctuations(self, alphas) -> tuple[jax.Array, jax.Array]:
         """(X̄ (A, P0), Σ (A, P0, P0)): the mean path in flat coordinates and the linear-noise
         covariance of √D (X − X̄)."""
         a = check_times(alphas, name="alphas")
-        X0 = flatten(self.Q0, self.R0)
-        args = (self.T, self.lr, self.noise_std, self.integrals, self.lna_nodes)
-        X, S = solve_ode(_lna_field, (X0, self.initial_cov), a, args=args, rtol=1e-8, atol=1e-10,
+        args = (self.T, self.lr, self.noise_std, self.integrals, self.lna_nodes, *self._second_layer_args())
+        X, S = solve_ode(_lna_field, (self._flat_start(), self.initial_cov), a, args=args, rtol=1e-8, atol=1e-10,
                          steps_option="the horizon (alpha)")
         return X, 0.5 * (S + jnp.swapaxes(S, -1, -2))
 
     def predict(self, alphas) -> Gaussian:
         """N(mean, cov) of (ε_g, X) at ``alphas``: cov = G Σ Gᵀ / D, G = [∇ε_g; I] (zero without D)."""
-        K, M = self.K, self.M
-        eps = lambda x: generalisation_error(*unflatten(x, K, M), self.T, self.integrals)
+        K, trained = self.K, self.trains_second_layer
+        v, vt, _ = self._second_layer_args()
+        eps = lambda x: flat_generalisation_error(x, self.T, K, self.integrals, v=v, teacher_v=vt,  # noqa: E731
+                                                  second_layer=trained)
         if self.dim is None:
-            Q, R = self.order_parameters(alphas)
-            X = flatten(Q, R)
+            Q, R, v_path = self._trajectory(alphas)
+            X = flatten(Q, R, v_path if trained else None)
             mean = jnp.concatenate([jax.vmap(eps)(X)[:, None], X], axis=1)
             return Gaussian(mean, jnp.zeros((*mean.shape, mean.shape[-1]), mean.dtype))
         X, S = self.fluctuations(alphas)
@@ -517,8 +622,9 @@ class CommitteeODE(Limit):
 
 
 def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | None = None,
-                  initial_cov=None, integrals=None) -> CommitteeODE:
-    """The soft committee machine's order-parameter ODEs (g = erf(·/√2), v = v* = 1, no 1/K).
+                  initial_cov=None, integrals=None, v0=None, teacher_v=None, lr_v: float = 0.0) -> CommitteeODE:
+    """The soft committee machine's order-parameter ODEs (g = erf(·/√2), no 1/K; second layers
+    v0 and v* ones by default, the student's fixed unless lr_v > 0).
 
     Args:
         Q0, R0, T: the order parameters at α = 0, shapes (K, K), (K, M), (M, M); T positive definite
@@ -527,9 +633,13 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
         dim: D, to scale :meth:`CommitteeODE.predict`'s covariance (None: zero covariance).
         initial_cov: Σ(0) of √D (X − X̄) at α = 0 (default zero; see :func:`gaussian_start_covariance`).
         integrals: None (closed forms of erf(·/√2)) or :func:`quadrature_integrals` of another g.
+        v0: the student's second layer at α = 0, shape (K,) (default ones).
+        teacher_v: the teacher's second layer v*, shape (M,) (default ones).
+        lr_v: η_v ≥ 0; v_k ← v_k + (η_v/D) Δ g(λ_k). 0 (default): v fixed at v0, and the flat
+            coordinates (and ``initial_cov``) are (Q, R); > 0: they are (Q, R, v).
 
     Refuses with one :class:`InputError` line, before computing: wrong shapes, non-finite entries,
-    T not positive definite, an impossible (Q0, R0), η ≤ 0, σ < 0, D < 1.
+    T not positive definite, an impossible (Q0, R0), η ≤ 0, σ < 0, η_v < 0, D < 1.
     """
     from jaxlimit.limits.gaussian_expectations import require_x64
 
@@ -540,7 +650,12 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
         raise InputError(f"dim must be a positive integer or None, got {dim!r}")
     K, M = R0.shape
-    p0 = K * (K + 1) // 2 + K * M
+    v0 = _check_vector(v0, K, "v0", "K")
+    teacher_v = _check_vector(teacher_v, M, "teacher_v", "M")
+    if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(lr_v) or lr_v < 0:
+        raise InputError(f"lr_v must be a finite number ≥ 0, got {lr_v!r}")
+    p0 = K * (K + 1) // 2 + K * M + (K if lr_v > 0 else 0)
     if initial_cov is None:
         initial_cov = np.zeros((p0, p0))
     initial_cov = np.asarray(initial_cov, np.float64)
@@ -552,7 +667,26 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
     require_x64("the committee ODEs")
     return CommitteeODE(jnp.asarray(Q0), jnp.asarray(R0), jnp.asarray(T), jnp.asarray(initial_cov), float(lr),
                         float(noise_std), None if dim is None else int(dim),
-                        ErfIntegrals() if integrals is None else integrals)
+                        ErfIntegrals() if integrals is None else integrals,
+                        # second layers of ones are kept as None: the drift then multiplies by
+                        # constants, and XLA compiles exactly the fixed-v = 1 code (same bits)
+                        v0=None if lr_v == 0 and np.all(v0 == 1.0) else jnp.asarray(v0),
+                        teacher_v=None if np.all(teacher_v == 1.0) else jnp.asarray(teacher_v), lr_v=float(lr_v))
+
+
+def _check_vector(x, n: int, name: str, size: str) -> np.ndarray:
+    """A finite float64 vector of length n (ones when None)."""
+    if x is None:
+        return np.ones(n)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a vector of {n} numbers, got {x!r}") from None
+    if x.shape != (n,):
+        raise InputError(f"{name} must have shape ({size},) = ({n},), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError(f"{name} must be finite")
+    return x
 
 
 def _positive(x, name):
@@ -673,8 +807,8 @@ def _symmetric_flow(y0, lr, noise_std, K, dt: float = 0.25):
 
 
 @functools.partial(jax.jit, static_argnames=("K",))
-def _flat_jacobian(X, T, lr, noise_std, K):
-    return jax.jacfwd(lambda x: flat_drift(x, T, lr, noise_std, None, K))(X)
+def _flat_jacobian(X, T, lr, noise_std, K, lr_v=None):
+    return jax.jacfwd(lambda x: flat_drift(x, T, lr, noise_std, None, K, lr_v=lr_v))(X)
 
 
 @functools.partial(jax.jit, static_argnames=("K",))
@@ -684,15 +818,19 @@ def _newton_step(X, T, lr, noise_std, K):
     return jnp.linalg.lstsq(Jm, F)[0], F, Jm
 
 
-def jacobian(Q, R, T, lr: float, noise_std: float = 0.0) -> np.ndarray:
-    """J = ∂F/∂X of the drift in flat coordinates (jax.jacfwd), shape (P0, P0)."""
-    X = flatten(jnp.asarray(Q, jnp.float64), jnp.asarray(R, jnp.float64))
-    return np.asarray(_flat_jacobian(X, jnp.asarray(T, jnp.float64), float(lr), float(noise_std), int(R.shape[0])))
+def jacobian(Q, R, T, lr: float, noise_std: float = 0.0, *, lr_v: float = 0.0) -> np.ndarray:
+    """J = ∂F/∂X of the drift in flat coordinates (jax.jacfwd), shape (P0, P0), at v = v* = 1; v is
+    one of the coordinates (at 1) when ``lr_v`` > 0."""
+    K = int(np.shape(R)[0])
+    X = flatten(jnp.asarray(Q, jnp.float64), jnp.asarray(R, jnp.float64), jnp.ones(K) if lr_v > 0 else None)
+    return np.asarray(_flat_jacobian(X, jnp.asarray(T, jnp.float64), float(lr), float(noise_std), K,
+                                     float(lr_v) if lr_v > 0 else None))
 
 
-def leading_eigenvalue(Q, R, T, lr: float, noise_std: float = 0.0) -> float:
-    """The largest real part of the drift's Jacobian's eigenvalues (> 0: unstable)."""
-    return float(np.max(np.linalg.eigvals(jacobian(Q, R, T, lr, noise_std)).real))
+def leading_eigenvalue(Q, R, T, lr: float, noise_std: float = 0.0, *, lr_v: float = 0.0) -> float:
+    """The largest real part of the drift's Jacobian's eigenvalues (> 0: unstable); v = v* = 1, a
+    coordinate when ``lr_v`` > 0."""
+    return float(np.max(np.linalg.eigvals(jacobian(Q, R, T, lr, noise_std, lr_v=lr_v)).real))
 
 
 def escape_rate(K: int, lr: float, noise_std: float = 0.0) -> dict:
@@ -739,17 +877,18 @@ def escape_time_cdf(t, median: float, rate: float) -> np.ndarray:
     return 2.0 * norm.sf(MEDIAN_ABS_NORMAL * np.exp(-rate * (t - median)))
 
 
-def convergence_rate(T, lr: float) -> float:
-    """The asymptotic rate at the perfect student Q = R = T (K = M, σ = 0): −max Re eig J (> 0: converging)."""
+def convergence_rate(T, lr: float, *, lr_v: float = 0.0) -> float:
+    """The asymptotic rate at the perfect student Q = R = T, v = v* = 1 (K = M, σ = 0): −max Re eig J
+    (> 0: converging); v one of the coordinates when ``lr_v`` > 0."""
     T = np.asarray(T, np.float64)
-    return -leading_eigenvalue(T, T, T, lr)
+    return -leading_eigenvalue(T, T, T, lr, lr_v=lr_v)
 
 
-def max_learning_rate(T, *, low: float = 1e-3, high: float = 50.0, tol: float = 1e-8) -> float:
-    """η_max: the step at which the least stable eigenvalue of J at Q = R = T crosses zero
-    (bisection; larger steps make the perfect student unstable)."""
+def max_learning_rate(T, *, lr_v: float = 0.0, low: float = 1e-3, high: float = 50.0, tol: float = 1e-8) -> float:
+    """η_max: the step at which the least stable eigenvalue of J at Q = R = T (v = v* = 1, trained at
+    η_v = ``lr_v`` when > 0) crosses zero (bisection; larger steps make the perfect student unstable)."""
     T = np.asarray(T, np.float64)
-    f = lambda eta: leading_eigenvalue(T, T, T, eta)
+    f = lambda eta: leading_eigenvalue(T, T, T, eta, lr_v=lr_v)
     if f(low) >= 0:
         raise InputError(f"the perfect student is unstable already at η = {low}")
     if f(high) < 0:
@@ -804,10 +943,11 @@ __all__ = [
     "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters", "committee_ode",
     "convergence_rate",
     "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
-    "field_covariance", "flatten",
+    "field_covariance", "flat_generalisation_error", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
     "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
     "max_learning_rate",
     "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
+    "second_layer_drift",
     "specialised_fixed_point", "stationary_covariance", "symmetric_fixed_point", "unflatten",
 ]

@@ -2,7 +2,9 @@
 
 Two simulators of the same process (conventions of :mod:`jaxlimit.limits.committee`): every step
 draws a fresh x ~ N(0, I_D), the teacher's noise ζ ~ N(0, 1), and updates
-w_k ← w_k + (η/√D) Δ g'(λ_k) x, Δ = Σ_m g(ρ_m) + σζ − Σ_k g(λ_k).
+w_k ← w_k + (η/√D) Δ v_k g'(λ_k) x, Δ = Σ_m v*_m g(ρ_m) + σζ − Σ_k v_k g(λ_k), and (the chain,
+when the second layer is trained) v_k ← v_k + (η_v/D) Δ g(λ_k), both from the same step's values.
+The direct simulation has v = v* = 1 fixed.
 
 * :func:`train_direct` keeps the D-dimensional weights (K + M vectors of length D per student) and
   draws x itself: the reference, O(D (K + M)) per step.
@@ -13,10 +15,12 @@ w_k ← w_k + (η/√D) Δ g'(λ_k) x, Δ = Σ_m g(ρ_m) + σζ − Σ_k g(λ_k)
   an orthonormal basis, so |P x|² = |z|², and |(1 − P) x|² ~ χ²_{D−K−M} independent of z. One step
   changes Q and R through (λ, ρ, |x|²) alone:
 
-      R ← R + a ρᵀ / D,   Q ← Q + (a λᵀ + λ aᵀ)/D + a aᵀ |x|²/D²,   a_k = η Δ g'(λ_k),
+      R ← R + a ρᵀ / D,   Q ← Q + (a λᵀ + λ aᵀ)/D + a aᵀ |x|²/D²,   a_k = η Δ v_k g'(λ_k),
+      v ← v + η_v Δ g(λ) / D,
 
-  so (Q, R) is a Markov chain, and drawing (z, χ², ζ) reproduces the law of the D-dimensional
-  process exactly (not to leading order). The tests check that the two agree in law.
+  so (Q, R, v) is a Markov chain (v's step needs only the fields and ζ), and drawing (z, χ², ζ)
+  reproduces the law of the D-dimensional process exactly (not to leading order). The tests check
+  that the two agree in law.
 
 Randomness. Student e's stream is ``fold_in(root, e)``; the chain draws the numbers of steps
 [p·PAGE, (p+1)·PAGE) at once from ``fold_in(student, p)`` and the direct simulation step s's x from
@@ -121,25 +125,33 @@ def _page_draws(key, N: int, D: int):
     return z, 2.0 * g, zeta
 
 
-def _chain_step(state, draws, T, lr, noise_std, D):
-    Q, R = state
+def _chain_step(state, draws, T, lr, noise_std, D, teacher_v, lr_v, second_layer: bool):
+    """One step of (Q, R, v). ``second_layer`` False (v = v* = 1, η_v = 0): v is carried untouched
+    and Δ, a are computed without it, the arithmetic of the fixed-v chain (the same bits; XLA
+    fuses the products by a traced v = 1 differently)."""
+    Q, R, v = state
     z, chi2, zeta = draws
     K, M = R.shape
     C = jnp.block([[Q, R], [R.T, T]])
     f = _small_cholesky(C) @ z
     lam, rho = f[:K], f[K:]
     x2 = (z @ z + chi2) / D  # |x|² / D
-    delta = jnp.sum(erf_g(rho)) - jnp.sum(erf_g(lam)) + noise_std * zeta
-    a = lr * delta * erf_g_prime(lam)
+    g_lam = erf_g(lam)
+    if second_layer:
+        delta = jnp.sum(teacher_v * erf_g(rho)) - jnp.sum(v * g_lam) + noise_std * zeta
+        a = lr * delta * v * erf_g_prime(lam)
+    else:
+        delta = jnp.sum(erf_g(rho)) - jnp.sum(g_lam) + noise_std * zeta
+        a = lr * delta * erf_g_prime(lam)
     R = R + jnp.outer(a, rho) / D
     dq = jnp.outer(a, lam)
     Q = Q + (dq + dq.T) / D + jnp.outer(a, a) * x2 / D
-    return Q, R
+    return Q, R, (v + lr_v * delta * g_lam / D if second_layer else v)
 
 
-@jax.jit
-def _chain_page(Q, R, keys, page, lo, hi, T, lr, noise_std, D):
-    """Steps lo ≤ j < hi of page ``page`` for a block of students (Q (B,K,K), R (B,K,M), keys (B,)):
+@functools.partial(jax.jit, static_argnames=("second_layer",))
+def _chain_page(Q, R, v, keys, page, lo, hi, T, lr, noise_std, D, teacher_v, lr_v, *, second_layer: bool):
+    """Steps lo ≤ j < hi of page ``page`` for a block of students (Q (B,K,K), R (B,K,M), v (B,K), keys (B,)):
     the page's numbers are drawn whole and the steps outside [lo, hi) masked, so any split of the
     run into segments consumes the same numbers. D is traced (float64): one compilation for every D."""
     N = R.shape[1] + R.shape[2]
@@ -148,16 +160,19 @@ def _chain_page(Q, R, keys, page, lo, hi, T, lr, noise_std, D):
 
     def body(carry, xs):
         j, d = xs
-        new = jax.vmap(lambda q, r, dd: _chain_step((q, r), dd, T, lr, noise_std, D))(*carry, d)
+        new = jax.vmap(lambda q, r, w, dd: _chain_step((q, r, w), dd, T, lr, noise_std, D, teacher_v, lr_v,
+                                                                     second_layer))(
+            *carry, d)
         active = (j >= lo) & (j < hi)
         return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, carry), None
 
-    (Q, R), _ = jax.lax.scan(body, (Q, R), (jnp.arange(PAGE), draws))
-    return Q, R
+    (Q, R, v), _ = jax.lax.scan(body, (Q, R, v), (jnp.arange(PAGE), draws))
+    return Q, R, v
 
 
-@functools.partial(jax.jit, static_argnames=("stride",))
-def _chain_page_strided(Q, R, keys, page, T, lr, noise_std, D, *, stride: int):
+@functools.partial(jax.jit, static_argnames=("stride", "second_layer"))
+def _chain_page_strided(Q, R, v, keys, page, T, lr, noise_std, D, teacher_v, lr_v, *, stride: int,
+                        second_layer: bool = False):
     """All PAGE steps of page ``page`` for a block of students, the state recorded after every
     ``stride`` steps (stride divides PAGE): the same numbers and the same arithmetic as
     :func:`_chain_page`, so the records equal its states at those steps bit for bit (tested). D is
@@ -168,23 +183,28 @@ def _chain_page_strided(Q, R, keys, page, T, lr, noise_std, D, *, stride: int):
                                                                         + a.shape[2:]), draws)
 
     def step(carry, d):
-        return jax.vmap(lambda q, r, dd: _chain_step((q, r), dd, T, lr, noise_std, D))(*carry, d), None
+        return jax.vmap(lambda q, r, w, dd: _chain_step((q, r, w), dd, T, lr, noise_std, D, teacher_v, lr_v,
+                                                                     second_layer))(
+            *carry, d), None
 
     def chunk(carry, d):
         carry, _ = jax.lax.scan(step, carry, d)
         return carry, carry
 
-    (Q, R), (Qs, Rs) = jax.lax.scan(chunk, (Q, R), draws)
-    return Q, R, Qs, Rs
+    (Q, R, v), (Qs, Rs, vs) = jax.lax.scan(chunk, (Q, R, v), draws)
+    return Q, R, v, Qs, Rs, vs
 
 
-def _advance_chain(Q, R, keys, done: int, target: int, T, lr, noise_std, D):
+def _advance_chain(Q, R, v, keys, done: int, target: int, T, lr, noise_std, D, teacher_v, lr_v):
+    # v = v* = 1 fixed: the fixed-v arithmetic (see _chain_step)
+    second_layer = bool(lr_v > 0 or np.any(np.asarray(v) != 1.0) or np.any(np.asarray(teacher_v) != 1.0))
     while done < target:
         page, lo = divmod(done, PAGE)
         hi = min(PAGE, lo + target - done)
-        Q, R = _chain_page(Q, R, keys, jnp.uint32(page), lo, hi, T, lr, noise_std, float(D))
+        Q, R, v = _chain_page(Q, R, v, keys, jnp.uint32(page), lo, hi, T, lr, noise_std, float(D), teacher_v, lr_v,
+                              second_layer=second_layer)
         done += hi - lo
-    return Q, R
+    return Q, R, v
 
 
 # --------------------------------------------------------------------------
@@ -245,9 +265,25 @@ def student_keys(root, ids) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(ids)
 
 
+def _second_layer_start(v0, teacher_v, lr_v, E: int, K: int, M: int):
+    """Validated (v0 (E, K), v* (M,), η_v) as float64 (v0 and v* ones when None; v0 may be (K,))."""
+    if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(lr_v) or lr_v < 0:
+        raise InputError(f"lr_v must be a finite number ≥ 0, got {lr_v!r}")
+    v0 = np.ones((E, K)) if v0 is None else np.asarray(v0, np.float64)
+    if v0.shape == (K,):
+        v0 = np.broadcast_to(v0, (E, K))
+    if v0.shape != (E, K) or not np.all(np.isfinite(v0)):
+        raise InputError(f"v0 must be finite of shape (K,) = ({K},) or (E, K) = ({E}, {K}), got {v0.shape}")
+    vt = np.ones(M) if teacher_v is None else np.asarray(teacher_v, np.float64)
+    if vt.shape != (M,) or not np.all(np.isfinite(vt)):
+        raise InputError(f"teacher_v must be finite of shape (M,) = ({M},), got {vt.shape}")
+    return jnp.asarray(v0), jnp.asarray(vt), float(lr_v)
+
+
 def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, alphas, root,
-                           lanes: int = LANES, progress=None) -> dict:
-    """Simulate E students' exact (Q, R) chain (module docstring) and record at ``alphas``.
+                           lanes: int = LANES, progress=None, v0=None, teacher_v=None, lr_v: float = 0.0) -> dict:
+    """Simulate E students' exact (Q, R, v) chain (module docstring) and record at ``alphas``.
 
     Args:
         Q0, R0: (E, K, K) and (E, K, M) starts (one per student); T: (M, M).
@@ -255,9 +291,12 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
         alphas: recorded times α (steps round(α D)).
         root: the students' root key; student e uses fold_in(root, e).
         lanes: students per compiled call (does not change the numbers).
+        v0: the students' second layers at α = 0, (K,) or (E, K) (default ones).
+        teacher_v: the teacher's second layer v* (M,) (default ones).
+        lr_v: η_v ≥ 0 (0: v fixed at v0; no extra random numbers either way).
 
     Returns:
-        {"Q": (E, A, K, K), "R": (E, A, K, M), "eps": (E, A), "finite": (E,)}.
+        {"Q": (E, A, K, K), "R": (E, A, K, M), "v": (E, A, K), "eps": (E, A), "finite": (E,)}.
     """
     steps = save_steps(alphas, D)
     Q0 = jnp.asarray(Q0, jnp.float64)
@@ -266,25 +305,32 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
     E, K, M = R0.shape
     if D <= K + M:
         raise InputError(f"D must exceed K + M = {K + M}, got {D}")
+    v0, teacher_v, lr_v = _second_layer_start(v0, teacher_v, lr_v, E, K, M)
     keys = student_keys(root, np.arange(E))
     lanes = min(int(lanes), E)  # the numbers do not depend on the block width
-    Qs, Rs = [], []
+    Qs, Rs, vs = [], [], []
     for lo, hi in _blocks(E, lanes):
-        Q, R, k = _pad(Q0[lo:hi], lanes), _pad(R0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
-        done, outQ, outR = 0, [], []
+        Q, R, v, k = _pad(Q0[lo:hi], lanes), _pad(R0[lo:hi], lanes), _pad(v0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
+        done, outQ, outR, outv = 0, [], [], []
         for s in steps:
             if s > done:
-                Q, R = _advance_chain(Q, R, k, done, int(s), T, float(lr), float(noise_std), int(D))
+                Q, R, v = _advance_chain(Q, R, v, k, done, int(s), T, float(lr), float(noise_std), int(D), teacher_v,
+                                         lr_v)
                 done = int(s)
             outQ.append(Q[: hi - lo])
             outR.append(R[: hi - lo])
+            outv.append(v[: hi - lo])
         Qs.append(jnp.stack(outQ, 1))
         Rs.append(jnp.stack(outR, 1))
+        vs.append(jnp.stack(outv, 1))
         if progress is not None:
             progress(hi)
     Q = np.asarray(jnp.concatenate(Qs))
     R = np.asarray(jnp.concatenate(Rs))
-    return _record(Q, R, T)
+    v = np.asarray(jnp.concatenate(vs))
+    if lr_v == 0 and np.all(v == 1.0) and np.all(np.asarray(teacher_v) == 1.0):
+        return {**_record(Q, R, T), "v": v}  # ε_g of the fixed-v code (the same bits)
+    return _record(Q, R, T, v, teacher_v)
 
 
 RECORD_UNIT = 32
@@ -322,13 +368,14 @@ def train_order_parameters_strided(Q0, R0, T, *, lr: float, noise_std: float, D:
         raise InputError(f"α D = {pages * PAGE} steps exceed the 32-bit step counter")
     keys = student_keys(root, np.arange(E))
     lanes = min(int(lanes), E)
+    ones, teacher_v = jnp.ones((lanes, K)), jnp.ones(M)  # the second layers fixed at 1
     Qs, Rs = [], []
     for lo, hi in _blocks(E, lanes):
         Q, R, k = _pad(Q0[lo:hi], lanes), _pad(R0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
         outQ, outR = [np.asarray(Q[: hi - lo])[:, None]], [np.asarray(R[: hi - lo])[:, None]]
         for p in range(pages):
-            Q, R, q, r = _chain_page_strided(Q, R, k, jnp.uint32(p), T, float(lr), float(noise_std), float(D),
-                                             stride=RECORD_UNIT)
+            Q, R, _, q, r, _ = _chain_page_strided(Q, R, ones, k, jnp.uint32(p), T, float(lr), float(noise_std),
+                                                   float(D), teacher_v, 0.0, stride=RECORD_UNIT)
             outQ.append(np.swapaxes(np.asarray(q[keep - 1::keep]), 0, 1)[: hi - lo])
             outR.append(np.swapaxes(np.asarray(r[keep - 1::keep]), 0, 1)[: hi - lo])
         Qs.append(np.concatenate(outQ, 1))
@@ -338,10 +385,18 @@ def train_order_parameters_strided(Q0, R0, T, *, lr: float, noise_std: float, D:
     return out
 
 
-def _record(Q, R, T) -> dict:
-    eps = np.asarray(jax.vmap(jax.vmap(lambda q, r: generalisation_error(q, r, T)))(jnp.asarray(Q), jnp.asarray(R)))
+def _record(Q, R, T, v=None, teacher_v=None) -> dict:
+    if v is None:
+        eps = np.asarray(jax.vmap(jax.vmap(lambda q, r: generalisation_error(q, r, T)))(jnp.asarray(Q), jnp.asarray(R)))
+    else:
+        eps = np.asarray(jax.vmap(jax.vmap(lambda q, r, w: generalisation_error(q, r, T, v=w, teacher_v=teacher_v)))(
+            jnp.asarray(Q), jnp.asarray(R), jnp.asarray(v)))
     finite = np.isfinite(eps).all(axis=1) & np.isfinite(Q).all(axis=(1, 2, 3)) & np.isfinite(R).all(axis=(1, 2, 3))
-    return {"Q": Q, "R": R, "eps": eps, "finite": finite}
+    out = {"Q": Q, "R": R, "eps": eps, "finite": finite}
+    if v is not None:
+        out["finite"] = finite & np.isfinite(v).all(axis=(1, 2))
+        out["v"] = v
+    return out
 
 
 def train_direct(W0, Wstar, *, lr: float, noise_std: float, alphas, root, lanes: int = LANES) -> dict:

@@ -17,14 +17,15 @@ SAVED_TIMES = 60
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CommitteeConfig(Config):
-    """Soft committee machines ŷ = Σ_k erf(λ_k/√2) (no 1/K, second layer fixed to 1) learning a
-    teacher of M units online (a fresh x ~ N(0, I_D) each step, docs/committee.md): E students from
-    random starts w ~ N(0, s² I_D), simulated by the exact Markov chain of their order parameters
-    (Q, R), against the order-parameter ODEs started from the mean start and their linear-noise
+    """Soft committee machines ŷ = Σ_k v_k erf(λ_k/√2) (no 1/K; second layer v fixed to 1 unless
+    --alpha-v > 0, the teacher's v* = 1) learning a teacher of M units online (a fresh x ~ N(0, I_D) each step, docs/committee.md): E students from
+    random starts w ~ N(0, s² I_D), v = --init-v, simulated by the exact Markov chain of their order
+    parameters (Q, R, and v when trained), against the order-parameter ODEs started from the mean start and their linear-noise
     covariance Σ(α)/D. Time is α = steps / D (this command's clock: --alpha-max, not --t-max).
-    Verdict: the CLT of (Q, R) at times before the plateau's escape. Measured: the plateau
-    height, the escape rate λ and the escape times against ln D/(2λ), η_max, the asymptotic rate,
-    and for K > M the noise floor against (σ²η/2π)(L + M/√3)."""
+    Verdict: the CLT of (Q, R) (and v) at times before the plateau's escape. Measured: η_max and the
+    asymptotic rate (v trained at --alpha-v when > 0); with the second layer fixed at 1, the plateau
+    height, the escape rate λ and the escape times against ln D/(2λ), and for K > M the noise floor
+    against (σ²η/2π)(L + M/√3)."""
 
     NAME = "committee"
     HELP = "online soft committee machines at input dimension D against the Saad–Solla ODEs and their fluctuations"
@@ -40,6 +41,10 @@ class CommitteeConfig(Config):
     dim: int = integer(500, "input dimension D", low=10, high=MAX_DIM, group="problem")
     alpha: float = real(1.0, "SGD learning rate η (w ← w + (η/√D) Δ g'(λ) x); must be below the perfect "
                      "student's η_max", high=100.0, group="training")
+    alpha_v: float = real(0.0, "learning rate η_v of the second layer (v ← v + (η_v/D) Δ g(λ)); 0: v fixed at "
+                          "--init-v", low=0.0, low_open=False, high=100.0, group="training")
+    init_v: float = real(1.0, "every student unit's second-layer weight v at α = 0 (the teacher's v* = 1)",
+                         low=-10.0, low_open=False, high=10.0, group="model")
     noise: float = real(0.1, "standard deviation σ of the teacher's output noise", low=0.0, low_open=False,
                         high=10.0, group="training")
     alpha_max: float = real(100.0, "training time α = steps / D reached", high=1e5, group="training")
@@ -62,6 +67,9 @@ class CommitteeConfig(Config):
             raise ConfigError("dim", f"must exceed 2 (K + M) = {2 * (K + M)}, got {self.dim}")
         if self.alpha_max * self.dim >= 2**32:
             raise ConfigError("alpha_max", f"× --dim gives {self.alpha_max * self.dim:.3g} steps, more than 2^32")
+        if self.init_v == 0.0 and self.alpha_v == 0.0:
+            raise ConfigError("init_v", "= 0 with --alpha-v 0 keeps the student's output at zero and its weights "
+                              "fixed; give --alpha-v > 0 or --init-v ≠ 0")
         if self.ensemble < 20:
             raise ConfigError("ensemble", f"must be at least 20 for the comparison, got {self.ensemble}")
 

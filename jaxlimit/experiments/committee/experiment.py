@@ -12,6 +12,9 @@ comparison → Report (docs/committee.md).
    leaves it at a random time ≈ ln D/(2λ), where the expansion fails (docs/committee.md).
 4. Measured, reported with the prediction: the plateau height, λ, the escape times against
    ln D/(2λ), η_max and the asymptotic rate (K = M, T = I), the noise floor (K > M, T = I, σ > 0).
+   With --alpha-v > 0 the second layer v is an order parameter of the ODE, the chain and the
+   verdict; the plateau and the noise floor (derived for v = v* = 1 fixed) are then not reported,
+   nor when --init-v ≠ 1.
 """
 
 from __future__ import annotations
@@ -145,15 +148,23 @@ def require_x64(command: str) -> None:
                          "jax.config.update('jax_enable_x64', True) (the command line does)")
 
 
+def fixed_unit_second_layer(config: CommitteeConfig) -> bool:
+    """Whether v = v* = 1 throughout (the soft committee machine the plateau and noise-floor results assume)."""
+    return config.alpha_v == 0.0 and config.init_v == 1.0
+
+
 def phenomena(config: CommitteeConfig, T: np.ndarray) -> Phenomena:
-    """η_max (refusing --alpha at or above it), the asymptotic rate, the plateau and the noise floor."""
+    """η_max (refusing --alpha at or above it), the asymptotic rate (both at the perfect student, v = v* = 1,
+    v trained at --alpha-v), the plateau and the noise floor (the last two only with v = v* = 1 fixed)."""
     K, M, D, eta, sigma = config.students, config.teachers, config.dim, config.alpha, config.noise
-    eta_max = cm.max_learning_rate(T)
+    eta_max = cm.max_learning_rate(T, lr_v=config.alpha_v)
     if eta >= eta_max:
         raise InputError(f"--alpha {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
                          "becomes unstable; choose a smaller --alpha")
-    rate = cm.convergence_rate(T, eta)
+    rate = cm.convergence_rate(T, eta, lr_v=config.alpha_v)
     plateau = noise_floor = None
+    if not fixed_unit_second_layer(config):
+        return Phenomena(eta_max, rate, plateau, noise_floor)
     if K == M and config.teacher_overlap == 0.0 and K >= 2:
         fixed_point = cm.escape_rate(K, eta, sigma)
         plateau = Plateau(fixed_point, cm.plateau_theory(K)["eps"], cm.plateau_length(D, fixed_point["escape_rate"]))
@@ -177,11 +188,16 @@ def compared_times(config: CommitteeConfig, plateau: Plateau | None) -> tuple[li
 
 
 def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray) -> Gaussian:
-    """The ODE from the mean start (Q̄, R̄) = (s² I, 0) with the linear-noise covariance Σ(α)/D, started
-    from the random start's Σ(0), at ``times``: the law of (ε_g, Q, R)."""
+    """The ODE from the mean start (Q̄, R̄) = (s² I, 0), v = --init-v, with the linear-noise covariance
+    Σ(α)/D, started from the random start's Σ(0) (v's part zero: every student starts at the same v), at
+    ``times``: the law of (ε_g, Q, R, and v when trained)."""
     K, s0 = config.students, config.init_std
+    cov0 = cm.gaussian_start_covariance(K, T, s0)
+    if config.alpha_v > 0:
+        cov0 = np.pad(cov0, (0, K))
     ode = cm.committee_ode(s0**2 * np.eye(K), np.zeros((K, config.teachers)), T, lr=config.alpha,
-                           noise_std=config.noise, dim=config.dim, initial_cov=cm.gaussian_start_covariance(K, T, s0))
+                           noise_std=config.noise, dim=config.dim, initial_cov=cov0,
+                           v0=np.full(K, config.init_v), lr_v=config.alpha_v)
     return ode.predict(times)
 
 
@@ -192,13 +208,15 @@ def train_students(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, wa
     Q0, R0 = jax.vmap(lambda k: tc.gaussian_start_order_parameters(k, K, T, D, config.init_std))(
         tc.student_keys(stream_key(config.seed, "starts"), ids))
     runs = tc.train_order_parameters(Q0, R0, T, lr=config.alpha, noise_std=config.noise, D=D, alphas=times,
-                                     root=stream_key(config.seed, "members"))
+                                     root=stream_key(config.seed, "members"), v0=np.full(K, config.init_v),
+                                     lr_v=config.alpha_v)
     finite = runs["finite"]
     if not finite.all():
         warnings.append(f"{int((~finite).sum())} of {config.ensemble} students diverged and are excluded")
     if finite.sum() < 20:
         raise InputError("fewer than 20 students stayed finite; reduce --alpha")
-    X = np.asarray(cm.flatten(jnp.asarray(runs["Q"][finite]), jnp.asarray(runs["R"][finite])))
+    v = jnp.asarray(runs["v"][finite]) if config.alpha_v > 0 else None
+    X = np.asarray(cm.flatten(jnp.asarray(runs["Q"][finite]), jnp.asarray(runs["R"][finite]), v))
     outputs = np.concatenate([runs["eps"][finite][..., None], X], axis=-1)  # (E, A, P)
     return Students(outputs, runs["eps"][finite], int(finite.sum()))
 
@@ -239,11 +257,17 @@ def run(config: CommitteeConfig) -> Report:
     escape = escape_study(students, phen.plateau, times, last) if phen.plateau is not None else None
     mean = np.asarray(law.mean)
     sd = np.sqrt(np.clip(np.diagonal(np.asarray(law.cov), axis1=-2, axis2=-1), 0, None))
-    names = cm.observable_names(config.students, config.teachers)
+    names = cm.observable_names(config.students, config.teachers, second_layer=config.alpha_v > 0)
     metrics = _metrics(phen, students, tv, escape, times, idx, mean, sd, names, last)
-    facts = dict(model=f"K = {config.students}, M = {config.teachers}, erf(·/√2) committee", members=students.n,
+    if config.alpha_v > 0:
+        metrics["second_layer"] = _second_layer_metrics(config, students, mean, names, times, idx)
+    layer = "" if fixed_unit_second_layer(config) else f", v(0) = {config.init_v:g}, η_v = {config.alpha_v:g}"
+    facts = dict(model=f"K = {config.students}, M = {config.teachers}, erf(·/√2) committee{layer}",
+                 members=students.n,
                  data=f"online x ~ N(0, I_{config.dim}), η = {config.alpha:g}, σ = {config.noise:g}")
-    figs = {"committee": figures.committee_figure(times, students.outputs, mean, sd, names, compare, escape, facts)}
+    figs = {"committee": figures.committee_figure(
+        times, students.outputs, mean, sd, names, compare, escape, facts,
+        **({} if fixed_unit_second_layer(config) else {"no_plateau": "no plateau study\n(it assumes v = 1 fixed)"}))}
     ens_mean, ens_se = _ensemble_mean(students)
     tables = {"trajectory": {"alpha": times.tolist(), "ode_eps": mean[:, 0].tolist(),
                              "lna_sd_eps": sd[:, 0].tolist(), "ensemble_mean_eps": ens_mean[:, 0].tolist(),
@@ -251,7 +275,8 @@ def run(config: CommitteeConfig) -> Report:
     return Report(
         experiment=config.NAME,
         config={"limit": "Saad–Solla / Goldt order-parameter ODEs (closed forms, diffrax Tsit5 through solve_ode) "
-                         "with the linear-noise covariance Σ(α)/D",
+                         "with the linear-noise covariance Σ(α)/D"
+                         + (", second layer v trained" if config.alpha_v > 0 else ""),
                 "students": "exact order-parameter Markov chain", "T": T.tolist()},
         metrics=metrics, verdict={"fluctuations_before_escape": tv.verdict}, timing=timing, figures=figs,
         tables=tables, arrays={"alpha": times, "outputs": students.outputs, "ode_mean": mean, "lna_sd": sd},
@@ -289,6 +314,21 @@ def _metrics(phen: Phenomena, students: Students, tv, escape: Escape | None, tim
     return metrics
 
 
+def _second_layer_metrics(config: CommitteeConfig, students: Students, mean, names, times, idx) -> dict:
+    """η_v, v(0), and per unit the students' mean v (± SE) against the ODE's at the compared α and at
+    --alpha-max (there, after the plateau's escape, the ODE from the symmetric mean start is still on the
+    plateau while the students have left it: a gap is expected)."""
+    cols = [names.index(f"v{k}") for k in range(config.students)]
+    ens_mean, ens_se = _ensemble_mean(students)
+
+    def at(i):
+        return {"alpha": float(times[i]), "ode_v": mean[i, cols].tolist(), "ensemble_v": ens_mean[i, cols].tolist(),
+                "ensemble_v_se": ens_se[i, cols].tolist()}
+
+    return {"lr_v": config.alpha_v, "init_v": config.init_v, "at_compared_times": [at(i) for i in idx],
+            "at_alpha_max": at(len(times) - 1)}
+
+
 def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, escape: Escape | None,
              compare) -> list[str]:
     K, M, D, eta, sigma = config.students, config.teachers, config.dim, config.alpha, config.noise
@@ -299,6 +339,13 @@ def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, e
         f"**{tv.verdict}** (level {config.level:g}).",
         f"η_max = {phen.eta_max:.4g}; asymptotic rate at Q = R = T: {phen.asymptotic_rate:.4g}.",
     ]
+    if config.alpha_v > 0:
+        summary.append(f"Second layer trained at η_v = {config.alpha_v:g} from v = {config.init_v:g} (η_max and the "
+                       "rate with v trained; the plateau and noise-floor results assume v = 1 fixed and are "
+                       "not reported).")
+    elif config.init_v != 1.0:
+        summary.append(f"Second layer fixed at v = {config.init_v:g} (the plateau and noise-floor results assume "
+                       "v = 1 and are not reported).")
     if phen.plateau is not None:
         p = phen.plateau
         summary.append(f"Plateau ε_g = {p.fixed_point['plateau_eps']:.5g} (η → 0: {p.small_lr_eps:.5g}); "

@@ -12,7 +12,8 @@ SHOWN = 200
 
 
 @styled
-def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
+def committee_figure(times, outputs, mean, sd, names, compare, escape, facts,
+                     no_plateau: str = "no symmetric plateau\n(it needs K = M ≥ 2 and T = I)"):
     fig, axes = new_figure(1, 3, panel=(4.2, 3.4))
     ax = axes[0]
     ax.plot(times, outputs[:SHOWN, :, 0].T, color=ENSEMBLE_COLOUR, alpha=0.05, lw=0.6)
@@ -29,7 +30,15 @@ def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
     ax.plot(times, outputs[:SHOWN, :, j].T, color=ENSEMBLE_COLOUR, alpha=0.05, lw=0.6)
     ax.plot(times, mean[:, j], color=LIMIT_COLOUR, lw=1.5, label="ODE")
     ax.fill_between(times, mean[:, j] - 2 * sd[:, j], mean[:, j] + 2 * sd[:, j], color=LIMIT_COLOUR, alpha=0.15)
-    ax.set(xlabel="α", ylabel="R₀₀", title="overlap of student 0 with teacher 0")
+    if "v0" in names:  # the trained second layer: student unit 0's v on the same axes
+        j = names.index("v0")
+        ax.plot(times, outputs[:SHOWN, :, j].T, color=TARGET_COLOUR, alpha=0.05, lw=0.6)
+        ax.plot(times, mean[:, j], color=LIMIT_COLOUR, lw=1.5, ls="--", label="ODE v₀")
+        ax.fill_between(times, mean[:, j] - 2 * sd[:, j], mean[:, j] + 2 * sd[:, j], color=LIMIT_COLOUR, alpha=0.15)
+        ax.set(ylabel="R₀₀ and v₀ (faint: students)", title="R₀₀ and the second layer v₀")
+    else:
+        ax.set(ylabel="R₀₀", title="overlap of student 0 with teacher 0")
+    ax.set(xlabel="α")
     ax.legend(fontsize=7)
     ax = axes[2]
     if escape is not None and np.isfinite(escape.times).any():
@@ -43,7 +52,7 @@ def committee_figure(times, outputs, mean, sd, names, compare, escape, facts):
         ax.set_axis_off()
         ax.xaxis.set_visible(False)
         ax.yaxis.set_visible(False)
-        why = ("no symmetric plateau\n(it needs K = M ≥ 2 and T = I)" if escape is None else
+        why = (no_plateau if escape is None else
                f"no student escaped the plateau\nby α = {times[-1]:g} (predicted\nln D / (2λ) = "
                f"{escape.predicted_ln_D_over_2_lambda:.3g})")
         ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
