@@ -56,6 +56,7 @@ from jaxlimit.errors import InputError
 from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.limits.base import Limit
 from jaxlimit.stats.gaussian import Gaussian
+from jaxlimit.validation import require_real
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -652,9 +653,7 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
     K, M = R0.shape
     v0 = _check_vector(v0, K, "v0", "K")
     teacher_v = _check_vector(teacher_v, M, "teacher_v", "M")
-    if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(lr_v) or lr_v < 0:
-        raise InputError(f"lr_v must be a finite number ≥ 0, got {lr_v!r}")
+    lr_v = require_real(lr_v, "lr_v", low=0.0, low_open=False)
     p0 = K * (K + 1) // 2 + K * M + (K if lr_v > 0 else 0)
     if initial_cov is None:
         initial_cov = np.zeros((p0, p0))

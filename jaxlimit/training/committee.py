@@ -41,6 +41,7 @@ import numpy as np
 
 from jaxlimit.errors import InputError
 from jaxlimit.limits.committee import erf_g, erf_g_prime, generalisation_error
+from jaxlimit.validation import require_real
 
 LANES = 1024
 """Students per compiled call (the last block padded)."""
@@ -267,9 +268,7 @@ def student_keys(root, ids) -> jax.Array:
 
 def _second_layer_start(v0, teacher_v, lr_v, E: int, K: int, M: int):
     """Validated (v0 (E, K), v* (M,), η_v) as float64 (v0 and v* ones when None; v0 may be (K,))."""
-    if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(lr_v) or lr_v < 0:
-        raise InputError(f"lr_v must be a finite number ≥ 0, got {lr_v!r}")
+    lr_v = require_real(lr_v, "lr_v", low=0.0, low_open=False)
     v0 = np.ones((E, K)) if v0 is None else np.asarray(v0, np.float64)
     if v0.shape == (K,):
         v0 = np.broadcast_to(v0, (E, K))
