@@ -13,19 +13,18 @@ import numpy as np
 import pytest
 
 import jaxlimit as jl
-from jaxlimit.data import OnlineData, online_data, teacher_student_stream
 from jaxlimit.limits.committee import erf_g, generalisation_error
 
 
 @pytest.fixture(scope="module")
 def problem():
-    data = teacher_student_stream(4, teachers=2, noise_std=0.1, n_eval=6, n_probe=2, seed=0)
+    data = jl.teacher_student_stream(4, teachers=2, noise_std=0.1, n_eval=6, n_probe=2, seed=0)
     return jl.TwoLayer(96, 4, "xavier", "tanh"), data
 
 
 def test_a_stream_is_a_distribution_with_a_fixed_evaluation_sample():
-    data = teacher_student_stream(50, teachers=3, noise_std=0.0, n_eval=64, n_probe=5, seed=2)
-    assert isinstance(data, OnlineData) and (data.n_eval, data.n_probe, data.dim) == (64, 5, 50)
+    data = jl.teacher_student_stream(50, teachers=3, noise_std=0.0, n_eval=64, n_probe=5, seed=2)
+    assert isinstance(data, jl.OnlineData) and (data.n_eval, data.n_probe, data.dim) == (64, 5, 50)
     np.testing.assert_allclose(data.sampler.w_star @ data.sampler.w_star.T / 50, np.eye(3), atol=1e-12)  # T = I
     x, y = data.sample(jax.random.key(7), 4000)
     # y = Σ_m erf(w*_m·x/√(2D)): the fields ρ = w*·x/√D are N(0, T), so E[y²] = M·(2/π) arcsin(1/2) = M/3
@@ -34,13 +33,13 @@ def test_a_stream_is_a_distribution_with_a_fixed_evaluation_sample():
     assert abs(np.var(np.asarray(x)) - 1.0) < 0.01
     # A key gives one sample; the evaluation sample is the "evaluation" stream of the seed.
     np.testing.assert_array_equal(data.sample(jax.random.key(7), 3)[0], x[:3])
-    again = teacher_student_stream(50, teachers=3, n_eval=64, n_probe=5, seed=2)
+    again = jl.teacher_student_stream(50, teachers=3, n_eval=64, n_probe=5, seed=2)
     np.testing.assert_array_equal(again.x_eval, data.x_eval)
-    assert not np.allclose(teacher_student_stream(50, teachers=3, n_eval=64, seed=3).x_eval, data.x_eval)
+    assert not np.allclose(jl.teacher_student_stream(50, teachers=3, n_eval=64, seed=3).x_eval, data.x_eval)
     # Any model as the teacher.
     model = jl.TwoLayer(8, 50, "xavier", "tanh")
     params = model.init(jax.random.key(1))
-    other = teacher_student_stream(50, teacher=model, teacher_params=params, noise_std=0.0, n_eval=16)
+    other = jl.teacher_student_stream(50, teacher=model, teacher_params=params, noise_std=0.0, n_eval=16)
     np.testing.assert_allclose(other.y_eval, model.apply(params, other.x_eval), rtol=1e-6, atol=1e-6)
 
 
@@ -78,24 +77,30 @@ def test_saved_times_do_not_change_a_single_bit(problem):
 
 
 def test_the_stream_is_the_documented_one(problem):
-    """One member trained step by step by make_step (whose batch is sample(fold_in(data_key, k), 1))
-    from member 2's keys gives the engine's outputs: the stream is fold_in(member data key, k)."""
+    """Member 2 trained by hand, step k on the batch sample(fold_in(data_key, k), 1) with data_key the
+    second half of its key and the engine's per-leaf rates, gives the engine's outputs: the stream
+    is fold_in(member data key, k) and nothing else."""
     from jaxlimit.training.ensemble import member_keys
-    from jaxlimit.training.steps import make_step
 
     model, data = problem
     data32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), data)
     trainer = jl.Trainer(alpha=1.0)
     result = jl.run_ensemble(model, data, trainer, times=[0.25], n_members=3, seed=4)
-    key = member_keys(4, np.arange(3))[2]
-    init_key, data_key = jax.random.split(key)
+    init_key, data_key = jax.random.split(member_keys(4, np.arange(3))[2])
+    rates = model.learning_rates()
+
+    @jax.jit
+    def step(params, k):
+        x, y = data32.sample(jax.random.fold_in(data_key, k), 1)
+        grads = jax.grad(lambda p: jnp.mean(trainer.loss(model.apply(p, x), y)))(params)
+        return jax.tree_util.tree_map(lambda p, g, r: p - trainer.alpha * r * g, params, grads, rates)
+
     params = model.init(init_key, jnp.float32)
-    _, step = make_step(model, data32, trainer)
-    step = jax.jit(step)
-    state = (params, ())
     for k in range(int(result.steps[-1])):
-        state = step(*state, data_key, np.int32(k))
-    np.testing.assert_allclose(model.apply(state[0], data32.x_all), result.outputs[2, -1], rtol=0, atol=1e-5)
+        params = step(params, np.int32(k))
+    assert result.steps[-1] == 24
+    np.testing.assert_allclose(model.apply(params, data32.x_all), result.outputs[2, -1], rtol=0, atol=1e-5)
+    assert np.max(np.abs(result.outputs[2, -1] - result.outputs[2, 0])) > 1e-2  # training moved it
     # The recorded loss is the mean of ½ (y − h)² on the fixed evaluation sample.
     h = result.train_outputs[2, -1]
     np.testing.assert_allclose(result.loss[2, -1], 0.5 * np.mean((np.asarray(data.y_eval) - h) ** 2), rtol=1e-5)
@@ -118,7 +123,7 @@ def test_online_committee_machine_follows_the_order_parameter_ode():
     plateau, where the escape's amplified fluctuations would dominate) within 4 standard errors of
     committee_ode from Q0 = s² I, R0 = 0 (the starts' mean). The finite-D bias of the mean, measured
     with the exact order-parameter chain at 4000 students, is below 0.3 of these standard errors."""
-    data = teacher_student_stream(D, teachers=M, n_eval=16, seed=0)
+    data = jl.teacher_student_stream(D, teachers=M, n_eval=16, seed=0)
 
     def eps_g(w, w0, data):  # ε_g of the order parameters Q = w wᵀ/D, R = w w*ᵀ/D, T = I
         w_star = data.sampler.w_star.astype(w.dtype)
@@ -164,17 +169,17 @@ def test_refusals_before_training(problem):
         (lambda key, n: (jnp.arange(4 * n).reshape(n, 4), jnp.zeros(n)), "real"),
     ):
         with pytest.raises(jl.InputError, match=match):
-            online_data(bad, 4)
+            jl.online_data(bad, 4)
     # NaN in the evaluation sample (drawn once when the data are built).
     with pytest.raises(jl.InputError, match="NaN"):
-        online_data(lambda key, n: (jnp.full((n, 4), jnp.nan), jnp.zeros(n)), 4)
+        jl.online_data(lambda key, n: (jnp.full((n, 4), jnp.nan), jnp.zeros(n)), 4)
     # A sampler right for 1 and 3 rows but not for the engine's batch of 5: refused by the engine.
-    odd = online_data(lambda key, n: (jax.random.normal(key, (min(n, 3), 4)), jnp.zeros(min(n, 3))), 4, n_eval=3)
+    odd = jl.online_data(lambda key, n: (jax.random.normal(key, (min(n, 3), 4)), jnp.zeros(min(n, 3))), 4, n_eval=3)
     with pytest.raises(jl.InputError, match=r"shape \(5, 4\)"):
         jl.run_ensemble(model, odd, jl.Trainer(method="minibatch", batch_size=5), **kw)
-    ok = online_data(good, 4, n_eval=5, name="mine")
+    ok = jl.online_data(good, 4, n_eval=5, name="mine")
     assert jl.run_ensemble(model, ok, **kw).outputs.shape == (2, 2, 5)
     with pytest.raises(jl.InputError, match="teacher_params"):
-        teacher_student_stream(4, teacher=model)
+        jl.teacher_student_stream(4, teacher=model)
     with pytest.raises(jl.InputError, match="noise_std"):
-        teacher_student_stream(4, noise_std=-1.0)
+        jl.teacher_student_stream(4, noise_std=-1.0)
