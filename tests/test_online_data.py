@@ -183,3 +183,17 @@ def test_refusals_before_training(problem):
         jl.teacher_student_stream(4, teacher=model)
     with pytest.raises(jl.InputError, match="noise_std"):
         jl.teacher_student_stream(4, noise_std=-1.0)
+
+
+def test_a_checkpointed_run_resumes_to_the_same_bits(problem, tmp_path):
+    """The fingerprint covers the sampler; a run extended to a later time resumes from the saved
+    state and gives the bits of a run without a checkpoint."""
+    model, data = problem
+    kw = dict(n_members=12, seed=3, execution=jl.Execution(lanes=4))
+    jl.run_ensemble(model, data, times=[0.5], checkpoint=jl.Checkpoint(tmp_path), **kw)
+    resumed = jl.run_ensemble(model, data, times=[0.5, 1.0], checkpoint=jl.Checkpoint(tmp_path), **kw)
+    plain = jl.run_ensemble(model, data, times=[0.5, 1.0], **kw)
+    np.testing.assert_array_equal(resumed.outputs, plain.outputs)
+    other = jl.teacher_student_stream(4, teachers=2, noise_std=0.1, n_eval=6, n_probe=2, seed=1)
+    elsewhere = jl.run_ensemble(model, other, times=[0.5], checkpoint=jl.Checkpoint(tmp_path), **kw)
+    assert elsewhere.config["checkpoint"]["fingerprint"] != resumed.config["checkpoint"]["fingerprint"]
