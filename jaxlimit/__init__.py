@@ -29,7 +29,8 @@ def _export(module: str, *names: str) -> None:
 # limits' classes) stay in their subpackages: jaxlimit.limits, jaxlimit.stats, jaxlimit.training, …
 _export("jaxlimit.errors", "InputError")
 # Data and models
-_export("jaxlimit.data", "Dataset", "digits_problem", "make_dataset", "synthetic_problem")
+_export("jaxlimit.data", "Dataset", "OnlineData", "digits_problem", "make_dataset", "online_data", "synthetic_problem",
+        "teacher_student_stream")
 _export("jaxlimit.streams", "stream_key")
 _export("jaxlimit.models", "MLP", "TwoLayer", "ThreeLayer", "InitLaw", "UserNetwork", "from_equinox")
 _export("jaxlimit.models.feature_mlp", "FeatureMLP")

@@ -38,6 +38,12 @@ for program in ("generic", "weights"):
         out[f"{program}-{method}"] = r.outputs
         out[f"{program}-{method}-move"] = r.observables["move"]
         out[f"{program}-{method}-devices"] = np.array([d for (d,) in r.config["trained_on_devices"]])
+# Online data (a fresh sample every step, the generic program): the same bits on any device count.
+online = jl.teacher_student_stream(4, noise_std=0.1, n_eval=6, n_probe=2)
+r = jl.run_ensemble(jl.TwoLayer(64, 4), online, jl.Trainer(method="minibatch", batch_size=2), times=[0.5, 1.0],
+                    n_members=70, seed=3, execution=jl.Execution(lanes=8))
+out["online-data"] = r.outputs
+out["online-data-devices"] = np.array([d for (d,) in r.config["trained_on_devices"]])
 np.savez(sys.argv[2], **out)
 """
 

@@ -18,6 +18,14 @@ a CPU a hand-derived program's block is also sized to stay in a core's L2
 cache (:func:`default_lanes`); pin it to compare ensembles of different sizes
 below that bit for bit.
 
+Online data: on a distribution (:class:`~jaxlimit.data.OnlineData`) instead of a
+finite :class:`~jaxlimit.data.Dataset`, step k of member i trains on the fresh batch
+``data.sample(fold_in(data_key_i, k), rows)`` (``data_key_i`` the second half of
+member i's key; rows = 1 online, ``batch_size`` minibatch), a function of (member
+key, k) alone, so every guarantee above holds for it too. Outputs and the loss are
+recorded on the distribution's fixed evaluation sample (drawn once) and probes.
+Full-batch descent is refused there, and only the generic program takes it.
+
 Saved work: with a :class:`Checkpoint` every block's records and training state
 are saved after every segment (see :mod:`jaxlimit.training.checkpoints`), so a
 kill loses at most the chunk-segment in flight (one block per device by
@@ -41,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlimit.data import Dataset
+from jaxlimit.data import Dataset, OnlineData, check_sample_shapes
 from jaxlimit.errors import InputError
 from jaxlimit.models.base import Model, PyTree, check_model
 from jaxlimit.names import DEFAULT_LANES as _DEFAULT_LANES
@@ -124,12 +132,16 @@ def default_lanes(kind: str, program: MemberProgram, data: Dataset, n_members: i
     return min(widest, 1 << (n_members - 1).bit_length(), fits)
 
 
-def run_description(model: Model, data: Dataset, trainer: Trainer, *, root: jax.Array, dtype,
+def run_description(model: Model, data: Dataset | OnlineData, trainer: Trainer, *, root: jax.Array, dtype,
                     lanes: int, observables: Mapping[str, Observable]) -> dict:
     """Everything that determines a member's numbers (the checkpoint fingerprint's input)."""
+    if isinstance(data, OnlineData):
+        arrays = {"sampler": data.sampler, "x_eval": data.x_eval, "y_eval": data.y_eval, "x_probe": data.x_probe}
+    else:
+        arrays = {"x_train": data.x_train, "y_train": data.y_train, "x_probe": data.x_probe}
     return {
         "model": describe(model),
-        "data": describe({"x_train": data.x_train, "y_train": data.y_train, "x_probe": data.x_probe}),
+        "data": describe(arrays),
         "trainer": describe(trainer),
         "dtype": jnp.dtype(dtype).name,
         "members_stream": key_words(root),
@@ -139,11 +151,19 @@ def run_description(model: Model, data: Dataset, trainer: Trainer, *, root: jax.
     }
 
 
-def choose_program(program: str, model: Model, data: Dataset, trainer: Trainer,
+def choose_program(program: str, model: Model, data: Dataset | OnlineData, trainer: Trainer,
                    observables: Mapping[str, Observable]) -> str:
-    """The member program ``run_ensemble`` uses: the requested one, or for "auto" the fastest that applies."""
+    """The member program ``run_ensemble`` uses: the requested one, or for "auto" the fastest that applies.
+
+    The hand-derived programs index a finite training set, so online data (a distribution) always
+    takes the generic program; asking for a hand-derived one there is refused."""
     if program not in PROGRAMS:
         raise InputError(f"unknown program {program!r}; choose {', '.join(PROGRAMS)}")
+    if isinstance(data, OnlineData):
+        if program not in ("auto", "generic"):
+            raise InputError(f"the {program!r} program indexes a finite training set; online data (a "
+                             "distribution) uses program='generic'")
+        return "generic"
     fast = fast_program_kind(model, data, trainer, observables)
     if program == "auto":
         return fast or "generic"
@@ -193,7 +213,11 @@ def run_ensemble(
 
     Args:
         model: the network description (e.g. :class:`~jaxlimit.models.TwoLayer`).
-        data: the training set and probe points.
+        data: the training set and probe points (a :class:`~jaxlimit.data.Dataset`), or a
+            distribution sampled afresh at every step (:class:`~jaxlimit.data.OnlineData`: step k
+            of member i trains on ``data.sample(fold_in(data_key_i, k), rows)``; outputs and the
+            loss are recorded on its fixed evaluation sample, then its probes; "online" and
+            "minibatch" only, and the generic program).
         trainer: the training method and step; omitted, ``Trainer()``: **online SGD** (one
             random sample per step) with α = 1, not the full-batch descent whose small-step
             limit is the gradient flow of the kernel limits (``Trainer(method="fullbatch")``);
@@ -279,8 +303,13 @@ def _check_arguments(model, data, trainer, *, times, n_members, observables, dty
     trainer = Trainer() if trainer is None else trainer
     if not isinstance(trainer, Trainer):
         raise InputError(f"trainer must be a jaxlimit Trainer, got {type(trainer).__name__}")
-    if not isinstance(data, Dataset):
-        raise InputError(f"data must be a jaxlimit Dataset, got {type(data).__name__}")
+    if not isinstance(data, (Dataset, OnlineData)):
+        raise InputError(f"data must be a jaxlimit Dataset or OnlineData, got {type(data).__name__}")
+    if isinstance(data, OnlineData):
+        if trainer.method == "fullbatch" or (trainer.method == "optax" and trainer.batch_size == 0):
+            raise InputError(f"{trainer.method} training (full batch) has no meaning on a distribution; use "
+                             "Trainer(method='online') or 'minibatch' (or an optax optimizer with batch_size ≥ 1)")
+        check_sample_shapes(data, trainer.rows_per_step(data.n_train))
     for value, kind, name in ((execution, Execution, "execution"), (guards, Guards, "guards")):
         if not isinstance(value, kind):
             raise InputError(f"{name} must be a jaxlimit {kind.__name__}, got {type(value).__name__}")
@@ -317,7 +346,8 @@ def _prepare(model, data, trainer, *, times, n_members, seed, observables, dtype
                          f"budget of {execution.memory_budget / 1e9:.3g} GB; reduce the width or raise the budget")
     root = members_root(seed)
     kind = choose_program(execution.program, model, data, trainer, observables)
-    data = jax.tree_util.tree_map(lambda a: a.astype(dtype), data)
+    # every real array (a Dataset's, or a distribution's evaluation sample, probes and sampler arrays)
+    data = jax.tree_util.tree_map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, data)
     step_record = check_step(model, data, trainer, member_keys(root, np.arange(min(STEP_CHECK_MEMBERS, n_members))),
                              dtype, guards.step_check, stacklevel=4)
     program = (generic_program(model, trainer, observables, dtype) if kind == "generic"
@@ -340,6 +370,9 @@ def _prepare(model, data, trainer, *, times, n_members, seed, observables, dtype
         "dtype": jnp.dtype(dtype).name, "divergence_threshold": float(guards.divergence_threshold),
         "lanes": lanes, "program": kind, "step_check": step_record,
     }
+    if isinstance(data, OnlineData):
+        config["online_data"] = {"evaluation_points": data.n_eval, "rows_per_step": trainer.rows_per_step(data.n_train),
+                                 "stream": "sample(fold_in(member data key, step), rows)"}
     if isinstance(seed, (int, np.integer)):
         config["seed"] = int(seed)
     return _Run(model, data, trainer, observables, dtype, n_members, t, steps, root, kind, program, lanes, fits,

@@ -15,7 +15,11 @@ the batch-mean loss is multiplied leaf by leaf by ``model.learning_rates()``
   method.
 
 The sample used at step k is a function of (member key, k) alone, so a run
-split into segments or chunks draws exactly the same stream.
+split into segments or chunks draws exactly the same stream. On a finite
+:class:`~jaxlimit.data.Dataset` it is the rows ``randint(fold_in(data_key, k))``;
+on a distribution (:class:`~jaxlimit.data.OnlineData`) it is a fresh draw
+``data.sample(fold_in(data_key, k), rows)``, where full-batch descent has no
+meaning.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlimit.data import Dataset
+from jaxlimit.data import Dataset, OnlineData
 from jaxlimit.errors import InputError
 from jaxlimit.losses import Loss, get_loss
 from jaxlimit.models.base import Model
@@ -102,15 +106,17 @@ class Trainer(eqx.Module):
         return out
 
 
-def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, Callable]:
+def make_step(model: Model, data: Dataset | OnlineData, trainer: Trainer) -> tuple[Callable, Callable]:
     """Build the pure pair ``(init_state, step)`` for one network.
 
     ``init_state(params) -> opt_state`` and
     ``step(params, opt_state, data_key, k) -> (params, opt_state)`` where ``k``
-    is the global step index (a traced integer).
+    is the global step index (a traced integer). On :class:`OnlineData` the batch of
+    step k is ``data.sample(fold_in(data_key, k), rows)`` in the evaluation sample's dtype.
     """
     m = data.n_train
     rows = trainer.rows_per_step(m)
+    online = isinstance(data, OnlineData)
     full = rows == m and trainer.method != "minibatch" and trainer.method != "online"
     lr = model.learning_rates()
 
@@ -118,7 +124,10 @@ def make_step(model: Model, data: Dataset, trainer: Trainer) -> tuple[Callable, 
         return jnp.mean(trainer.loss(model.apply(params, x), y))
 
     def scaled_grad(params, data_key, k):
-        if full:
+        if online:
+            x, y = data.sample(jax.random.fold_in(data_key, k), rows)
+            x, y = x.astype(data.x_eval.dtype), y.astype(data.x_eval.dtype)
+        elif full:
             x, y = data.x_train, data.y_train
         else:
             idx = trainer.sample_rows(data_key, k, m)
