@@ -296,6 +296,10 @@ METRICS: dict[str, str] = {
     "noise_floor": "K > M, σ > 0: the ODE's fixed-point ε_g against Goldt et al.'s (σ²η/2π)(L + M/√3), their "
                    "ratio, and whether the fixed point is stable",
     "compared_times": "the α where the CLT verdict is taken (before the plateau's escape)",
+    "after_escape": "K = M, T = I, σ > 0: the CLT of the students' (Q, R), each in the teachers' order, against "
+                    "the stationary law N(X*, Σ*/D) at the specialised fixed point X* at the last α, taken only "
+                    "when every student escaped and the relaxation ln D/(2r) has passed since the last escape "
+                    "(else the reason): X*'s ε_g, ln D/(2r), the last escape, the compared α and the comparison",
     "fluctuations": "the CLT verdict of the students' (Q, R) (and v when trained) against N(X̄(α), Σ(α)/D): "
                     "level, times, smallest p-values and each time's comparison",
     "mean_gap_eps_at_compared_times": "per compared α, the students' mean ε_g − the ODE's, its standard error (the "

@@ -12,6 +12,10 @@ comparison → Report (docs/committee.md).
    leaves it at a random time ≈ ln D/(2λ), where the expansion fails (docs/committee.md).
 4. Measured, reported with the prediction: the plateau height, λ, the escape times against
    ln D/(2λ), η_max and the asymptotic rate (K = M, T = I), the noise floor (K > M, T = I, σ > 0).
+5. The verdict ``fluctuations_after_escape`` (K = M, T = I, σ > 0), when --alpha-max is long enough:
+   once every student has escaped and relaxed (the last escape plus ln D/(2r), r the decay rate at the
+   specialised fixed point X*), the students' (Q, R), each in the teachers' order
+   (``canonical_order``), against the stationary law N(X*, Σ*/D), J Σ* + Σ* Jᵀ + B = 0.
    With --alpha-v > 0 the second layer v is an order parameter of the ODE, the chain and the
    verdict; the plateau and the noise floor (derived for v = v* = 1 fixed) are then not reported,
    nor when --init-v ≠ 1.
@@ -36,6 +40,7 @@ from jaxlimit.stats import Gaussian, median_estimate
 from jaxlimit.stats.verdict import resolution, verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import committee as tc
+from jaxlimit.training.committee_fixed_point import canonical_order
 
 ESCAPE_FRACTION = 0.5
 """A student has escaped the plateau once its ε_g falls below this fraction of the plateau height."""
@@ -236,6 +241,63 @@ def escape_study(students: Students, plateau: Plateau, times: np.ndarray, last: 
                   resolution_in_alpha=float(times[1] - times[0]), times=first)
 
 
+@dataclasses.dataclass(frozen=True)
+class AfterEscape:
+    """The CLT at the specialised fixed point X* (K = M, T = I, σ > 0) after the escape.
+
+    An O(1) transient decays like e^{−rα} (r = −the largest eigenvalue of J at X*), so it is below the
+    fluctuations' D^{-1/2} once ln D/(2r) has passed since the last student escaped; only then is the
+    ensemble N(X*, Σ*/D) (docs/committee.md, "After the escape").
+
+    Attributes:
+        fixed_point_eps: ε_g at X*.
+        relaxation: ln D/(2r).
+        last_escape: the latest student's escape time (None: not every student escaped by --alpha-max).
+        alpha: the compared α, the last saved one (None: not compared).
+        reason: why it was not compared (None: compared).
+        verdict: the CLT verdict of the canonically ordered (Q, R) at ``alpha`` (None: not compared).
+    """
+
+    fixed_point_eps: float
+    relaxation: float
+    last_escape: float | None
+    alpha: float | None
+    reason: str | None
+    verdict: object
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "verdict"}
+        if self.verdict is not None:
+            out["fluctuations"] = self.verdict.as_dict()
+        return out
+
+
+def after_escape(config: CommitteeConfig, students: Students, escape: Escape, times: np.ndarray) -> AfterEscape:
+    """The canonically ordered (Q, R) at --alpha-max against N(X*, Σ*/D), when every student has escaped
+    and relaxed by then; otherwise the reason it is not compared."""
+    K, M, D = config.students, config.teachers, config.dim
+    fp = cm.specialised_fixed_point(M, 0, config.alpha, config.noise)
+    relax = math.log(D) / (2.0 * -fp["leading_eigenvalue"])
+    last = float(np.max(escape.times))
+    alpha = float(times[-1])
+    reason = None
+    if not np.isfinite(last):
+        reason = f"{100 * (1 - escape.fraction_escaped):.0f} % of the students had not escaped by α = {alpha:g}"
+    elif last + relax > alpha:
+        reason = (f"the last escape (α = {last:g}) plus the relaxation ln D/(2r) = {relax:.3g} exceeds "
+                  f"--alpha-max {alpha:g}")
+    if reason is not None:
+        return AfterEscape(fp["eps"], relax, last if np.isfinite(last) else None, None, reason, None)
+    Q, R = cm.unflatten(jnp.asarray(students.outputs[:, -1, 1:]), K, M)
+    Qc, Rc = canonical_order(Q, R)
+    X = np.asarray(cm.flatten(jnp.asarray(Qc), jnp.asarray(Rc)))
+    S = cm.stationary_covariance(fp["Q"], fp["R"], np.eye(M), config.alpha, config.noise)
+    law = Gaussian(np.asarray(cm.flatten(jnp.asarray(fp["Q"]), jnp.asarray(fp["R"])))[None], (S / D)[None],
+                   times=np.array([alpha]))
+    tv = verdict_over_times(X[:, None], law, [0], times=[alpha], level=config.level, seed=config.seed)
+    return AfterEscape(fp["eps"], relax, last, alpha, None, tv)
+
+
 def run(config: CommitteeConfig) -> Report:
     require_x64("committee")
     T = teacher_overlaps(config.teachers, config.teacher_overlap)
@@ -255,12 +317,19 @@ def run(config: CommitteeConfig) -> Report:
         tv = verdict_over_times(students.outputs[..., 1:], law.select(coords), idx, times=times, level=config.level,
                                 seed=config.seed)
     escape = escape_study(students, phen.plateau, times, last) if phen.plateau is not None else None
+    late = (after_escape(config, students, escape, times)
+            if escape is not None and config.noise > 0 else None)
     mean = np.asarray(law.mean)
     sd = np.sqrt(np.clip(np.diagonal(np.asarray(law.cov), axis1=-2, axis2=-1), 0, None))
     names = cm.observable_names(config.students, config.teachers, second_layer=config.alpha_v > 0)
     metrics = _metrics(phen, students, tv, escape, times, idx, mean, sd, names, last)
     if config.alpha_v > 0:
         metrics["second_layer"] = _second_layer_metrics(config, students, mean, names, times, idx)
+    verdict = {"fluctuations_before_escape": tv.verdict}
+    if late is not None:
+        metrics["after_escape"] = late.as_dict()
+        if late.verdict is not None:
+            verdict["fluctuations_after_escape"] = late.verdict.verdict
     layer = "" if fixed_unit_second_layer(config) else f", v(0) = {config.init_v:g}, η_v = {config.alpha_v:g}"
     facts = dict(model=f"K = {config.students}, M = {config.teachers}, erf(·/√2) committee{layer}",
                  members=students.n,
@@ -278,9 +347,9 @@ def run(config: CommitteeConfig) -> Report:
                          "with the linear-noise covariance Σ(α)/D"
                          + (", second layer v trained" if config.alpha_v > 0 else ""),
                 "students": "exact order-parameter Markov chain", "T": T.tolist()},
-        metrics=metrics, verdict={"fluctuations_before_escape": tv.verdict}, timing=timing, figures=figs,
+        metrics=metrics, verdict=verdict, timing=timing, figures=figs,
         tables=tables, arrays={"alpha": times, "outputs": students.outputs, "ode_mean": mean, "lna_sd": sd},
-        summary=_summary(config, phen, students, tv, escape, compare), warnings=warnings,
+        summary=_summary(config, phen, students, tv, escape, compare, late), warnings=warnings,
     )
 
 
@@ -330,7 +399,7 @@ def _second_layer_metrics(config: CommitteeConfig, students: Students, mean, nam
 
 
 def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, escape: Escape | None,
-             compare) -> list[str]:
+             compare, late: AfterEscape | None = None) -> list[str]:
     K, M, D, eta, sigma = config.students, config.teachers, config.dim, config.alpha, config.noise
     summary = [
         f"{students.n} students, K = {K}, M = {M}, D = {D}, η = {eta:g}, σ = {sigma:g}, α ≤ {config.alpha_max:g} "
@@ -353,6 +422,10 @@ def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, e
                        f"{p.length_prediction:.3g}; measured median escape "
                        f"{escape.median if escape.median is None else round(escape.median, 2)} "
                        f"({100 * escape.fraction_escaped:.0f} % escaped by α = {config.alpha_max:g}).")
+    if late is not None:
+        summary.append(f"After the escape, CLT of (Q, R) at the fixed point (ε_g = {late.fixed_point_eps:.4g}) "
+                       f"at α = {late.alpha:g}: **{late.verdict.verdict}**." if late.verdict is not None else
+                       f"After the escape: not compared ({late.reason}).")
     if phen.noise_floor is not None:
         nf = phen.noise_floor
         summary.append(f"Noise floor: ODE fixed point ε* = {nf.ode_fixed_point_eps:.4g}, Goldt et al. "
