@@ -35,8 +35,9 @@ the second layer is trained) satisfy
     B = Cov[h],  h = D·(one step's increment of X) = (a_i ρ_n, a_i λ_k + a_k λ_i + a_i a_k, η_v Δ g(λ_i)),
     a_i = η Δ v_i g'(λ_i)
 
-at leading order (|x|²/D → 1). B is a Gaussian expectation over the N fields and ζ, computed by a
-tensor Gauss–Hermite rule over N + 1 dimensions (:func:`field_expectation`). The expansion fails
+at leading order (|x|²/D → 1). B is a Gaussian expectation over the N fields and ζ: by a tensor
+Gauss–Hermite rule (:func:`tensor_increment_moments`) for K + M ≤ 4, another g or v trained, and
+otherwise in closed form but for one smooth integral in t (:func:`closed_increment_moments`). The expansion fails
 where the drift has an unstable direction that the fluctuations must leave by (the plateau's
 escape): there Σ grows like e^{2λα} and the escape time is random on the scale ln D / λ.
 """
@@ -63,8 +64,9 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 MAX_UNITS = 64
 """Largest K + M: the closed-form I4 tensor has K² (K + M)² entries."""
 LNA_NODES = 10
-"""Gauss–Hermite nodes per field dimension of the fluctuation matrix B (exact for polynomials
-of degree 19 per dimension; g and g' of erf(·/√2) are smooth)."""
+"""Gauss–Hermite nodes per field dimension of the tensor rule of the fluctuation matrix B (exact for
+polynomials of degree 19 per dimension; erf and g' are not polynomials, and the rule converges slowly
+to the closed form of :func:`closed_increment_moments`)."""
 MAX_LNA_NODES = 2_000_000
 """The tensor rule of B has LNA_NODES^(K+M) · 3 nodes; larger K + M is refused where B needs it."""
 TENSOR_LNA_UNITS = 4
@@ -1112,12 +1114,13 @@ def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA
 
 
 __all__ = [
-    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters", "committee_ode",
-    "convergence_rate",
+    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters",
+    "closed_increment_moments", "committee_ode", "convergence_rate",
     "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
     "field_covariance", "flat_generalisation_error", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
     "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
+    "lna_tensor_rule", "tensor_increment_moments",
     "max_learning_rate",
     "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
     "second_layer_drift",
