@@ -397,6 +397,59 @@ def test_second_layer_increments_mean_is_the_drift():
     assert np.all(np.diag(np.asarray(cov))[-2:] > 1e-3)
 
 
+def _generic_overlaps(K, M, seed=1):
+    """(Q, R) of K random student vectors (scale 0.9) against M orthonormal teacher vectors in 40 dimensions."""
+    rng = np.random.default_rng(seed)
+    W = 0.9 * rng.normal(size=(K, 40))
+    Ws = np.linalg.qr(rng.normal(size=(40, M)))[0].T * math.sqrt(40)
+    return W @ W.T / 40, W @ Ws.T / 40
+
+
+def test_closed_fluctuation_matrix_agrees_with_the_tensor_rule():
+    """B in closed form (but for the replica path in t, whose rule errs by < 1e-7 of ‖B‖ with half of
+    LNA_T_NODES, docs/committee.md) against the tensor Gauss–Hermite rule, which converges to it: at
+    K = M = 2 (second layers v ≠ 1, v* ≠ 1) within 1e-4 of ‖B‖ of the 16-node rule (whose own error
+    there is ~3e-5; the 10-node rule's ~2e-3); at K = M = 3 within 3e-4 of the 10-node rule (its error
+    ~1e-4). The mean is the closed-form drift to rounding."""
+    T2, T3 = jnp.eye(2), jnp.eye(3)
+    Q, R = _generic_overlaps(2, 2)
+    X = c.flatten(jnp.asarray(Q), jnp.asarray(R))
+    kw = dict(v=jnp.asarray([0.7, 1.2]), teacher_v=jnp.asarray([1.1, 0.8]))
+    mean, B = c.closed_increment_moments(X, T2, 1.3, 0.4, **kw)
+    _, Bt = c.tensor_increment_moments(X, T2, 1.3, 0.4, None, 16, **kw)
+    B, Bt = np.asarray(B), np.asarray(Bt)
+    assert np.linalg.norm(B - Bt) < 1e-4 * np.linalg.norm(B)
+    np.testing.assert_allclose(np.asarray(mean), np.asarray(c.flat_drift(X, T2, 1.3, 0.4, **kw)), atol=1e-12)
+    assert np.linalg.eigvalsh(B)[0] > -1e-12 * np.linalg.norm(B)  # a covariance
+
+    Q, R = _generic_overlaps(3, 3)
+    X = c.flatten(jnp.asarray(Q), jnp.asarray(R))
+    mean, B = c.increment_moments(X, T3, 1.3, 0.4)  # K + M = 6: the closed form
+    _, Bt = c.tensor_increment_moments(X, T3, 1.3, 0.4, None, 10)
+    B, Bt = np.asarray(B), np.asarray(Bt)
+    assert np.linalg.norm(B - Bt) < 3e-4 * np.linalg.norm(B)
+    np.testing.assert_allclose(np.asarray(mean), np.asarray(c.flat_drift(X, T3, 1.3, 0.4)), atol=1e-12)
+
+
+def test_three_students_and_teachers_end_to_end(tmp_path):
+    """K = M = 3 through the command (the closed-form B): a verdict in the project's words and finite
+    plateau numbers; the plateau's ε_g at small η near the η → 0 value (K/π)[π/6 − K arcsin(1/(2K))]."""
+    import json
+
+    from jaxlimit import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["committee", "--students", "3", "--teachers", "3", "--ensemble", "40", "--dim", "60",
+                     "--alpha-max", "5", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"]["fluctuations_before_escape"] in ("consistent", "inconsistent")
+    p = report["metrics"]["plateau"]
+    assert all(math.isfinite(p[k]) for k in ("plateau_eps", "escape_rate", "plateau_length_prediction"))
+    assert p["escape_rate"] > 0
+    small = c.escape_rate(3, 0.01)
+    assert abs(small["plateau_eps"] - c.plateau_theory(3)["eps"]) < 0.01 * c.plateau_theory(3)["eps"]
+
+
 def test_trained_second_layer_chain_agrees_with_the_ode_and_linear_noise():
     """400 students of the exact (Q, R, v) chain at D = 200 (v0 = (0.5, 1.4), v* = (1, 0.7), η = η_v = 1):
     means within 4 SE of the ODE and variances within 25 % of Σ(α)/D at α = 2 and 5 (Σ by a 6-node
@@ -447,7 +500,8 @@ CLI_CASES = [
     (["committee", "--teacher-overlap", "1"], "--teacher-overlap = 1 makes T"),
     (["committee", "--teachers", "3", "--teacher-overlap", "-0.5"], "not positive definite"),
     (["committee", "--dim", "10000000", "--ensemble", "100000"], "--dim makes the run need about"),
-    (["committee", "--students", "4", "--teachers", "3"], "--students + --teachers must be at most"),
+    (["committee", "--students", "5", "--teachers", "4"], "--students + --teachers must be at most 8"),
+    (["committee", "--students", "3", "--teachers", "3", "--alpha-v", "1"], "at most 5 with --alpha-v > 0"),
     (["committee", "--alpha", "0"], "--alpha must be > 0"),
     (["committee", "--alpha-v", "-1"], "--alpha-v must be ≥ 0"),
     (["committee", "--alpha-v", "nan"], "--alpha-v must be a finite number"),
@@ -549,6 +603,9 @@ SWEEP_CASES = [
     (["sweep", "committee", "--dimz", "250,500"], "--dimz"),
     (["sweep", "committee", "--ensemble", "5"], "--ensemble must be at least 20"),
     (["sweep", "committee", "--dims", "250,500000", "--alpha-max", "1e4"], "--alpha-max"),
+    (["sweep", "committee", "--students", "3", "--teachers", "2"], "--students = 3 differs from --teachers 2"),
+    (["sweep", "committee", "--students", "1", "--teachers", "1"], "--students must be at least 2"),
+    (["sweep", "committee", "--students", "5", "--teachers", "5"], "--students + --teachers must be at most 8"),
 ]
 
 

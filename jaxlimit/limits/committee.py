@@ -35,8 +35,9 @@ the second layer is trained) satisfy
     B = Cov[h],  h = D·(one step's increment of X) = (a_i ρ_n, a_i λ_k + a_k λ_i + a_i a_k, η_v Δ g(λ_i)),
     a_i = η Δ v_i g'(λ_i)
 
-at leading order (|x|²/D → 1). B is a Gaussian expectation over the N fields and ζ, computed by a
-tensor Gauss–Hermite rule over N + 1 dimensions (:func:`field_expectation`). The expansion fails
+at leading order (|x|²/D → 1). B is a Gaussian expectation over the N fields and ζ: by a tensor
+Gauss–Hermite rule (:func:`tensor_increment_moments`) for K + M ≤ 4, another g or v trained, and
+otherwise in closed form but for one smooth integral in t (:func:`closed_increment_moments`). The expansion fails
 where the drift has an unstable direction that the fluctuations must leave by (the plateau's
 escape): there Σ grows like e^{2λα} and the escape time is random on the scale ln D / λ.
 """
@@ -63,10 +64,19 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 MAX_UNITS = 64
 """Largest K + M: the closed-form I4 tensor has K² (K + M)² entries."""
 LNA_NODES = 10
-"""Gauss–Hermite nodes per field dimension of the fluctuation matrix B (exact for polynomials
-of degree 19 per dimension; g and g' of erf(·/√2) are smooth)."""
+"""Gauss–Hermite nodes per field dimension of the tensor rule of the fluctuation matrix B (exact for
+polynomials of degree 19 per dimension; erf and g' are not polynomials, and the rule converges slowly
+to the closed form of :func:`closed_increment_moments`)."""
 MAX_LNA_NODES = 2_000_000
-"""The tensor rule of B has LNA_NODES^(K+M) · 3 nodes; larger K + M is refused."""
+"""The tensor rule of B has LNA_NODES^(K+M) · 3 nodes; larger K + M is refused where B needs it."""
+TENSOR_LNA_UNITS = 4
+"""B of g = erf(·/√2) with v fixed is the tensor rule up to this K + M (today's numbers to the bit) and
+the closed form of :func:`closed_increment_moments` above it."""
+MAX_CLOSED_LNA_UNITS = 8
+"""Largest K + M of :func:`closed_increment_moments` (its cost grows like (K+3 choose 4) (K+M)⁴)."""
+LNA_T_NODES = 8
+"""Gauss–Legendre nodes in the replica path t ∈ [0, 1] of ⟨Δ⁴ g'g'g'g'⟩, the one part of the closed
+form B that is an integral (of an analytic function of t; the error is estimated against half of them)."""
 
 
 # --------------------------------------------------------------------------
@@ -102,7 +112,14 @@ def i3_closed(C):
 def i4_closed(C):
     """I4(a,b,c,d) = ⟨g'(u_a)g'(u_b)g(u_c)g(u_d)⟩ = (4/π²) Λ4^{-1/2} arcsin(Λ0/√(Λ1Λ2)) (THEORY §8);
     shape (N, N, N, N)."""
-    d = 1.0 + jnp.diagonal(C)
+    return _i4(1.0 + jnp.diagonal(C), C)
+
+
+def _i4(d, C):
+    """I4 of the 4-tuples of fields whose variances are d − 1 and whose covariances (between
+    different members of the tuple, the same field twice included) are C: i4_closed is d = 1 + diag C;
+    the replica path of :func:`_fourth_moment` gives the same field in two replicas a covariance ≠ its
+    variance."""
     A = d[:, None, None, None]
     Bb = d[None, :, None, None]
     cab = C[:, :, None, None]
@@ -405,10 +422,22 @@ def _k_from(p: int, M: int, second_layer: bool = False) -> int:
 def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: int = LNA_NODES, *, v=None,
                       teacher_v=None, lr_v=None):
     """(mean, covariance) of h = D · (one SGD step's increment of X) at leading order in 1/D
-    (|x|²/D = 1), by tensor Gauss–Hermite over the N fields and 3 nodes in ζ (exact in ζ):
-    h_R(in) = a_i ρ_n, h_Q(ik) = a_i λ_k + a_k λ_i + a_i a_k, a_i = η Δ v_i g'(λ_i), and
-    h_v(i) = η_v Δ g(λ_i) when v is in X (``lr_v`` not None).
-    The mean is the drift (a check on the rule); the covariance is B of the fluctuation equation."""
+    (|x|²/D = 1): h_R(in) = a_i ρ_n, h_Q(ik) = a_i λ_k + a_k λ_i + a_i a_k, a_i = η Δ v_i g'(λ_i), and
+    h_v(i) = η_v Δ g(λ_i) when v is in X (``lr_v`` not None). The mean is the drift; the covariance is
+    B of the fluctuation equation. By :func:`tensor_increment_moments` (``nodes`` per field) where
+    :func:`lna_tensor_rule` says so, else by :func:`closed_increment_moments`."""
+    M = T.shape[0]
+    trained = lr_v is not None
+    if not lna_tensor_rule(_k_from(X.shape[-1], M, trained), M, integrals, second_layer=trained):
+        return closed_increment_moments(X, T, lr, noise_std, v=v, teacher_v=teacher_v)
+    return tensor_increment_moments(X, T, lr, noise_std, integrals, nodes, v=v, teacher_v=teacher_v, lr_v=lr_v)
+
+
+def tensor_increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: int = LNA_NODES, *,
+                             v=None, teacher_v=None, lr_v=None):
+    """:func:`increment_moments` by a tensor Gauss–Hermite rule of ``nodes`` per field over the N
+    fields and 3 nodes in ζ (exact in ζ); any g, v trained or not. Its error decays slowly in
+    ``nodes`` (erf and the Gaussian g' are far from polynomials over the rule's range)."""
     integrals = ErfIntegrals() if integrals is None else integrals
     M = T.shape[0]
     trained = lr_v is not None
@@ -446,6 +475,146 @@ def increment_moments(X, T, lr: float, noise_std: float, integrals=None, nodes: 
     mean = w @ h
     second = jnp.einsum("n,np,nq->pq", w, h, h)
     return mean, second - jnp.outer(mean, mean)
+
+
+def lna_tensor_rule(K: int, M: int, integrals=None, *, second_layer: bool = False) -> bool:
+    """Whether B at K students and M teachers is the tensor Gauss–Hermite rule of :func:`increment_moments`
+    (K + M ≤ TENSOR_LNA_UNITS, a g other than erf(·/√2), or the second layer trained) rather than the
+    closed form of :func:`closed_increment_moments`."""
+    erf = integrals is None or isinstance(integrals, ErfIntegrals)
+    return K + M <= TENSOR_LNA_UNITS or not erf or second_layer
+
+
+@functools.lru_cache(maxsize=None)
+def _multisets(K: int, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """The multisets of r student indices: their counts (S, K) and, for every ordered r-tuple, the id of
+    its multiset, shape (K,)*r."""
+    import itertools
+
+    sets = list(itertools.combinations_with_replacement(range(K), r))
+    counts = np.array([np.bincount(s, minlength=K) for s in sets], np.float64)
+    where = {s: j for j, s in enumerate(sets)}
+    ids = np.array([where[tuple(sorted(t))] for t in itertools.product(range(K), repeat=r)]).reshape((K,) * r)
+    return counts, ids
+
+
+def _reweighted(C, m):
+    """(Z, G) with E_C[Π_c g'(u_c)^{m_c} F(u)] = Z E_G[F(u)] for g' = √(2/π) e^{−u²/2}:
+    Z = (2/π)^{Σm/2} det(I + D C)^{−1/2}, G = (C⁻¹ + D)⁻¹ = C − C D^½ (I + D^½ C D^½)⁻¹ D^½ C,
+    D = diag(m) (no inverse of C: singular C allowed)."""
+    h = jnp.sqrt(m)
+    A = jnp.eye(C.shape[0], dtype=C.dtype) + h[:, None] * C * h[None, :]
+    G = C - (C * h[None, :]) @ jnp.linalg.solve(A, h[:, None] * C)
+    return (2.0 / jnp.pi) ** (0.5 * jnp.sum(m)) / jnp.sqrt(jnp.linalg.det(A)), 0.5 * (G + G.T)
+
+
+def _expected_g_prime(G):
+    """⟨g'(u_e)⟩ = √(2/π) (1 + G_ee)^{−1/2}, shape (N,)."""
+    return _SQRT_2_OVER_PI / jnp.sqrt(1.0 + jnp.diagonal(G))
+
+
+def _fourth_moment(G, w, t_nodes: int):
+    """⟨S⁴⟩, S = Σ_c w_c g(u_c), u ~ N(0, G), by the replica path: four copies S_r of S whose fields
+    have covariance G within a copy and t G between copies. At t = 0 they are independent and
+    ⟨Π S_r⟩ = ⟨S⟩⁴ = 0 (g odd); at t = 1 it is ⟨S⁴⟩; by Price's theorem
+    d⟨Π S_r⟩/dt = 6 Σ_cdef w_c w_d w_e w_f G_cd I4_t(c,d,e,f) with I4_t the closed form at variances
+    G_cc and covariances t G (:func:`_i4`), an analytic function of t integrated by Gauss–Legendre."""
+    x, wt = np.polynomial.legendre.leggauss(int(t_nodes))
+    d = 1.0 + jnp.diagonal(G)
+    wG = w[:, None] * G * w[None, :]
+
+    def at(t):
+        return jnp.einsum("cdef,cd,e,f->", _i4(d, t * G), wG, w, w)
+
+    vals = jax.vmap(at)(jnp.asarray(0.5 * (x + 1.0), G.dtype))
+    return 3.0 * jnp.dot(jnp.asarray(wt, G.dtype), vals)  # 6 · ½ (the interval [0, 1])
+
+
+@functools.partial(jax.jit, static_argnames=("t_nodes",))
+def closed_increment_moments(X, T, lr: float, noise_std: float, *, v=None, teacher_v=None,
+                             t_nodes: int = LNA_T_NODES):
+    """(mean, covariance) of h = D · (one SGD step's increment of (Q, R)) for g = erf(·/√2), v fixed, in
+    closed form but for one integral in t. h is linear in the atoms A(i,a) = Δ g'(λ_i) u_a and
+    P(i,k) = Δ² g'(λ_i) g'(λ_k): h_R(in) = η v_i A(i,K+n), h_Q(ik) = η v_i A(i,k) + η v_k A(k,i)
+    + η² v_i v_k P(i,k), so Cov h = L ⟨atoms atomsᵀ⟩ Lᵀ − (L⟨atoms⟩)(L⟨atoms⟩)ᵀ. Each second moment
+    has a product of g' factors, a Gaussian, absorbed into the measure (:func:`_reweighted`: Z, G);
+    with S = Σ_c s_c v_c g(u_c) and ζ integrated (⟨Δ²⟩_ζ = S² + σ², ⟨Δ³⟩_ζ = S³ + 3σ²S,
+    ⟨Δ⁴⟩_ζ = S⁴ + 6σ²S² + 3σ⁴), Stein's lemma ⟨u_a F⟩ = Σ_e G_ae ⟨∂_e F⟩ leaves closed forms:
+
+        ⟨A(i,a) A(j,b)⟩ = Z [G_ab (⟨S²⟩ + σ²) + 2 (G W J2 W G)_ab − 2 Σ_e G_ae G_be w_e Σ_c w_c I3(e,e,c)]
+        ⟨A(i,a) P(j,l)⟩ = Z Σ_e G_ae w_e ⟨g'_e⟩ 3 (w I2(G⁽ᵉ⁾) w + σ²)
+        ⟨P(i,k) P(j,l)⟩ = Z (⟨S⁴⟩ + 6σ² ⟨S²⟩ + 3σ⁴)
+
+    (W = diag(w), w_c = s_c v_c; I2, I3, J2 the closed forms at G; G⁽ᵉ⁾ = G − G_{·e} G_{e·}/(1 + G_ee), the
+    measure reweighted once more by g'(u_e); g'' = −u g'), with (Z, G) of the multiset {i, j}, {i, j, l},
+    {i, k, j, l} and ⟨S⁴⟩ by :func:`_fourth_moment`, the only part that is not exact. The mean is the
+    drift's ⟨A⟩ = Σ_c w_c I3(i,a,c), ⟨P⟩ = Σ_cd w_c w_d I4(i,k,c,d) + σ² J2(i,k)."""
+    M = T.shape[0]
+    K = _k_from(X.shape[-1], M)
+    Q, R = unflatten(X, K, M)
+    C = field_covariance(Q, R, T)
+    N = K + M
+    v, w = _second_layers(K, M, v, teacher_v, C.dtype)
+    s2 = noise_std**2
+    pad = lambda m: jnp.concatenate([jnp.asarray(m, C.dtype), jnp.zeros(M, C.dtype)])  # noqa: E731
+
+    def aa(m):
+        Z, G = _reweighted(C, pad(m))
+        y = jnp.einsum("eec,c->e", i3_closed(G), w)
+        GW = G * w[None, :]
+        return Z * (G * (w @ i2_closed(G) @ w + s2) + 2.0 * GW @ j2_closed(G) @ GW.T
+                    - 2.0 * (GW * y[None, :]) @ G.T)
+
+    def ap(m):
+        Z, G = _reweighted(C, pad(m))
+        gp = _expected_g_prime(G)
+        # G⁽ᵉ⁾ for every e at once, (N, N, N)
+        Ge = G[None, :, :] - G[:, :, None] * G[:, None, :] / (1.0 + jnp.diagonal(G))[:, None, None]
+        q = jax.vmap(lambda H: w @ i2_closed(H) @ w)(Ge)
+        return Z * (G @ (w * gp * 3.0 * (q + s2)))
+
+    def pp(m):
+        Z, G = _reweighted(C, pad(m))
+        return Z * (_fourth_moment(G, w, t_nodes) + 6.0 * s2 * (w @ i2_closed(G) @ w) + 3.0 * s2**2)
+
+    c2, id2 = _multisets(K, 2)
+    c3, id3 = _multisets(K, 3)
+    c4, id4 = _multisets(K, 4)
+    AA = jax.vmap(aa)(jnp.asarray(c2))[id2]  # (K, K, N, N): [i, j, a, b]
+    AP = jax.vmap(ap)(jnp.asarray(c3))[id3]  # (K, K, K, N): [i, j, l, a]
+    PP = jax.vmap(pp)(jnp.asarray(c4))[id4]  # (K, K, K, K): [i, k, j, l]
+    gram = jnp.block([[AA.transpose(0, 2, 1, 3).reshape(K * N, K * N),
+                       AP.transpose(0, 3, 1, 2).reshape(K * N, K * K)],
+                      [AP.transpose(1, 2, 0, 3).reshape(K * K, K * N), PP.reshape(K * K, K * K)]])
+    mu = jnp.concatenate([jnp.einsum("iac,c->ia", i3_closed(C)[:K], w).reshape(-1),
+                          (jnp.einsum("ikcd,c,d->ik", i4_closed(C)[:K, :K], w, w)
+                           + s2 * j2_closed(C)[:K, :K]).reshape(-1)])
+    L = _atom_map(K, M, lr, v)
+    mean = L @ mu
+    second = L @ gram @ L.T
+    return mean, 0.5 * (second + second.T) - jnp.outer(mean, mean)
+
+
+def _atom_map(K: int, M: int, lr, v):
+    """L with h = L · (A(i,a) at i N + a, then P(i,k) at K N + i K + k) (:func:`closed_increment_moments`)."""
+    N = K + M
+    iu = np.triu_indices(K)
+    nq = len(iu[0])
+    rows, cols, which = [], [], []  # which: 0 η v_i, 1 η v_k, 2 η² v_i v_k
+    for r, (i, k) in enumerate(zip(*iu)):
+        rows += [r, r, r]
+        cols += [i * N + k, k * N + i, K * N + i * K + k]
+        which += [(0, i, k), (1, i, k), (2, i, k)]
+    for i in range(K):
+        for n in range(M):
+            rows.append(nq + i * M + n)
+            cols.append(i * N + K + n)
+            which.append((0, i, i))
+    kind = np.array([x[0] for x in which])
+    ii = np.array([x[1] for x in which])
+    kk = np.array([x[2] for x in which])
+    vals = jnp.where(kind == 0, lr * v[ii], jnp.where(kind == 1, lr * v[kk], lr**2 * v[ii] * v[kk]))
+    return jnp.zeros((nq + K * M, K * N + K * K), v.dtype).at[np.array(rows), np.array(cols)].add(vals)
 
 
 def _ode_field(t, y, args):
@@ -660,9 +829,15 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
     initial_cov = np.asarray(initial_cov, np.float64)
     if initial_cov.shape != (p0, p0):
         raise InputError(f"initial_cov must have shape ({p0}, {p0}), got {initial_cov.shape}")
-    if dim is not None and LNA_NODES ** (K + M) * 3 > MAX_LNA_NODES:
-        raise InputError(f"the fluctuation quadrature over K + M = {K + M} fields is too large; "
-                         f"use dim=None (no covariance) or K + M ≤ {int(math.log(MAX_LNA_NODES / 3, LNA_NODES))}")
+    if dim is not None:
+        if lna_tensor_rule(K, M, integrals, second_layer=lr_v > 0):
+            if LNA_NODES ** (K + M) * 3 > MAX_LNA_NODES:
+                raise InputError(f"the fluctuation quadrature over K + M = {K + M} fields is too large for this g or "
+                                 f"a trained second layer; use dim=None (no covariance) or K + M ≤ "
+                                 f"{int(math.log(MAX_LNA_NODES / 3, LNA_NODES))}")
+        elif K + M > MAX_CLOSED_LNA_UNITS:
+            raise InputError(f"the fluctuation matrix B over K + M = {K + M} fields is too large; use dim=None "
+                             f"(no covariance) or K + M ≤ {MAX_CLOSED_LNA_UNITS}")
     require_x64("the committee ODEs")
     return CommitteeODE(jnp.asarray(Q0), jnp.asarray(R0), jnp.asarray(T), jnp.asarray(initial_cov), float(lr),
                         float(noise_std), None if dim is None else int(dim),
@@ -939,12 +1114,13 @@ def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA
 
 
 __all__ = [
-    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters", "committee_ode",
-    "convergence_rate",
+    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters",
+    "closed_increment_moments", "committee_ode", "convergence_rate",
     "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
     "field_covariance", "flat_generalisation_error", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
     "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
+    "lna_tensor_rule", "tensor_increment_moments",
     "max_learning_rate",
     "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
     "second_layer_drift",

@@ -8,8 +8,11 @@ from jaxlimit.config import Config, ConfigError, integer, real
 from jaxlimit.experiments import options as opt
 
 MAX_UNITS = 8
-"""Largest K + M: the fluctuation matrix B is a tensor Gauss–Hermite rule of 10^(K+M)·3 nodes."""
+"""Largest K + M: the closed-form fluctuation matrix B costs (K+3 choose 4)(K+M)⁴ I4 evaluations per
+step (limits.committee.MAX_CLOSED_LNA_UNITS)."""
 MAX_LNA_UNITS = 5
+"""Largest K + M with a trained second layer (--alpha-v > 0): its B is a tensor Gauss–Hermite rule of
+10^(K+M)·3 nodes."""
 MAX_DIM = 10**7
 SAVED_TIMES = 60
 """Saved times after α = 0, evenly spaced up to --alpha-max (plus the compared times)."""
@@ -57,9 +60,9 @@ class CommitteeConfig(Config):
         K, M, c = self.students, self.teachers, self.teacher_overlap
         if K + M > MAX_UNITS:
             raise ConfigError("students", f"+ --teachers must be at most {MAX_UNITS}, got {K} + {M}")
-        if K + M > MAX_LNA_UNITS:
-            raise ConfigError("students", f"+ --teachers must be at most {MAX_LNA_UNITS} for the fluctuation "
-                              f"quadrature (10^(K+M) nodes), got {K} + {M}")
+        if K + M > MAX_LNA_UNITS and self.alpha_v > 0:
+            raise ConfigError("students", f"+ --teachers must be at most {MAX_LNA_UNITS} with --alpha-v > 0 (the "
+                              f"fluctuation quadrature has 10^(K+M) nodes), got {K} + {M}")
         if not (1 - c > 0 and 1 + (M - 1) * c > 0):
             raise ConfigError("teacher_overlap", f"= {c:g} makes T = (1 − c) I + c 11ᵀ not positive definite "
                               f"(eigenvalues {1 - c:g} and {1 + (M - 1) * c:g})")

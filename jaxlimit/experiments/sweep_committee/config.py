@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Config, ConfigError, integers, real
+from jaxlimit.config import Config, ConfigError, integer, integers, real
 from jaxlimit.experiments import options as opt
+from jaxlimit.experiments.committee.config import MAX_UNITS
 
-UNITS = 2
-"""K = M = 2 students and teachers, T = I: the plateau's fluctuation quadrature (10^(K+M) nodes) and
-the escape from the symmetric plateau (K = M ≥ 2) leave this one size."""
 MAX_DIM = 10**6
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SweepCommitteeConfig(Config):
-    """For each input dimension D, E soft committee machines (K = M = 2, T = I, g = erf(·/√2), no 1/K)
+    """For each input dimension D, E soft committee machines (K = M, 2 by default, T = I, g = erf(·/√2), no 1/K)
     learning online from w ~ N(0, s² I_D), simulated by the exact order-parameter chain and recorded
     every ≈ 0.25 in α = steps / D, against the order-parameter ODE from the mean start (which stays on
     the symmetric plateau) and its linear-noise covariance Σ(α)/D. Over the window
@@ -29,6 +27,9 @@ class SweepCommitteeConfig(Config):
     HELP = "soft committee machines across input dimensions D: gap rates to the ODE and plateau escape times"
     RUNNER = "jaxlimit.experiments.sweep_committee.experiment"
 
+    students: int = integer(2, "student units K (the sweep needs K = M ≥ 2: the symmetric plateau)", high=MAX_UNITS,
+                            group="model")
+    teachers: int = integer(2, "teacher units M (= --students)", high=MAX_UNITS, group="model")
     dims: tuple[int, ...] = integers((250, 500, 1000, 2000),
                                      "input dimensions D (at least two, each > 2 (K + M)), comma-separated",
                                      low=10, high=MAX_DIM, min_len=2, group="problem")
@@ -46,6 +47,16 @@ class SweepCommitteeConfig(Config):
     out: str = opt.out("report-sweep-committee")
 
     def check(self) -> None:
+        K, M = self.students, self.teachers
+        if K != M:
+            raise ConfigError("students", f"= {K} differs from --teachers {M}: the sweep measures the escape from "
+                              "the symmetric plateau, which needs K = M")
+        if K < 2:
+            raise ConfigError("students", f"must be at least 2 for the symmetric plateau, got {K}")
+        if K + M > MAX_UNITS:
+            raise ConfigError("students", f"+ --teachers must be at most {MAX_UNITS}, got {K} + {M}")
+        if min(self.dims) <= 2 * (K + M):
+            raise ConfigError("dims", f"must each exceed 2 (K + M) = {2 * (K + M)}, got {min(self.dims)}")
         if self.alpha_max * max(self.dims) >= 2**32 - 2048:
             raise ConfigError("alpha_max", f"× the largest --dims gives {self.alpha_max * max(self.dims):.3g} "
                               "steps, more than 2^32")
@@ -54,9 +65,9 @@ class SweepCommitteeConfig(Config):
 
     def estimate_bytes(self) -> float:
         # one D at a time: the exact draw of each start (K (D − M) normals per student) and the records
-        # every ≈ 0.25 α of (Q, R) (8 numbers) in float64
-        start = 8.0 * 2 * self.ensemble * UNITS * max(self.dims)
-        records = 8.0 * self.ensemble * (4 * self.alpha_max + 8) * 2 * (2 * UNITS) ** 2
+        # every ≈ 0.25 α of (Q, R) (at most (K + M)² numbers) in float64
+        start = 8.0 * 2 * self.ensemble * self.students * max(self.dims)
+        records = 8.0 * self.ensemble * (4 * self.alpha_max + 8) * 2 * (self.students + self.teachers) ** 2
         return start + records
 
     def size_option(self) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 from jaxlimit.errors import InputError
 from jaxlimit.experiments.problem import timed
 from jaxlimit.experiments.sweep_committee import figures
-from jaxlimit.experiments.sweep_committee.config import UNITS, SweepCommitteeConfig
+from jaxlimit.experiments.sweep_committee.config import SweepCommitteeConfig
 from jaxlimit.limits import committee as cm
 from jaxlimit.report import Report
 from jaxlimit.stats import fit_line, fit_power_law, mean_estimate, median_estimate, root_mean_square
@@ -147,17 +147,17 @@ class Rates:
     verdict: dict[str, str]
 
 
-def sweep_limit(eta: float, sigma: float, init_std: float) -> SweepLimit:
-    """The D-independent predictions: plateau, λ, η_max and the ODE (with dim=1, so its covariance is
-    Σ(α) itself) from the mean start."""
-    T = np.eye(UNITS)
+def sweep_limit(eta: float, sigma: float, init_std: float, units: int = 2) -> SweepLimit:
+    """The D-independent predictions at K = M = ``units``: plateau, λ, η_max and the ODE (with dim=1, so its
+    covariance is Σ(α) itself) from the mean start."""
+    T = np.eye(units)
     eta_max = cm.max_learning_rate(T)
     if eta >= eta_max:
         raise InputError(f"--alpha {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
                          "becomes unstable; choose a smaller --alpha")
-    plateau = cm.escape_rate(UNITS, eta, sigma)
-    ode = cm.committee_ode(init_std**2 * np.eye(UNITS), np.zeros((UNITS, UNITS)), T, lr=eta, noise_std=sigma,
-                           dim=1, initial_cov=cm.gaussian_start_covariance(UNITS, T, init_std))
+    plateau = cm.escape_rate(units, eta, sigma)
+    ode = cm.committee_ode(init_std**2 * np.eye(units), np.zeros((units, units)), T, lr=eta, noise_std=sigma,
+                           dim=1, initial_cov=cm.gaussian_start_covariance(units, T, init_std))
     return SweepLimit(T, eta_max, plateau, ode)
 
 
@@ -175,7 +175,7 @@ def curvature_gap(ode, alphas) -> np.ndarray:
 
 def students_at(config: SweepCommitteeConfig, D: int, T) -> dict:
     """E students at dimension D, recorded every ≈ RESOLUTION α up to --alpha-max."""
-    K = UNITS
+    K = config.students
     ids = np.arange(config.ensemble)
     Q0, R0 = jax.vmap(lambda k: tc.gaussian_start_order_parameters(k, K, T, D, config.init_std))(
         tc.student_keys(stream_key(config.seed, "starts", D), ids))
@@ -202,7 +202,7 @@ def run(config: SweepCommitteeConfig) -> Report:
     timing: dict = {}
     warnings: list[str] = []
     with timed(timing, "limit"):
-        lim = sweep_limit(config.alpha, config.noise, config.init_std)
+        lim = sweep_limit(config.alpha, config.noise, config.init_std, config.students)
     lam = lim.plateau["escape_rate"]
     window = plateau_window(config.dims, lam)
     if window[1] >= config.alpha_max:
@@ -218,7 +218,7 @@ def run(config: SweepCommitteeConfig) -> Report:
             shown = Shown(students["alpha"], students["eps"][:SHOWN], students["eps"].mean(0), students["ode"], D)
     rates = fit_rates(config, rows, lam, warnings)
     metrics = _metrics(rows, rates, lim, window)
-    facts = dict(model="K = M = 2 erf(·/√2) committee, T = I", members=config.ensemble,
+    facts = dict(model=f"K = M = {config.students} erf(·/√2) committee, T = I", members=config.ensemble,
                  data=f"online x ~ N(0, I_D), η = {config.alpha:g}, σ = {config.noise:g}")
     figs = {"gaps": figures.gap_figure(rows, rates.fits, window, shown, facts),
             "escape": figures.escape_figure(rows, escapes, rates.fits["escape"], lam, facts)}
@@ -315,7 +315,7 @@ def _summary(config: SweepCommitteeConfig, rows: list[DimResult], rates: Rates, 
                 f"{rates.predicted[name]:.3g}: **{rates.verdict[f'{name}_slope']}**.")
 
     return [
-        f"D = {', '.join(str(int(r.dim)) for r in rows)}, {config.ensemble} students each (K = M = 2, T = I, "
+        f"D = {', '.join(str(int(r.dim)) for r in rows)}, {config.ensemble} students each (K = M = {config.students}, T = I, "
         f"η = {config.alpha:g}, σ = {config.noise:g}, s = {config.init_std:g}, α ≤ {config.alpha_max:g}; exact "
         "order-parameter chain).",
         f"Plateau ε_g = {lim.plateau['plateau_eps']:.5g}, escape rate λ = {lam:.4g}; gap window α ∈ "
