@@ -188,6 +188,187 @@ def linear_integrals() -> LinearIntegrals:
 
 
 # --------------------------------------------------------------------------
+# g = max(u, 0): Gaussian moments of products of u^p 1{u > 0} by Stein's lemma
+# --------------------------------------------------------------------------
+
+RELU_NODES = 48
+"""Gauss–Legendre nodes of the one-dimensional Plackett integral of the 4-d orthant probability
+(in s, t = 1 − s²; docs/committee.md states its measured accuracy)."""
+
+# A factor of a Gaussian moment is (indicator, power): u^power · 1{u > 0} if indicator else u^power.
+_ONE, _STEP, _RELU, _LIN = (False, 0), (True, 0), (True, 1), (False, 1)
+
+
+def _merge(a, b):
+    """The factor of the product of two factors of the same field."""
+    return (a[0] or b[0], a[1] + b[1])
+
+
+def _condition(S, j: int):
+    """Covariance of the other fields given u_j = 0 (field j removed)."""
+    keep = np.asarray([i for i in range(S.shape[0]) if i != j], dtype=np.int32)
+    col = S[keep, j]
+    return S[keep][:, keep] - jnp.outer(col, col) / S[j, j]
+
+
+def _asin_corr(S, i: int, j: int):
+    return jnp.arcsin(jnp.clip(S[i, j] / jnp.sqrt(S[i, i] * S[j, j]), -1.0, 1.0))
+
+
+def _plackett_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights of ∫_0^1 ds."""
+    x, w = np.polynomial.legendre.leggauss(int(n))
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
+def _orthant4(S, nodes: int):
+    """P(u > 0) for u ~ N(0, S), S 4×4 with non-collinear fields, by Plackett's identity
+    ∂P/∂ρ_ij = φ₂(0, 0; ρ_ij) P(u_k > 0, u_l > 0 | u_i = u_j = 0) along ρ(t) = t ρ (t ∈ [0, 1]) from
+    the independent fields (P = 1/16):
+        P = 1/16 + ∫_0^1 Σ_{i<j} ρ_ij / (2π √(1 − t² ρ_ij²)) (1/4 + arcsin(ρ_kl·ij(t)) / (2π)) dt,
+    ρ_kl·ij(t) = −P_kl/√(P_kk P_ll), P = ρ(t)⁻¹ (the partial correlation given the other two);
+    integrated in s with t = 1 − s² (which removes the 1/√(1 − t) end singularity of |ρ_ij| → 1)
+    by ``nodes``-point Gauss–Legendre."""
+    d = jnp.sqrt(jnp.diagonal(S))
+    rho = S / (d[:, None] * d[None, :])
+    off = rho - jnp.diag(jnp.diagonal(rho))
+    s, w = _plackett_nodes(nodes)
+    t = 1.0 - jnp.asarray(s, S.dtype) ** 2
+    pairs = [(0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1)]
+
+    def integrand(tt):
+        P = jnp.linalg.inv(jnp.eye(4, dtype=S.dtype) + tt * off)
+        total = 0.0
+        for i, j, k, l in pairs:
+            partial = jnp.clip(-P[k, l] / jnp.sqrt(P[k, k] * P[l, l]), -1.0, 1.0)
+            total = total + off[i, j] / (2 * jnp.pi * jnp.sqrt(1.0 - (tt * off[i, j]) ** 2)) * (
+                0.25 + jnp.arcsin(partial) / (2 * jnp.pi))
+        return total
+
+    vals = jax.vmap(integrand)(t)
+    return 1.0 / 16.0 + jnp.sum(jnp.asarray(w, S.dtype) * 2.0 * jnp.asarray(s, S.dtype) * vals)
+
+
+def _orthant(S, nodes: int):
+    """P(u > 0) for u ~ N(0, S) of n ≤ 4 non-collinear fields: 1, 1/2, 1/4 + arcsin ρ/(2π),
+    1/8 + Σ_{i<j} arcsin ρ_ij/(4π) (Sheppard), Plackett's integral for n = 4."""
+    n = S.shape[0]
+    if n == 0:
+        return jnp.asarray(1.0, S.dtype)
+    if n == 1:
+        return jnp.asarray(0.5, S.dtype)
+    if n == 2:
+        return 0.25 + _asin_corr(S, 0, 1) / (2 * jnp.pi)
+    if n == 3:
+        return 0.125 + (_asin_corr(S, 0, 1) + _asin_corr(S, 0, 2) + _asin_corr(S, 1, 2)) / (4 * jnp.pi)
+    return _orthant4(S, nodes)
+
+
+def relu_moment(S, factors: tuple, nodes: int = RELU_NODES):
+    """E[Π_f u_f^{p_f} 1{u_f > 0}^{ι_f}] for u ~ N(0, S), one factor (ι_f, p_f) per field (fields
+    distinct and non-collinear; merge repeated fields first with :func:`_merge`). Recursion on the
+    powers by Stein's lemma, E[u_f H(u)] = Σ_j S_fj E[∂_j H], with ∂(u^q 1{u>0}) = q u^{q−1} 1{u>0}
+    for q ≥ 1, ∂ 1{u>0} = δ(u) (E[δ(u_j) H] = E[H | u_j = 0] / √(2π S_jj)), ∂ 1 = 0, down to an
+    orthant probability of ≤ 4 fields (:func:`_orthant`). Exact but for Plackett's integral."""
+    factors = tuple(factors)
+    keep = [i for i, f in enumerate(factors) if f != _ONE]
+    if len(keep) < len(factors):
+        idx = np.asarray(keep, dtype=np.int32)
+        return relu_moment(S[idx][:, idx], tuple(factors[i] for i in keep), nodes) if keep else jnp.asarray(1.0, S.dtype)
+    f = next((i for i, fac in enumerate(factors) if fac[1] > 0), None)
+    if f is None:
+        return _orthant(S, nodes)
+    rest = list(factors)
+    rest[f] = (factors[f][0], factors[f][1] - 1)
+    total = 0.0
+    for j, (ind, p) in enumerate(rest):
+        if p > 0:  # ∂ u^p 1^ι = p u^{p−1} 1^ι
+            d = list(rest)
+            d[j] = (ind, p - 1)
+            total = total + S[f, j] * p * relu_moment(S, tuple(d), nodes)
+        elif ind:  # ∂ 1{u > 0} = δ(u): condition on u_j = 0
+            cond = tuple(rest[i] for i in range(len(rest)) if i != j)
+            total = total + S[f, j] / jnp.sqrt(2 * jnp.pi * S[j, j]) * relu_moment(_condition(S, j), cond, nodes)
+    return total
+
+
+def _moment_tensor(C, slots: tuple, nodes: int):
+    """T[a, b, …] = E[Π_r slot_r(u_{a_r})], shape (N,)*len(slots): every index tuple's repeated fields
+    merged (u_a 1{u_a>0} 1{u_a>0} = u_a 1{u_a>0}, …), then one vmapped :func:`relu_moment` per
+    merged pattern (a static grouping: the same compiled code whatever C)."""
+    N = C.shape[-1]
+    r = len(slots)
+    idx = np.stack(np.meshgrid(*([np.arange(N)] * r), indexing="ij"), axis=-1).reshape(-1, r)
+    groups: dict = {}
+    for row, ix in enumerate(idx):
+        fields, facs = [], []
+        for a, slot in zip(ix, slots):
+            if a in fields:
+                k = fields.index(a)
+                facs[k] = _merge(facs[k], slot)
+            else:
+                fields.append(a)
+                facs.append(slot)
+        groups.setdefault(tuple(facs), ([], []))
+        groups[tuple(facs)][0].append(row)
+        groups[tuple(facs)][1].append(fields)
+    out = jnp.zeros(len(idx), C.dtype)
+    for facs, (rows, fields) in groups.items():
+        f = jnp.asarray(np.asarray(fields))
+        sub = C[f[:, :, None], f[:, None, :]]
+        vals = jax.vmap(lambda S: relu_moment(S, facs, nodes))(sub)
+        out = out.at[jnp.asarray(rows)].set(vals)
+    return out.reshape((N,) * r)
+
+
+class ReluIntegrals(eqx.Module):
+    """I2, I3, I4, J2 of g(u) = max(u, 0), g'(u) = 1{u > 0}, from Stein's lemma (:func:`relu_moment`).
+    With ρ = C_ab/√(C_aa C_bb), θ = arccos ρ and a, b, c distinct fields:
+
+        I2(a,b) = √(C_aa C_bb)/(2π) (sin θ + (π − θ) cos θ)      (the degree-1 arc-cosine kernel),
+        J2(a,b) = 1/4 + arcsin(ρ_ab)/(2π),
+        I3(a,b,c) = E[1{u_a>0} u_b g(u_c)] = C_ab √(C_aa C_cc − C_ac²)/(2π C_aa) + C_bc J2(a,c),
+        I4(a,b,c,d) = C_ca E[δ(u_a) 1_b 1_c g_d] + C_cb E[1_a δ(u_b) 1_c g_d] + C_cc E[1_a 1_b δ(u_c) g_d]
+                      + C_cd P(u_a, u_b, u_c, u_d > 0),
+
+    the δ terms elementary (conditional Gaussians of three fields, Stein once more), the 4-d orthant
+    probability by Plackett's one-dimensional integral (:func:`_orthant4`, ``nodes`` Gauss–Legendre
+    points). Repeated indices are the products of one field's factors (I2(a,a) = C_aa/2,
+    I3(a,b,a) = C_ab/2, J2(a,a) = 1/2, …), exact. Distinct fields must not be collinear (C of the
+    distinct fields non-singular): the perfect student λ_k = ρ_k is excluded."""
+
+    nodes: int = eqx.field(static=True, default=RELU_NODES)
+    # static: solver args crossing diffrax's jit; the name selects the compiled code
+    name: str = eqx.field(static=True, default="relu")
+
+    def g(self, u):
+        return jnp.maximum(u, 0.0)
+
+    def g_prime(self, u):
+        return (u > 0).astype(jnp.result_type(u, jnp.float32))
+
+    def i2(self, C):
+        return _moment_tensor(C, (_RELU, _RELU), self.nodes)
+
+    def i3(self, C):
+        return _moment_tensor(C, (_STEP, _LIN, _RELU), self.nodes)
+
+    def i4(self, C):
+        return _moment_tensor(C, (_STEP, _STEP, _RELU, _RELU), self.nodes)
+
+    def j2(self, C):
+        return _moment_tensor(C, (_STEP, _STEP), self.nodes)
+
+
+def relu_integrals(nodes: int = RELU_NODES) -> ReluIntegrals:
+    """The integrals of g(u) = max(u, 0) (pass as ``integrals=`` to :func:`committee_ode`); ``nodes``
+    Gauss–Legendre points for the 4-d orthant probability inside I4."""
+    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or not 4 <= nodes <= 512:
+        raise InputError(f"nodes must be an integer in [4, 512], got {nodes!r}")
+    return ReluIntegrals(int(nodes))
+
+
+# --------------------------------------------------------------------------
 # Gauss–Hermite quadrature for any g
 # --------------------------------------------------------------------------
 
