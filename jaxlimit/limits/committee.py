@@ -206,9 +206,15 @@ def _merge(a, b):
 
 def _condition(S, j: int):
     """Covariance of the other fields given u_j = 0 (field j removed)."""
-    keep = np.asarray([i for i in range(S.shape[0]) if i != j], dtype=np.int32)
-    col = S[keep, j]
-    return S[keep][:, keep] - jnp.outer(col, col) / S[j, j]
+    keep = [i for i in range(S.shape[0]) if i != j]
+    # written entry by entry (n ≤ 4): static slices compile much faster than gathers under jacfwd
+    return _matrix([[S[i, k] - S[i, j] * S[k, j] / S[j, j] for k in keep] for i in keep], S.dtype)
+
+
+def _matrix(rows, dtype):
+    if not rows:
+        return jnp.zeros((0, 0), dtype)
+    return jnp.stack([jnp.stack(r) for r in rows])
 
 
 def _asin_corr(S, i: int, j: int):
@@ -221,32 +227,53 @@ def _plackett_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (x + 1.0), 0.5 * w
 
 
+_MATCHINGS = np.asarray([[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2]])
+"""The three pairings {(p0, p1), (p2, p3)} of four fields."""
+
+
 def _orthant4(S, nodes: int):
     """P(u > 0) for u ~ N(0, S), S 4×4 with non-collinear fields, by Plackett's identity
-    ∂P/∂ρ_ij = φ₂(0, 0; ρ_ij) P(u_k > 0, u_l > 0 | u_i = u_j = 0) along ρ(t) = t ρ (t ∈ [0, 1]) from
-    the independent fields (P = 1/16):
-        P = 1/16 + ∫_0^1 Σ_{i<j} ρ_ij / (2π √(1 − t² ρ_ij²)) (1/4 + arcsin(ρ_kl·ij(t)) / (2π)) dt,
-    ρ_kl·ij(t) = −P_kl/√(P_kk P_ll), P = ρ(t)⁻¹ (the partial correlation given the other two);
-    integrated in s with t = 1 − s² (which removes the 1/√(1 − t) end singularity of |ρ_ij| → 1)
-    by ``nodes``-point Gauss–Legendre."""
+    ∂P/∂ρ_ab = φ₂(0, 0; ρ_ab) P(u_c > 0, u_d > 0 | u_a = u_b = 0). The fields are paired
+    {(0, 1), (2, 3)} (reordered to the pairing with the largest Σ −ln(1 − ρ²) of its two pairs, so
+    that a near-collinear pair, a student next to its teacher, is kept whole) and the path
+    ρ(t) = ρ⁰ + t (ρ − ρ⁰) runs from ρ⁰, the pairs' own correlations and zero across them
+    (P = P₂(ρ01) P₂(ρ23), P₂(r) = 1/4 + arcsin r/(2π)), changing only the four cross pairs:
+
+        P = P₂(ρ01) P₂(ρ23) + ∫_0^1 Σ_cross ρ_ab / (2π √(1 − t² ρ_ab²)) P₂(ρ_cd·ab(t)) dt,
+
+    ρ_cd·ab(t) the partial correlation of the other two given a, b (a 2×2 Schur complement). ρ(t) is a convex combination of correlation matrices (positive definite for t < 1).
+    Integrated in s, t = 1 − s² (which removes the 1/√(1 − t) end singularity should a cross pair
+    be near-collinear too), by ``nodes``-point Gauss–Legendre."""
     d = jnp.sqrt(jnp.diagonal(S))
     rho = S / (d[:, None] * d[None, :])
-    off = rho - jnp.diag(jnp.diagonal(rho))
+    strength = lambda r: -jnp.log1p(-jnp.minimum(r * r, 1.0 - 1e-300))  # noqa: E731
+    m = jnp.asarray(_MATCHINGS)
+    score = jnp.stack([strength(rho[p[0], p[1]]) + strength(rho[p[2], p[3]]) for p in _MATCHINGS])
+    perm = m[jnp.argmax(score)]
+    rho = rho[perm][:, perm]
+    block = jnp.asarray([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], S.dtype)
+    rho0 = rho * block
+    cross = rho - rho0
+    p2 = lambda r: 0.25 + jnp.arcsin(jnp.clip(r, -1.0, 1.0)) / (2 * jnp.pi)  # noqa: E731
     s, w = _plackett_nodes(nodes)
     t = 1.0 - jnp.asarray(s, S.dtype) ** 2
-    pairs = [(0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1)]
+    pairs = [(0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2)]
 
     def integrand(tt):
-        P = jnp.linalg.inv(jnp.eye(4, dtype=S.dtype) + tt * off)
+        r = rho0 + tt * cross
         total = 0.0
-        for i, j, k, l in pairs:
-            partial = jnp.clip(-P[k, l] / jnp.sqrt(P[k, k] * P[l, l]), -1.0, 1.0)
-            total = total + off[i, j] / (2 * jnp.pi * jnp.sqrt(1.0 - (tt * off[i, j]) ** 2)) * (
-                0.25 + jnp.arcsin(partial) / (2 * jnp.pi))
+        for a, b, c, e in pairs:
+            # the covariance of (u_c, u_e) given (u_a, u_b): a Schur complement with an explicit 2×2 inverse
+            det = 1.0 - r[a, b] ** 2
+            cond = lambda i, k: r[i, k] - (r[i, a] * r[k, a] + r[i, b] * r[k, b]  # noqa: E731
+                                           - r[a, b] * (r[i, a] * r[k, b] + r[i, b] * r[k, a])) / det
+            # (clipped: rounding can leave a near-zero conditional variance negative)
+            partial = cond(c, e) / jnp.sqrt(jnp.maximum(cond(c, c) * cond(e, e), 1e-300))
+            total = total + cross[a, b] / (2 * jnp.pi * jnp.sqrt(1.0 - (tt * cross[a, b]) ** 2)) * p2(partial)
         return total
 
     vals = jax.vmap(integrand)(t)
-    return 1.0 / 16.0 + jnp.sum(jnp.asarray(w, S.dtype) * 2.0 * jnp.asarray(s, S.dtype) * vals)
+    return p2(rho[0, 1]) * p2(rho[2, 3]) + jnp.sum(jnp.asarray(w, S.dtype) * 2.0 * jnp.asarray(s, S.dtype) * vals)
 
 
 def _orthant(S, nodes: int):
@@ -273,8 +300,10 @@ def relu_moment(S, factors: tuple, nodes: int = RELU_NODES):
     factors = tuple(factors)
     keep = [i for i, f in enumerate(factors) if f != _ONE]
     if len(keep) < len(factors):
-        idx = np.asarray(keep, dtype=np.int32)
-        return relu_moment(S[idx][:, idx], tuple(factors[i] for i in keep), nodes) if keep else jnp.asarray(1.0, S.dtype)
+        if not keep:
+            return jnp.asarray(1.0, S.dtype)
+        return relu_moment(_matrix([[S[i, k] for k in keep] for i in keep], S.dtype), tuple(factors[i] for i in keep),
+                           nodes)
     f = next((i for i, fac in enumerate(factors) if fac[1] > 0), None)
     if f is None:
         return _orthant(S, nodes)
@@ -309,9 +338,13 @@ def _moment_tensor(C, slots: tuple, nodes: int):
             else:
                 fields.append(a)
                 facs.append(slot)
-        groups.setdefault(tuple(facs), ([], []))
-        groups[tuple(facs)][0].append(row)
-        groups[tuple(facs)][1].append(fields)
+        # the moment is symmetric under permuting (field, factor) pairs: sorted by factor, the
+        # patterns of a tensor are few (I4: six), and so are the compiled recursions
+        order = sorted(range(len(facs)), key=lambda i: facs[i])
+        key = tuple(facs[i] for i in order)
+        groups.setdefault(key, ([], []))
+        groups[key][0].append(row)
+        groups[key][1].append([fields[i] for i in order])
     out = jnp.zeros(len(idx), C.dtype)
     for facs, (rows, fields) in groups.items():
         f = jnp.asarray(np.asarray(fields))
@@ -360,12 +393,32 @@ class ReluIntegrals(eqx.Module):
         return _moment_tensor(C, (_STEP, _STEP), self.nodes)
 
 
+    def error(self, C) -> dict[str, float]:
+        """Estimated absolute error of each integral at C: I2, I3, J2 are exact (0); I4's is
+        max |I4(nodes) − I4(nodes // 2)| (Plackett's integral at half the nodes, an overestimate)."""
+        half = ReluIntegrals(max(4, self.nodes // 2))
+        diff = jax.jit(lambda C: jnp.max(jnp.abs(self.i4(C) - half.i4(C))))(C)
+        return {"i2": 0.0, "i3": 0.0, "j2": 0.0, "i4": float(diff)}
+
+
 def relu_integrals(nodes: int = RELU_NODES) -> ReluIntegrals:
     """The integrals of g(u) = max(u, 0) (pass as ``integrals=`` to :func:`committee_ode`); ``nodes``
     Gauss–Legendre points for the 4-d orthant probability inside I4."""
     if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or not 4 <= nodes <= 512:
         raise InputError(f"nodes must be an integer in [4, 512], got {nodes!r}")
     return ReluIntegrals(int(nodes))
+
+
+ACTIVATIONS = ("erf", "relu", "linear")
+"""The activations with closed-form integrals: erf(·/√2), max(u, 0) and u."""
+
+
+def activation_integrals(name: str):
+    """The integrals object of a named activation (:data:`ACTIVATIONS`)."""
+    table = {"erf": erf_integrals, "relu": relu_integrals, "linear": linear_integrals}
+    if name not in table:
+        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return table[name]()
 
 
 # --------------------------------------------------------------------------
@@ -814,7 +867,8 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
         lr: η > 0.  noise_std: σ ≥ 0.
         dim: D, to scale :meth:`CommitteeODE.predict`'s covariance (None: zero covariance).
         initial_cov: Σ(0) of √D (X − X̄) at α = 0 (default zero; see :func:`gaussian_start_covariance`).
-        integrals: None (closed forms of erf(·/√2)) or :func:`quadrature_integrals` of another g.
+        integrals: None (closed forms of erf(·/√2)), :func:`relu_integrals`, :func:`linear_integrals`
+            or :func:`quadrature_integrals` of another g (:func:`activation_integrals` by name).
         v0: the student's second layer at α = 0, shape (K,) (default ones).
         teacher_v: the teacher's second layer v*, shape (M,) (default ones).
         lr_v: η_v ≥ 0; v_k ← v_k + (η_v/D) Δ g(λ_k). 0 (default): v fixed at v0, and the flat
@@ -1120,14 +1174,15 @@ def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA
 
 
 __all__ = [
-    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters", "committee_ode",
+    "ACTIVATIONS", "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "ReluIntegrals",
+    "activation_integrals", "check_order_parameters", "committee_ode",
     "convergence_rate",
     "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
     "field_covariance", "flat_generalisation_error", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
     "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
     "max_learning_rate",
-    "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
+    "noise_floor_theory", "relu_integrals", "relu_moment", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
     "second_layer_drift",
     "specialised_fixed_point", "stationary_covariance", "symmetric_fixed_point", "unflatten",
 ]
