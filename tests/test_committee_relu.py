@@ -53,6 +53,7 @@ GENERIC = _A @ _A.T / 5
 NEAR = np.array([[1.0, 0.998, 0.3], [0.998, 1.0, 0.31], [0.3, 0.31, 0.8]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("C", [GENERIC, NEAR], ids=["generic", "near-collinear"])
 def test_relu_integrals_match_monte_carlo(C):
     """Every entry of I2, J2, I3, I4 (the repeated-index ones the drift uses included: I3(i,k,i),
@@ -188,6 +189,7 @@ def test_direct_default_second_layer_returns_ones_and_refuses_bad_integrals():
         tc.train_direct(W0, Wstar, lr=0.5, noise_std=0.0, alphas=[0.5], root=stream_key(1, "d"), integrals="relu")
 
 
+@pytest.mark.slow
 def test_command_with_relu_reports_no_erf_number(tmp_path):
     """A tiny ReLU run (K = M = 1, so I4 has no four-field orthant and the compilation is short): a
     verdict in the project's words, and none of the erf-only numbers (η_max, rate, plateau, noise floor)."""
