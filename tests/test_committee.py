@@ -502,6 +502,7 @@ CLI_CASES = [
     (["committee", "--dim", "10000000", "--ensemble", "100000"], "--dim makes the run need about"),
     (["committee", "--students", "5", "--teachers", "4"], "--students + --teachers must be at most 8"),
     (["committee", "--students", "3", "--teachers", "3", "--alpha-v", "1"], "at most 5 with --alpha-v > 0"),
+    (["committee", "--students", "3", "--teachers", "3", "--activation", "relu"], "at most 5 with --activation relu"),
     (["committee", "--alpha", "0"], "--alpha must be > 0"),
     (["committee", "--alpha-v", "-1"], "--alpha-v must be ≥ 0"),
     (["committee", "--alpha-v", "nan"], "--alpha-v must be a finite number"),

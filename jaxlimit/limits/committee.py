@@ -205,6 +205,240 @@ def linear_integrals() -> LinearIntegrals:
 
 
 # --------------------------------------------------------------------------
+# g = max(u, 0): Gaussian moments of products of u^p 1{u > 0} by Stein's lemma
+# --------------------------------------------------------------------------
+
+RELU_NODES = 48
+"""Gauss–Legendre nodes of the one-dimensional Plackett integral of the 4-d orthant probability
+(in s, t = 1 − s²; docs/committee.md states its measured accuracy)."""
+
+# A factor of a Gaussian moment is (indicator, power): u^power · 1{u > 0} if indicator else u^power.
+_ONE, _STEP, _RELU, _LIN = (False, 0), (True, 0), (True, 1), (False, 1)
+
+
+def _merge(a, b):
+    """The factor of the product of two factors of the same field."""
+    return (a[0] or b[0], a[1] + b[1])
+
+
+def _condition(S, j: int):
+    """Covariance of the other fields given u_j = 0 (field j removed)."""
+    keep = [i for i in range(S.shape[0]) if i != j]
+    # written entry by entry (n ≤ 4): static slices compile much faster than gathers under jacfwd
+    return _matrix([[S[i, k] - S[i, j] * S[k, j] / S[j, j] for k in keep] for i in keep], S.dtype)
+
+
+def _matrix(rows, dtype):
+    if not rows:
+        return jnp.zeros((0, 0), dtype)
+    return jnp.stack([jnp.stack(r) for r in rows])
+
+
+def _asin_corr(S, i: int, j: int):
+    return jnp.arcsin(jnp.clip(S[i, j] / jnp.sqrt(S[i, i] * S[j, j]), -1.0, 1.0))
+
+
+def _plackett_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights of ∫_0^1 ds."""
+    x, w = np.polynomial.legendre.leggauss(int(n))
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
+_MATCHINGS = np.asarray([[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2]])
+"""The three pairings {(p0, p1), (p2, p3)} of four fields."""
+
+
+def _orthant4(S, nodes: int):
+    """P(u > 0) for u ~ N(0, S), S 4×4 with non-collinear fields, by Plackett's identity
+    ∂P/∂ρ_ab = φ₂(0, 0; ρ_ab) P(u_c > 0, u_d > 0 | u_a = u_b = 0). The fields are paired
+    {(0, 1), (2, 3)} (reordered to the pairing with the largest Σ −ln(1 − ρ²) of its two pairs, so
+    that a near-collinear pair, a student next to its teacher, is kept whole) and the path
+    ρ(t) = ρ⁰ + t (ρ − ρ⁰) runs from ρ⁰, the pairs' own correlations and zero across them
+    (P = P₂(ρ01) P₂(ρ23), P₂(r) = 1/4 + arcsin r/(2π)), changing only the four cross pairs:
+
+        P = P₂(ρ01) P₂(ρ23) + ∫_0^1 Σ_cross ρ_ab / (2π √(1 − t² ρ_ab²)) P₂(ρ_cd·ab(t)) dt,
+
+    ρ_cd·ab(t) the partial correlation of the other two given a, b (a 2×2 Schur complement). ρ(t) is a convex combination of correlation matrices (positive definite for t < 1).
+    Integrated in s, t = 1 − s² (which removes the 1/√(1 − t) end singularity should a cross pair
+    be near-collinear too), by ``nodes``-point Gauss–Legendre."""
+    d = jnp.sqrt(jnp.diagonal(S))
+    rho = S / (d[:, None] * d[None, :])
+    strength = lambda r: -jnp.log1p(-jnp.minimum(r * r, 1.0 - 1e-300))  # noqa: E731
+    m = jnp.asarray(_MATCHINGS)
+    score = jnp.stack([strength(rho[p[0], p[1]]) + strength(rho[p[2], p[3]]) for p in _MATCHINGS])
+    perm = m[jnp.argmax(score)]
+    rho = rho[perm][:, perm]
+    block = jnp.asarray([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], S.dtype)
+    rho0 = rho * block
+    cross = rho - rho0
+    p2 = lambda r: 0.25 + jnp.arcsin(jnp.clip(r, -1.0, 1.0)) / (2 * jnp.pi)  # noqa: E731
+    s, w = _plackett_nodes(nodes)
+    t = 1.0 - jnp.asarray(s, S.dtype) ** 2
+    pairs = [(0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2)]
+
+    def integrand(tt):
+        r = rho0 + tt * cross
+        total = 0.0
+        for a, b, c, e in pairs:
+            # the covariance of (u_c, u_e) given (u_a, u_b): a Schur complement with an explicit 2×2 inverse
+            det = 1.0 - r[a, b] ** 2
+            cond = lambda i, k: r[i, k] - (r[i, a] * r[k, a] + r[i, b] * r[k, b]  # noqa: E731
+                                           - r[a, b] * (r[i, a] * r[k, b] + r[i, b] * r[k, a])) / det
+            # (clipped: rounding can leave a near-zero conditional variance negative)
+            partial = cond(c, e) / jnp.sqrt(jnp.maximum(cond(c, c) * cond(e, e), 1e-300))
+            total = total + cross[a, b] / (2 * jnp.pi * jnp.sqrt(1.0 - (tt * cross[a, b]) ** 2)) * p2(partial)
+        return total
+
+    vals = jax.vmap(integrand)(t)
+    return p2(rho[0, 1]) * p2(rho[2, 3]) + jnp.sum(jnp.asarray(w, S.dtype) * 2.0 * jnp.asarray(s, S.dtype) * vals)
+
+
+def _orthant(S, nodes: int):
+    """P(u > 0) for u ~ N(0, S) of n ≤ 4 non-collinear fields: 1, 1/2, 1/4 + arcsin ρ/(2π),
+    1/8 + Σ_{i<j} arcsin ρ_ij/(4π) (Sheppard), Plackett's integral for n = 4."""
+    n = S.shape[0]
+    if n == 0:
+        return jnp.asarray(1.0, S.dtype)
+    if n == 1:
+        return jnp.asarray(0.5, S.dtype)
+    if n == 2:
+        return 0.25 + _asin_corr(S, 0, 1) / (2 * jnp.pi)
+    if n == 3:
+        return 0.125 + (_asin_corr(S, 0, 1) + _asin_corr(S, 0, 2) + _asin_corr(S, 1, 2)) / (4 * jnp.pi)
+    return _orthant4(S, nodes)
+
+
+def relu_moment(S, factors: tuple, nodes: int = RELU_NODES):
+    """E[Π_f u_f^{p_f} 1{u_f > 0}^{ι_f}] for u ~ N(0, S), one factor (ι_f, p_f) per field (fields
+    distinct and non-collinear; merge repeated fields first with :func:`_merge`). Recursion on the
+    powers by Stein's lemma, E[u_f H(u)] = Σ_j S_fj E[∂_j H], with ∂(u^q 1{u>0}) = q u^{q−1} 1{u>0}
+    for q ≥ 1, ∂ 1{u>0} = δ(u) (E[δ(u_j) H] = E[H | u_j = 0] / √(2π S_jj)), ∂ 1 = 0, down to an
+    orthant probability of ≤ 4 fields (:func:`_orthant`). Exact but for Plackett's integral."""
+    factors = tuple(factors)
+    keep = [i for i, f in enumerate(factors) if f != _ONE]
+    if len(keep) < len(factors):
+        if not keep:
+            return jnp.asarray(1.0, S.dtype)
+        return relu_moment(_matrix([[S[i, k] for k in keep] for i in keep], S.dtype), tuple(factors[i] for i in keep),
+                           nodes)
+    f = next((i for i, fac in enumerate(factors) if fac[1] > 0), None)
+    if f is None:
+        return _orthant(S, nodes)
+    rest = list(factors)
+    rest[f] = (factors[f][0], factors[f][1] - 1)
+    total = 0.0
+    for j, (ind, p) in enumerate(rest):
+        if p > 0:  # ∂ u^p 1^ι = p u^{p−1} 1^ι
+            d = list(rest)
+            d[j] = (ind, p - 1)
+            total = total + S[f, j] * p * relu_moment(S, tuple(d), nodes)
+        elif ind:  # ∂ 1{u > 0} = δ(u): condition on u_j = 0
+            cond = tuple(rest[i] for i in range(len(rest)) if i != j)
+            total = total + S[f, j] / jnp.sqrt(2 * jnp.pi * S[j, j]) * relu_moment(_condition(S, j), cond, nodes)
+    return total
+
+
+def _moment_tensor(C, slots: tuple, nodes: int):
+    """T[a, b, …] = E[Π_r slot_r(u_{a_r})], shape (N,)*len(slots): every index tuple's repeated fields
+    merged (u_a 1{u_a>0} 1{u_a>0} = u_a 1{u_a>0}, …), then one vmapped :func:`relu_moment` per
+    merged pattern (a static grouping: the same compiled code whatever C)."""
+    N = C.shape[-1]
+    r = len(slots)
+    idx = np.stack(np.meshgrid(*([np.arange(N)] * r), indexing="ij"), axis=-1).reshape(-1, r)
+    groups: dict = {}
+    for row, ix in enumerate(idx):
+        fields, facs = [], []
+        for a, slot in zip(ix, slots):
+            if a in fields:
+                k = fields.index(a)
+                facs[k] = _merge(facs[k], slot)
+            else:
+                fields.append(a)
+                facs.append(slot)
+        # the moment is symmetric under permuting (field, factor) pairs: sorted by factor, the
+        # patterns of a tensor are few (I4: six), and so are the compiled recursions
+        order = sorted(range(len(facs)), key=lambda i: facs[i])
+        key = tuple(facs[i] for i in order)
+        groups.setdefault(key, ([], []))
+        groups[key][0].append(row)
+        groups[key][1].append([fields[i] for i in order])
+    out = jnp.zeros(len(idx), C.dtype)
+    for facs, (rows, fields) in groups.items():
+        f = jnp.asarray(np.asarray(fields))
+        sub = C[f[:, :, None], f[:, None, :]]
+        vals = jax.vmap(lambda S: relu_moment(S, facs, nodes))(sub)
+        out = out.at[jnp.asarray(rows)].set(vals)
+    return out.reshape((N,) * r)
+
+
+class ReluIntegrals(eqx.Module):
+    """I2, I3, I4, J2 of g(u) = max(u, 0), g'(u) = 1{u > 0}, from Stein's lemma (:func:`relu_moment`).
+    With ρ = C_ab/√(C_aa C_bb), θ = arccos ρ and a, b, c distinct fields:
+
+        I2(a,b) = √(C_aa C_bb)/(2π) (sin θ + (π − θ) cos θ)      (the degree-1 arc-cosine kernel),
+        J2(a,b) = 1/4 + arcsin(ρ_ab)/(2π),
+        I3(a,b,c) = E[1{u_a>0} u_b g(u_c)] = C_ab √(C_aa C_cc − C_ac²)/(2π C_aa) + C_bc J2(a,c),
+        I4(a,b,c,d) = C_ca E[δ(u_a) 1_b 1_c g_d] + C_cb E[1_a δ(u_b) 1_c g_d] + C_cc E[1_a 1_b δ(u_c) g_d]
+                      + C_cd P(u_a, u_b, u_c, u_d > 0),
+
+    the δ terms elementary (conditional Gaussians of three fields, Stein once more), the 4-d orthant
+    probability by Plackett's one-dimensional integral (:func:`_orthant4`, ``nodes`` Gauss–Legendre
+    points). Repeated indices are the products of one field's factors (I2(a,a) = C_aa/2,
+    I3(a,b,a) = C_ab/2, J2(a,a) = 1/2, …), exact. Distinct fields must not be collinear (C of the
+    distinct fields non-singular): the perfect student λ_k = ρ_k is excluded."""
+
+    nodes: int = eqx.field(static=True, default=RELU_NODES)
+    # static: solver args crossing diffrax's jit; the name selects the compiled code
+    name: str = eqx.field(static=True, default="relu")
+
+    def g(self, u):
+        return jnp.maximum(u, 0.0)
+
+    def g_prime(self, u):
+        return (u > 0).astype(jnp.result_type(u, jnp.float32))
+
+    def i2(self, C):
+        return _moment_tensor(C, (_RELU, _RELU), self.nodes)
+
+    def i3(self, C):
+        return _moment_tensor(C, (_STEP, _LIN, _RELU), self.nodes)
+
+    def i4(self, C):
+        return _moment_tensor(C, (_STEP, _STEP, _RELU, _RELU), self.nodes)
+
+    def j2(self, C):
+        return _moment_tensor(C, (_STEP, _STEP), self.nodes)
+
+
+    def error(self, C) -> dict[str, float]:
+        """Estimated absolute error of each integral at C: I2, I3, J2 are exact (0); I4's is
+        max |I4(nodes) − I4(nodes // 2)| (Plackett's integral at half the nodes, an overestimate)."""
+        half = ReluIntegrals(max(4, self.nodes // 2))
+        diff = jax.jit(lambda C: jnp.max(jnp.abs(self.i4(C) - half.i4(C))))(C)
+        return {"i2": 0.0, "i3": 0.0, "j2": 0.0, "i4": float(diff)}
+
+
+def relu_integrals(nodes: int = RELU_NODES) -> ReluIntegrals:
+    """The integrals of g(u) = max(u, 0) (pass as ``integrals=`` to :func:`committee_ode`); ``nodes``
+    Gauss–Legendre points for the 4-d orthant probability inside I4."""
+    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or not 4 <= nodes <= 512:
+        raise InputError(f"nodes must be an integer in [4, 512], got {nodes!r}")
+    return ReluIntegrals(int(nodes))
+
+
+ACTIVATIONS = ("erf", "relu", "linear")
+"""The activations with closed-form integrals: erf(·/√2), max(u, 0) and u."""
+
+
+def activation_integrals(name: str):
+    """The integrals object of a named activation (:data:`ACTIVATIONS`)."""
+    table = {"erf": erf_integrals, "relu": relu_integrals, "linear": linear_integrals}
+    if name not in table:
+        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return table[name]()
+
+
+# --------------------------------------------------------------------------
 # Gauss–Hermite quadrature for any g
 # --------------------------------------------------------------------------
 
@@ -802,7 +1036,8 @@ def committee_ode(Q0, R0, T, *, lr: float, noise_std: float = 0.0, dim: int | No
         lr: η > 0.  noise_std: σ ≥ 0.
         dim: D, to scale :meth:`CommitteeODE.predict`'s covariance (None: zero covariance).
         initial_cov: Σ(0) of √D (X − X̄) at α = 0 (default zero; see :func:`gaussian_start_covariance`).
-        integrals: None (closed forms of erf(·/√2)) or :func:`quadrature_integrals` of another g.
+        integrals: None (closed forms of erf(·/√2)), :func:`relu_integrals`, :func:`linear_integrals`
+            or :func:`quadrature_integrals` of another g (:func:`activation_integrals` by name).
         v0: the student's second layer at α = 0, shape (K,) (default ones).
         teacher_v: the teacher's second layer v*, shape (M,) (default ones).
         lr_v: η_v ≥ 0; v_k ← v_k + (η_v/D) Δ g(λ_k). 0 (default): v fixed at v0, and the flat
@@ -1114,15 +1349,16 @@ def stationary_covariance(Q, R, T, lr: float, noise_std: float, nodes: int = LNA
 
 
 __all__ = [
-    "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "check_order_parameters",
-    "closed_increment_moments", "committee_ode", "convergence_rate",
+    "ACTIVATIONS", "CommitteeODE", "ErfIntegrals", "GaussHermite", "LinearIntegrals", "ReluIntegrals",
+    "activation_integrals", "check_order_parameters", "closed_increment_moments", "committee_ode",
+    "convergence_rate",
     "drift", "erf_g", "erf_g_prime", "erf_integrals", "escape_rate", "escape_time_cdf", "escape_times",
     "field_covariance", "flat_generalisation_error", "flatten",
     "gaussian_expectation", "gaussian_start_covariance", "generalisation_error", "i2_closed", "i3_closed",
     "i4_closed", "increment_moments", "j2_closed", "jacobian", "leading_eigenvalue", "linear_integrals",
     "lna_tensor_rule", "tensor_increment_moments",
     "max_learning_rate",
-    "noise_floor_theory", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
+    "noise_floor_theory", "relu_integrals", "relu_moment", "observable_names", "plateau_length", "plateau_theory", "quadrature_integrals",
     "second_layer_drift",
     "specialised_fixed_point", "stationary_covariance", "symmetric_fixed_point", "unflatten",
 ]

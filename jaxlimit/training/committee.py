@@ -2,9 +2,9 @@
 
 Two simulators of the same process (conventions of :mod:`jaxlimit.limits.committee`): every step
 draws a fresh x ~ N(0, I_D), the teacher's noise ζ ~ N(0, 1), and updates
-w_k ← w_k + (η/√D) Δ v_k g'(λ_k) x, Δ = Σ_m v*_m g(ρ_m) + σζ − Σ_k v_k g(λ_k), and (the chain,
+w_k ← w_k + (η/√D) Δ v_k g'(λ_k) x, Δ = Σ_m v*_m g(ρ_m) + σζ − Σ_k v_k g(λ_k), and (both simulators,
 when the second layer is trained) v_k ← v_k + (η_v/D) Δ g(λ_k), both from the same step's values.
-The direct simulation has v = v* = 1 fixed.
+The activation g (and g') is the ``integrals`` object's (default erf(·/√2): erf_integrals()).
 
 * :func:`train_direct` keeps the D-dimensional weights (K + M vectors of length D per student) and
   draws x itself: the reference, O(D (K + M)) per step.
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlimit.errors import InputError
-from jaxlimit.limits.committee import erf_g, erf_g_prime, generalisation_error
+from jaxlimit.limits.committee import ErfIntegrals, generalisation_error
 from jaxlimit.validation import require_real
 
 LANES = 1024
@@ -126,10 +126,12 @@ def _page_draws(key, N: int, D: int):
     return z, 2.0 * g, zeta
 
 
-def _chain_step(state, draws, T, lr, noise_std, D, teacher_v, lr_v, second_layer: bool):
-    """One step of (Q, R, v). ``second_layer`` False (v = v* = 1, η_v = 0): v is carried untouched
-    and Δ, a are computed without it, the arithmetic of the fixed-v chain (the same bits; XLA
-    fuses the products by a traced v = 1 differently)."""
+def _chain_step(state, draws, T, lr, noise_std, D, teacher_v, lr_v, second_layer: bool, integrals):
+    """One step of (Q, R, v) with the activation g = ``integrals.g`` (g' = ``integrals.g_prime``).
+    ``second_layer`` False (v = v* = 1, η_v = 0): v is carried untouched and Δ, a are computed
+    without it, the arithmetic of the fixed-v chain (the same bits; XLA fuses the products by a
+    traced v = 1 differently)."""
+    g, g_prime = integrals.g, integrals.g_prime
     Q, R, v = state
     z, chi2, zeta = draws
     K, M = R.shape
@@ -137,13 +139,13 @@ def _chain_step(state, draws, T, lr, noise_std, D, teacher_v, lr_v, second_layer
     f = _small_cholesky(C) @ z
     lam, rho = f[:K], f[K:]
     x2 = (z @ z + chi2) / D  # |x|² / D
-    g_lam = erf_g(lam)
+    g_lam = g(lam)
     if second_layer:
-        delta = jnp.sum(teacher_v * erf_g(rho)) - jnp.sum(v * g_lam) + noise_std * zeta
-        a = lr * delta * v * erf_g_prime(lam)
+        delta = jnp.sum(teacher_v * g(rho)) - jnp.sum(v * g_lam) + noise_std * zeta
+        a = lr * delta * v * g_prime(lam)
     else:
-        delta = jnp.sum(erf_g(rho)) - jnp.sum(g_lam) + noise_std * zeta
-        a = lr * delta * erf_g_prime(lam)
+        delta = jnp.sum(g(rho)) - jnp.sum(g_lam) + noise_std * zeta
+        a = lr * delta * g_prime(lam)
     R = R + jnp.outer(a, rho) / D
     dq = jnp.outer(a, lam)
     Q = Q + (dq + dq.T) / D + jnp.outer(a, a) * x2 / D
@@ -151,7 +153,8 @@ def _chain_step(state, draws, T, lr, noise_std, D, teacher_v, lr_v, second_layer
 
 
 @functools.partial(jax.jit, static_argnames=("second_layer",))
-def _chain_page(Q, R, v, keys, page, lo, hi, T, lr, noise_std, D, teacher_v, lr_v, *, second_layer: bool):
+def _chain_page(Q, R, v, keys, page, lo, hi, T, lr, noise_std, D, teacher_v, lr_v, integrals, *,
+                second_layer: bool):
     """Steps lo ≤ j < hi of page ``page`` for a block of students (Q (B,K,K), R (B,K,M), v (B,K), keys (B,)):
     the page's numbers are drawn whole and the steps outside [lo, hi) masked, so any split of the
     run into segments consumes the same numbers. D is traced (float64): one compilation for every D."""
@@ -162,7 +165,7 @@ def _chain_page(Q, R, v, keys, page, lo, hi, T, lr, noise_std, D, teacher_v, lr_
     def body(carry, xs):
         j, d = xs
         new = jax.vmap(lambda q, r, w, dd: _chain_step((q, r, w), dd, T, lr, noise_std, D, teacher_v, lr_v,
-                                                                     second_layer))(
+                                                                     second_layer, integrals))(
             *carry, d)
         active = (j >= lo) & (j < hi)
         return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, carry), None
@@ -172,7 +175,7 @@ def _chain_page(Q, R, v, keys, page, lo, hi, T, lr, noise_std, D, teacher_v, lr_
 
 
 @functools.partial(jax.jit, static_argnames=("stride", "second_layer"))
-def _chain_page_strided(Q, R, v, keys, page, T, lr, noise_std, D, teacher_v, lr_v, *, stride: int,
+def _chain_page_strided(Q, R, v, keys, page, T, lr, noise_std, D, teacher_v, lr_v, integrals, *, stride: int,
                         second_layer: bool = False):
     """All PAGE steps of page ``page`` for a block of students, the state recorded after every
     ``stride`` steps (stride divides PAGE): the same numbers and the same arithmetic as
@@ -185,7 +188,7 @@ def _chain_page_strided(Q, R, v, keys, page, T, lr, noise_std, D, teacher_v, lr_
 
     def step(carry, d):
         return jax.vmap(lambda q, r, w, dd: _chain_step((q, r, w), dd, T, lr, noise_std, D, teacher_v, lr_v,
-                                                                     second_layer))(
+                                                                     second_layer, integrals))(
             *carry, d), None
 
     def chunk(carry, d):
@@ -196,14 +199,14 @@ def _chain_page_strided(Q, R, v, keys, page, T, lr, noise_std, D, teacher_v, lr_
     return Q, R, v, Qs, Rs, vs
 
 
-def _advance_chain(Q, R, v, keys, done: int, target: int, T, lr, noise_std, D, teacher_v, lr_v):
+def _advance_chain(Q, R, v, keys, done: int, target: int, T, lr, noise_std, D, teacher_v, lr_v, integrals):
     # v = v* = 1 fixed: the fixed-v arithmetic (see _chain_step)
-    second_layer = bool(lr_v > 0 or np.any(np.asarray(v) != 1.0) or np.any(np.asarray(teacher_v) != 1.0))
+    second_layer = _uses_second_layer(v, teacher_v, lr_v)
     while done < target:
         page, lo = divmod(done, PAGE)
         hi = min(PAGE, lo + target - done)
         Q, R, v = _chain_page(Q, R, v, keys, jnp.uint32(page), lo, hi, T, lr, noise_std, float(D), teacher_v, lr_v,
-                              second_layer=second_layer)
+                              integrals, second_layer=second_layer)
         done += hi - lo
     return Q, R, v
 
@@ -212,28 +215,39 @@ def _advance_chain(Q, R, v, keys, done: int, target: int, T, lr, noise_std, D, t
 # The direct D-dimensional simulation
 # --------------------------------------------------------------------------
 
-def _direct_step(W, key, Wstar, lr, noise_std, D):
+def _direct_step(state, key, Wstar, lr, noise_std, D, teacher_v, lr_v, second_layer: bool, integrals):
+    """One SGD step of (W, v) on a fresh x (module docstring). ``second_layer`` False (v = v* = 1,
+    η_v = 0): v is carried untouched and the update is the fixed-v arithmetic (as in _chain_step)."""
+    W, v = state
+    g, g_prime = integrals.g, integrals.g_prime
     kx, kn = jax.random.split(key)
     x = jax.random.normal(kx, (D,), W.dtype)
     zeta = jax.random.normal(kn, (), W.dtype)
     lam = W @ x / math.sqrt(D)
     rho = Wstar @ x / math.sqrt(D)
-    delta = jnp.sum(erf_g(rho)) - jnp.sum(erf_g(lam)) + noise_std * zeta
-    return W + (lr / math.sqrt(D)) * (delta * erf_g_prime(lam))[:, None] * x[None, :]
+    g_lam = g(lam)
+    if not second_layer:
+        delta = jnp.sum(g(rho)) - jnp.sum(g_lam) + noise_std * zeta
+        return W + (lr / math.sqrt(D)) * (delta * g_prime(lam))[:, None] * x[None, :], v
+    delta = jnp.sum(teacher_v * g(rho)) - jnp.sum(v * g_lam) + noise_std * zeta
+    return (W + (lr / math.sqrt(D)) * (delta * v * g_prime(lam))[:, None] * x[None, :],
+            v + (lr_v / D) * delta * g_lam)
 
 
-@functools.partial(jax.jit, static_argnames=("n_steps",))
-def _direct_segment(W, keys, step0, Wstar, lr, noise_std, *, n_steps: int):
+@functools.partial(jax.jit, static_argnames=("n_steps", "second_layer"))
+def _direct_segment(W, v, keys, step0, Wstar, lr, noise_std, teacher_v, lr_v, integrals, *, n_steps: int,
+                    second_layer: bool):
     D = W.shape[-1]
 
-    def one(W, key):
-        def body(W, s):
-            return _direct_step(W, jax.random.fold_in(key, s), Wstar, lr, noise_std, D), None
+    def one(W, v, key):
+        def body(state, s):
+            return _direct_step(state, jax.random.fold_in(key, s), Wstar, lr, noise_std, D, teacher_v, lr_v,
+                                second_layer, integrals), None
 
-        W, _ = jax.lax.scan(body, W, step0 + jnp.arange(n_steps, dtype=jnp.uint32))
-        return W
+        state, _ = jax.lax.scan(body, (W, v), step0 + jnp.arange(n_steps, dtype=jnp.uint32))
+        return state
 
-    return jax.vmap(one)(W, keys)
+    return jax.vmap(one)(W, v, keys)
 
 
 # --------------------------------------------------------------------------
@@ -266,6 +280,21 @@ def student_keys(root, ids) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(ids)
 
 
+def _integrals(integrals):
+    """The activation's integrals object (erf(·/√2) when None); anything without g and g' refused."""
+    if integrals is None:
+        return ErfIntegrals()
+    if not (callable(getattr(integrals, "g", None)) and callable(getattr(integrals, "g_prime", None))):
+        raise InputError(f"integrals must be an integrals object with g and g_prime (erf_integrals(), "
+                         f"relu_integrals(), linear_integrals(), quadrature_integrals(g)), got {integrals!r}")
+    return integrals
+
+
+def _uses_second_layer(v, teacher_v, lr_v) -> bool:
+    """Whether the second-layer arithmetic is needed (else v = v* = 1 fixed: the fixed-v code, same bits)."""
+    return bool(lr_v > 0 or np.any(np.asarray(v) != 1.0) or np.any(np.asarray(teacher_v) != 1.0))
+
+
 def _second_layer_start(v0, teacher_v, lr_v, E: int, K: int, M: int):
     """Validated (v0 (E, K), v* (M,), η_v) as float64 (v0 and v* ones when None; v0 may be (K,))."""
     lr_v = require_real(lr_v, "lr_v", low=0.0, low_open=False)
@@ -281,7 +310,8 @@ def _second_layer_start(v0, teacher_v, lr_v, E: int, K: int, M: int):
 
 
 def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, alphas, root,
-                           lanes: int = LANES, progress=None, v0=None, teacher_v=None, lr_v: float = 0.0) -> dict:
+                           lanes: int = LANES, progress=None, v0=None, teacher_v=None, lr_v: float = 0.0,
+                           integrals=None) -> dict:
     """Simulate E students' exact (Q, R, v) chain (module docstring) and record at ``alphas``.
 
     Args:
@@ -293,10 +323,13 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
         v0: the students' second layers at α = 0, (K,) or (E, K) (default ones).
         teacher_v: the teacher's second layer v* (M,) (default ones).
         lr_v: η_v ≥ 0 (0: v fixed at v0; no extra random numbers either way).
+        integrals: the activation g (its ``g``, ``g_prime``, and ε_g from its I2): None (erf(·/√2)),
+            :func:`~jaxlimit.limits.committee.relu_integrals`, ``linear_integrals()``, …
 
     Returns:
         {"Q": (E, A, K, K), "R": (E, A, K, M), "v": (E, A, K), "eps": (E, A), "finite": (E,)}.
     """
+    integrals = _integrals(integrals)
     steps = save_steps(alphas, D)
     Q0 = jnp.asarray(Q0, jnp.float64)
     R0 = jnp.asarray(R0, jnp.float64)
@@ -314,7 +347,7 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
         for s in steps:
             if s > done:
                 Q, R, v = _advance_chain(Q, R, v, k, done, int(s), T, float(lr), float(noise_std), int(D), teacher_v,
-                                         lr_v)
+                                         lr_v, integrals)
                 done = int(s)
             outQ.append(Q[: hi - lo])
             outR.append(R[: hi - lo])
@@ -328,8 +361,8 @@ def train_order_parameters(Q0, R0, T, *, lr: float, noise_std: float, D: int, al
     R = np.asarray(jnp.concatenate(Rs))
     v = np.asarray(jnp.concatenate(vs))
     if lr_v == 0 and np.all(v == 1.0) and np.all(np.asarray(teacher_v) == 1.0):
-        return {**_record(Q, R, T), "v": v}  # ε_g of the fixed-v code (the same bits)
-    return _record(Q, R, T, v, teacher_v)
+        return {**_record(Q, R, T, integrals), "v": v}  # ε_g of the fixed-v code (the same bits)
+    return _record(Q, R, T, integrals, v, teacher_v)
 
 
 RECORD_UNIT = 32
@@ -345,7 +378,7 @@ def record_stride(D: int, resolution: float = 0.25) -> int:
 
 
 def train_order_parameters_strided(Q0, R0, T, *, lr: float, noise_std: float, D: int, alpha_max: float,
-                                   stride: int, root, lanes: int = LANES) -> dict:
+                                   stride: int, root, lanes: int = LANES, integrals=None) -> dict:
     """:func:`train_order_parameters` recorded every ``stride`` steps (a multiple of RECORD_UNIT dividing PAGE)
     from step 0 to the first whole page at or after α_max D, without masked steps: the cost of a
     dense record is that of the steps alone. The records are bitwise the states
@@ -353,6 +386,7 @@ def train_order_parameters_strided(Q0, R0, T, *, lr: float, noise_std: float, D:
 
     Returns the dictionary of :func:`train_order_parameters` plus "alpha" (A,) = steps / D.
     """
+    integrals = _integrals(integrals)
     if stride < RECORD_UNIT or PAGE % stride or stride % RECORD_UNIT:
         raise InputError(f"stride must divide {PAGE} and be a multiple of {RECORD_UNIT}, got {stride}")
     keep = stride // RECORD_UNIT
@@ -374,21 +408,23 @@ def train_order_parameters_strided(Q0, R0, T, *, lr: float, noise_std: float, D:
         outQ, outR = [np.asarray(Q[: hi - lo])[:, None]], [np.asarray(R[: hi - lo])[:, None]]
         for p in range(pages):
             Q, R, _, q, r, _ = _chain_page_strided(Q, R, ones, k, jnp.uint32(p), T, float(lr), float(noise_std),
-                                                   float(D), teacher_v, 0.0, stride=RECORD_UNIT)
+                                                   float(D), teacher_v, 0.0, integrals, stride=RECORD_UNIT)
             outQ.append(np.swapaxes(np.asarray(q[keep - 1::keep]), 0, 1)[: hi - lo])
             outR.append(np.swapaxes(np.asarray(r[keep - 1::keep]), 0, 1)[: hi - lo])
         Qs.append(np.concatenate(outQ, 1))
         Rs.append(np.concatenate(outR, 1))
-    out = _record(np.concatenate(Qs), np.concatenate(Rs), T)
+    out = _record(np.concatenate(Qs), np.concatenate(Rs), T, integrals)
     out["alpha"] = np.arange(out["eps"].shape[1]) * stride / D
     return out
 
 
-def _record(Q, R, T, v=None, teacher_v=None) -> dict:
+def _record(Q, R, T, integrals, v=None, teacher_v=None) -> dict:
     if v is None:
-        eps = np.asarray(jax.vmap(jax.vmap(lambda q, r: generalisation_error(q, r, T)))(jnp.asarray(Q), jnp.asarray(R)))
+        eps = np.asarray(jax.vmap(jax.vmap(lambda q, r: generalisation_error(q, r, T, integrals)))(jnp.asarray(Q),
+                                                                                                   jnp.asarray(R)))
     else:
-        eps = np.asarray(jax.vmap(jax.vmap(lambda q, r, w: generalisation_error(q, r, T, v=w, teacher_v=teacher_v)))(
+        eps = np.asarray(jax.vmap(jax.vmap(lambda q, r, w: generalisation_error(q, r, T, integrals, v=w,
+                                                                                teacher_v=teacher_v)))(
             jnp.asarray(Q), jnp.asarray(R), jnp.asarray(v)))
     finite = np.isfinite(eps).all(axis=1) & np.isfinite(Q).all(axis=(1, 2, 3)) & np.isfinite(R).all(axis=(1, 2, 3))
     out = {"Q": Q, "R": R, "eps": eps, "finite": finite}
@@ -398,36 +434,52 @@ def _record(Q, R, T, v=None, teacher_v=None) -> dict:
     return out
 
 
-def train_direct(W0, Wstar, *, lr: float, noise_std: float, alphas, root, lanes: int = LANES) -> dict:
-    """Train E students with their D-dimensional weights (the reference simulation).
+def train_direct(W0, Wstar, *, lr: float, noise_std: float, alphas, root, lanes: int = LANES, v0=None,
+                 teacher_v=None, lr_v: float = 0.0, integrals=None) -> dict:
+    """Train E students with their D-dimensional weights (the reference simulation):
+    w_k ← w_k + (η/√D) Δ v_k g'(λ_k) x and, when η_v > 0, v_k ← v_k + (η_v/D) Δ g(λ_k), both from the
+    same step's values (module docstring).
 
     Args:
         W0: (E, K, D) initial student weights; Wstar: (M, D) teacher weights.
-        Other arguments as :func:`train_order_parameters`.
+        Other arguments as :func:`train_order_parameters` (v0, teacher_v, lr_v, integrals included).
 
-    Returns the same dictionary, Q = W Wᵀ/D and R = W w*ᵀ/D recorded at ``alphas``.
+    Returns the same dictionary, Q = W Wᵀ/D and R = W w*ᵀ/D (and v) recorded at ``alphas``.
     """
+    integrals = _integrals(integrals)
     W0 = jnp.asarray(W0)
     Wstar = jnp.asarray(Wstar, W0.dtype)
     E, K, D = W0.shape
+    M = Wstar.shape[0]
     steps = save_steps(alphas, D)
+    v0, teacher_v, lr_v = _second_layer_start(v0, teacher_v, lr_v, E, K, M)
+    second_layer = _uses_second_layer(v0, teacher_v, lr_v)
+    v0, teacher_v = v0.astype(W0.dtype), teacher_v.astype(W0.dtype)
     keys = student_keys(root, np.arange(E))
     T = Wstar @ Wstar.T / D
-    Qs, Rs = [], []
+    Qs, Rs, vs = [], [], []
     for lo, hi in _blocks(E, lanes):
-        W, k = _pad(W0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
-        done, outQ, outR = 0, [], []
+        W, v, k = _pad(W0[lo:hi], lanes), _pad(v0[lo:hi], lanes), _pad(keys[lo:hi], lanes)
+        done, outQ, outR, outv = 0, [], [], []
         for s in steps:
             if s > done:
-                W = _direct_segment(W, k, jnp.uint32(done), Wstar, float(lr), float(noise_std), n_steps=int(s - done))
+                W, v = _direct_segment(W, v, k, jnp.uint32(done), Wstar, float(lr), float(noise_std), teacher_v, lr_v,
+                                       integrals, n_steps=int(s - done), second_layer=second_layer)
                 done = int(s)
             w = W[: hi - lo]
             outQ.append(jnp.einsum("ekd,eld->ekl", w, w) / D)
             outR.append(jnp.einsum("ekd,md->ekm", w, Wstar) / D)
+            outv.append(v[: hi - lo])
         Qs.append(jnp.stack(outQ, 1))
         Rs.append(jnp.stack(outR, 1))
-    return _record(np.asarray(jnp.concatenate(Qs), np.float64), np.asarray(jnp.concatenate(Rs), np.float64),
-                   np.asarray(T, np.float64))
+        vs.append(jnp.stack(outv, 1))
+    Q = np.asarray(jnp.concatenate(Qs), np.float64)
+    R = np.asarray(jnp.concatenate(Rs), np.float64)
+    v = np.asarray(jnp.concatenate(vs), np.float64)
+    T = np.asarray(T, np.float64)
+    if not second_layer:
+        return {**_record(Q, R, T, integrals), "v": v}  # ε_g of the fixed-v code (the same bits)
+    return _record(Q, R, T, integrals, v, np.asarray(teacher_v, np.float64))
 
 
 __all__ = ["LANES", "gaussian_start_order_parameters", "gaussian_students", "orthonormal_teacher", "save_steps",

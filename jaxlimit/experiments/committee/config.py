@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlimit.config import Config, ConfigError, integer, real
+from jaxlimit.config import Config, ConfigError, choice, integer, real
 from jaxlimit.experiments import options as opt
 
 MAX_UNITS = 8
 """Largest K + M: the closed-form fluctuation matrix B costs (K+3 choose 4)(K+M)⁴ I4 evaluations per
 step (limits.committee.MAX_CLOSED_LNA_UNITS)."""
 MAX_LNA_UNITS = 5
-"""Largest K + M with a trained second layer (--alpha-v > 0): its B is a tensor Gauss–Hermite rule of
-10^(K+M)·3 nodes."""
+"""Largest K + M with a trained second layer (--alpha-v > 0) or an --activation other than erf: their B
+is a tensor Gauss–Hermite rule of 10^(K+M)·3 nodes."""
 MAX_DIM = 10**7
 SAVED_TIMES = 60
 """Saved times after α = 0, evenly spaced up to --alpha-max (plus the compared times)."""
@@ -20,15 +20,16 @@ SAVED_TIMES = 60
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CommitteeConfig(Config):
-    """Soft committee machines ŷ = Σ_k v_k erf(λ_k/√2) (no 1/K; second layer v fixed to 1 unless
-    --alpha-v > 0, the teacher's v* = 1) learning a teacher of M units online (a fresh x ~ N(0, I_D) each step, docs/committee.md): E students from
+    """Soft committee machines ŷ = Σ_k v_k g(λ_k) (g = --activation: erf(·/√2), max(·, 0) or the
+    identity; no 1/K; second layer v fixed to 1 unless --alpha-v > 0, the teacher's v* = 1, the
+    teacher has the same g) learning a teacher of M units online (a fresh x ~ N(0, I_D) each step, docs/committee.md): E students from
     random starts w ~ N(0, s² I_D), v = --init-v, simulated by the exact Markov chain of their order
     parameters (Q, R, and v when trained), against the order-parameter ODEs started from the mean start and their linear-noise
     covariance Σ(α)/D. Time is α = steps / D (this command's clock: --alpha-max, not --t-max).
-    Verdict: the CLT of (Q, R) (and v) at times before the plateau's escape. Measured: η_max and the
-    asymptotic rate (v trained at --alpha-v when > 0); with the second layer fixed at 1, the plateau
-    height, the escape rate λ and the escape times against ln D/(2λ), and for K > M the noise floor
-    against (σ²η/2π)(L + M/√3)."""
+    Verdict: the CLT of (Q, R) (and v) at times before the plateau's escape. Measured (erf only; they
+    are derived for it and not computed for relu or linear): η_max and the asymptotic rate (v trained
+    at --alpha-v when > 0); with the second layer fixed at 1, the plateau height, the escape rate λ
+    and the escape times against ln D/(2λ), and for K > M the noise floor against (σ²η/2π)(L + M/√3)."""
 
     NAME = "committee"
     HELP = "online soft committee machines at input dimension D against the Saad–Solla ODEs and their fluctuations"
@@ -39,6 +40,9 @@ class CommitteeConfig(Config):
     teacher_overlap: float = real(0.0, "teacher overlaps T = (1 − c) I + c 11ᵀ (orthonormalised teacher rows); "
                                   "c = 0: T = I; T must be positive definite", low=-1.0, high=1.0,
                                   low_open=False, group="model")
+    activation: str = choice("erf", "activation g of students and teacher: erf(·/√2), relu max(·, 0) or linear "
+                             "(g(u) = u); the plateau, η_max and noise-floor results are computed for erf only",
+                             ("erf", "relu", "linear"), group="model")
     init_std: float = real(0.5, "standard deviation s of the students' initial weights w ~ N(0, s²)", high=10.0,
                            group="model")
     dim: int = integer(500, "input dimension D", low=10, high=MAX_DIM, group="problem")
@@ -60,8 +64,9 @@ class CommitteeConfig(Config):
         K, M, c = self.students, self.teachers, self.teacher_overlap
         if K + M > MAX_UNITS:
             raise ConfigError("students", f"+ --teachers must be at most {MAX_UNITS}, got {K} + {M}")
-        if K + M > MAX_LNA_UNITS and self.alpha_v > 0:
-            raise ConfigError("students", f"+ --teachers must be at most {MAX_LNA_UNITS} with --alpha-v > 0 (the "
+        if K + M > MAX_LNA_UNITS and (self.alpha_v > 0 or self.activation != "erf"):
+            why = "--alpha-v > 0" if self.alpha_v > 0 else f"--activation {self.activation}"
+            raise ConfigError("students", f"+ --teachers must be at most {MAX_LNA_UNITS} with {why} (the "
                               f"fluctuation quadrature has 10^(K+M) nodes), got {K} + {M}")
         if not (1 - c > 0 and 1 + (M - 1) * c > 0):
             raise ConfigError("teacher_overlap", f"= {c:g} makes T = (1 − c) I + c 11ᵀ not positive definite "

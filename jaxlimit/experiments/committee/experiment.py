@@ -18,7 +18,10 @@ comparison → Report (docs/committee.md).
    (``canonical_order``), against the stationary law N(X*, Σ*/D), J Σ* + Σ* Jᵀ + B = 0.
    With --alpha-v > 0 the second layer v is an order parameter of the ODE, the chain and the
    verdict; the plateau and the noise floor (derived for v = v* = 1 fixed) are then not reported,
-   nor when --init-v ≠ 1.
+   nor when --init-v ≠ 1. With --activation relu or linear the ODE, its fluctuations and the students
+   use that g (relu: ``limits.committee.relu_integrals``); η_max, the asymptotic rate, the plateau
+   and the noise floor are derived here for erf only and are not computed (never an erf number for
+   another g); the compared times are then a quarter and all of --alpha-max / 10.
 """
 
 from __future__ import annotations
@@ -90,14 +93,15 @@ class Phenomena:
     """What the ODE predicts beyond the law: η_max, the asymptotic rate, the plateau and the noise floor.
 
     Attributes:
-        eta_max: the learning rate above which the perfect student is unstable.
-        asymptotic_rate: the convergence rate at Q = R = T.
+        eta_max: the learning rate above which the perfect student is unstable (None: not computed,
+            --activation other than erf).
+        asymptotic_rate: the convergence rate at Q = R = T (None: not computed).
         plateau: the symmetric plateau, None unless K = M ≥ 2 and T = I.
         noise_floor: the noise floor, None unless K > M, T = I and σ > 0.
     """
 
-    eta_max: float
-    asymptotic_rate: float
+    eta_max: float | None
+    asymptotic_rate: float | None
     plateau: Plateau | None
     noise_floor: NoiseFloor | None
 
@@ -158,10 +162,16 @@ def fixed_unit_second_layer(config: CommitteeConfig) -> bool:
     return config.alpha_v == 0.0 and config.init_v == 1.0
 
 
+ACTIVATION_LABELS = {"erf": "erf(·/√2)", "relu": "ReLU", "linear": "linear"}
+
+
 def phenomena(config: CommitteeConfig, T: np.ndarray) -> Phenomena:
     """η_max (refusing --alpha at or above it), the asymptotic rate (both at the perfect student, v = v* = 1,
-    v trained at --alpha-v), the plateau and the noise floor (the last two only with v = v* = 1 fixed)."""
+    v trained at --alpha-v), the plateau and the noise floor (the last two only with v = v* = 1 fixed);
+    all four derived for erf(·/√2) and not computed (None) for another --activation."""
     K, M, D, eta, sigma = config.students, config.teachers, config.dim, config.alpha, config.noise
+    if config.activation != "erf":
+        return Phenomena(None, None, None, None)
     eta_max = cm.max_learning_rate(T, lr_v=config.alpha_v)
     if eta >= eta_max:
         raise InputError(f"--alpha {eta:g} is at or above η_max = {eta_max:.4g}, where the perfect student "
@@ -192,7 +202,7 @@ def compared_times(config: CommitteeConfig, plateau: Plateau | None) -> tuple[li
     return compare, times, [int(np.searchsorted(times, a)) for a in compare], last
 
 
-def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray) -> Gaussian:
+def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, integrals=None) -> Gaussian:
     """The ODE from the mean start (Q̄, R̄) = (s² I, 0), v = --init-v, with the linear-noise covariance
     Σ(α)/D, started from the random start's Σ(0) (v's part zero: every student starts at the same v), at
     ``times``: the law of (ε_g, Q, R, and v when trained)."""
@@ -202,11 +212,12 @@ def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray) -> 
         cov0 = np.pad(cov0, (0, K))
     ode = cm.committee_ode(s0**2 * np.eye(K), np.zeros((K, config.teachers)), T, lr=config.alpha,
                            noise_std=config.noise, dim=config.dim, initial_cov=cov0,
-                           v0=np.full(K, config.init_v), lr_v=config.alpha_v)
+                           v0=np.full(K, config.init_v), lr_v=config.alpha_v, integrals=integrals)
     return ode.predict(times)
 
 
-def train_students(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, warnings: list) -> Students:
+def train_students(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, warnings: list,
+                   integrals=None) -> Students:
     """E students from the Gaussian start by the exact order-parameter chain; the diverged ones left out."""
     K, D = config.students, config.dim
     ids = np.arange(config.ensemble)
@@ -214,7 +225,7 @@ def train_students(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, wa
         tc.student_keys(stream_key(config.seed, "starts"), ids))
     runs = tc.train_order_parameters(Q0, R0, T, lr=config.alpha, noise_std=config.noise, D=D, alphas=times,
                                      root=stream_key(config.seed, "members"), v0=np.full(K, config.init_v),
-                                     lr_v=config.alpha_v)
+                                     lr_v=config.alpha_v, integrals=integrals)
     finite = runs["finite"]
     if not finite.all():
         warnings.append(f"{int((~finite).sum())} of {config.ensemble} students diverged and are excluded")
@@ -301,15 +312,17 @@ def after_escape(config: CommitteeConfig, students: Students, escape: Escape, ti
 def run(config: CommitteeConfig) -> Report:
     require_x64("committee")
     T = teacher_overlaps(config.teachers, config.teacher_overlap)
+    # None for erf: the code path (and the bits) of the command before --activation existed
+    integrals = None if config.activation == "erf" else cm.activation_integrals(config.activation)
     timing: dict = {}
     warnings: list[str] = []
     with timed(timing, "phenomena"):
         phen = phenomena(config, T)
     compare, times, idx, last = compared_times(config, phen.plateau)
     with timed(timing, "limit"):
-        law = committee_law(config, T, times)
+        law = committee_law(config, T, times, integrals)
     with timed(timing, "students"):
-        students = train_students(config, T, times, warnings)
+        students = train_students(config, T, times, warnings, integrals)
     with timed(timing, "comparison"):
         # (Q, R) only: ε_g is a function of them, so (ε_g, Q, R)'s predicted covariance is singular
         # along ε_g − ∇ε_g·X, a direction the students leave by O(1/D) second-order terms
@@ -331,12 +344,15 @@ def run(config: CommitteeConfig) -> Report:
         if late.verdict is not None:
             verdict["fluctuations_after_escape"] = late.verdict.verdict
     layer = "" if fixed_unit_second_layer(config) else f", v(0) = {config.init_v:g}, η_v = {config.alpha_v:g}"
-    facts = dict(model=f"K = {config.students}, M = {config.teachers}, erf(·/√2) committee{layer}",
+    facts = dict(model=f"K = {config.students}, M = {config.teachers}, {ACTIVATION_LABELS[config.activation]} "
+                       f"committee{layer}",
                  members=students.n,
                  data=f"online x ~ N(0, I_{config.dim}), η = {config.alpha:g}, σ = {config.noise:g}")
     figs = {"committee": figures.committee_figure(
         times, students.outputs, mean, sd, names, compare, escape, facts,
-        **({} if fixed_unit_second_layer(config) else {"no_plateau": "no plateau study\n(it assumes v = 1 fixed)"}))}
+        **({} if fixed_unit_second_layer(config) and config.activation == "erf" else
+           {"no_plateau": "no plateau study\n(it assumes v = 1 fixed)" if config.activation == "erf" else
+            "no plateau study\n(derived for erf only)"}))}
     ens_mean, ens_se = _ensemble_mean(students)
     tables = {"trajectory": {"alpha": times.tolist(), "ode_eps": mean[:, 0].tolist(),
                              "lna_sd_eps": sd[:, 0].tolist(), "ensemble_mean_eps": ens_mean[:, 0].tolist(),
@@ -345,7 +361,10 @@ def run(config: CommitteeConfig) -> Report:
         experiment=config.NAME,
         config={"limit": "Saad–Solla / Goldt order-parameter ODEs (closed forms, diffrax Tsit5 through solve_ode) "
                          "with the linear-noise covariance Σ(α)/D"
-                         + (", second layer v trained" if config.alpha_v > 0 else ""),
+                         + (", second layer v trained" if config.alpha_v > 0 else "")
+                         + ("" if config.activation == "erf" else f", g = {config.activation}"
+                            + (" (I4's 4-d orthant probability by Plackett's integral, Gauss–Legendre)"
+                               if config.activation == "relu" else "")),
                 "students": "exact order-parameter Markov chain", "T": T.tolist()},
         metrics=metrics, verdict=verdict, timing=timing, figures=figs,
         tables=tables, arrays={"alpha": times, "outputs": students.outputs, "ode_mean": mean, "lna_sd": sd},
@@ -360,7 +379,9 @@ def _ensemble_mean(students: Students) -> tuple[np.ndarray, np.ndarray]:
 
 def _metrics(phen: Phenomena, students: Students, tv, escape: Escape | None, times, idx, mean, sd, names,
              last: float) -> dict:
-    metrics: dict = {"eta_max": phen.eta_max, "asymptotic_rate": phen.asymptotic_rate}
+    metrics: dict = {}
+    if phen.eta_max is not None:
+        metrics.update(eta_max=phen.eta_max, asymptotic_rate=phen.asymptotic_rate)
     if phen.plateau is not None:
         p = phen.plateau
         metrics["plateau"] = {**p.fixed_point, "plateau_eps_small_lr_theory": p.small_lr_eps,
@@ -406,8 +427,13 @@ def _summary(config: CommitteeConfig, phen: Phenomena, students: Students, tv, e
         "(exact order-parameter chain).",
         f"CLT of (Q, R) against the ODE ± linear noise at α = {', '.join(f'{a:g}' for a in compare)}: "
         f"**{tv.verdict}** (level {config.level:g}).",
-        f"η_max = {phen.eta_max:.4g}; asymptotic rate at Q = R = T: {phen.asymptotic_rate:.4g}.",
     ]
+    if phen.eta_max is not None:
+        summary.append(f"η_max = {phen.eta_max:.4g}; asymptotic rate at Q = R = T: {phen.asymptotic_rate:.4g}.")
+    else:
+        summary.append(f"Activation {config.activation}: η_max, the asymptotic rate, the plateau, the escape times "
+                       "and the noise floor are derived here for erf only and not computed; the compared times "
+                       f"are a quarter and all of α_max/10 = {config.alpha_max / 10:g}.")
     if config.alpha_v > 0:
         summary.append(f"Second layer trained at η_v = {config.alpha_v:g} from v = {config.init_v:g} (η_max and the "
                        "rate with v trained; the plateau and noise-floor results assume v = 1 fixed and are "
