@@ -202,18 +202,33 @@ def compared_times(config: CommitteeConfig, plateau: Plateau | None) -> tuple[li
     return compare, times, [int(np.searchsorted(times, a)) for a in compare], last
 
 
-def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, integrals=None) -> Gaussian:
+def committee_law(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, integrals=None, *,
+                  until: float | None = None) -> tuple[Gaussian, np.ndarray, np.ndarray]:
     """The ODE from the mean start (Q̄, R̄) = (s² I, 0), v = --init-v, with the linear-noise covariance
-    Σ(α)/D, started from the random start's Σ(0) (v's part zero: every student starts at the same v), at
-    ``times``: the law of (ε_g, Q, R, and v when trained)."""
+    Σ(α)/D, started from the random start's Σ(0) (v's part zero: every student starts at the same v): the
+    law of (ε_g, Q, R, and v when trained) at the ``times`` up to ``until`` (all when None), and the mean
+    path (A, P) and the predicted standard deviations (A, P) at every time, NaN after ``until``.
+
+    The covariance stops at ``until`` (the last compared time): after it the students escape, which the
+    expansion does not describe, while the mean path from the symmetric start stays on the plateau and
+    its unstable variance grows like e^{2λα}, which makes the adaptive solve of Σ most of the command's
+    time on a long run."""
     K, s0 = config.students, config.init_std
     cov0 = cm.gaussian_start_covariance(K, T, s0)
     if config.alpha_v > 0:
         cov0 = np.pad(cov0, (0, K))
-    ode = cm.committee_ode(s0**2 * np.eye(K), np.zeros((K, config.teachers)), T, lr=config.alpha,
-                           noise_std=config.noise, dim=config.dim, initial_cov=cov0,
-                           v0=np.full(K, config.init_v), lr_v=config.alpha_v, integrals=integrals)
-    return ode.predict(times)
+    kw = dict(lr=config.alpha, noise_std=config.noise, v0=np.full(K, config.init_v), lr_v=config.alpha_v,
+              integrals=integrals)
+    start = (s0**2 * np.eye(K), np.zeros((K, config.teachers)), T)
+    n = len(times) if until is None else int(np.searchsorted(times, until, side="right"))
+    law = cm.committee_ode(*start, dim=config.dim, initial_cov=cov0, **kw).predict(times[:n])
+    mean = np.asarray(law.mean)
+    sd = np.sqrt(np.clip(np.diagonal(np.asarray(law.cov), axis1=-2, axis2=-1), 0, None))
+    if n < len(times):
+        path = np.asarray(cm.committee_ode(*start, dim=None, **kw).predict(times[n:]).mean)
+        mean = np.concatenate([mean, path])
+        sd = np.concatenate([sd, np.full_like(path, np.nan)])
+    return law, mean, sd
 
 
 def train_students(config: CommitteeConfig, T: np.ndarray, times: np.ndarray, warnings: list,
@@ -320,20 +335,19 @@ def run(config: CommitteeConfig) -> Report:
         phen = phenomena(config, T)
     compare, times, idx, last = compared_times(config, phen.plateau)
     with timed(timing, "limit"):
-        law = committee_law(config, T, times, integrals)
+        law, mean, sd = committee_law(config, T, times, integrals, until=max(compare))
     with timed(timing, "students"):
         students = train_students(config, T, times, warnings, integrals)
     with timed(timing, "comparison"):
         # (Q, R) only: ε_g is a function of them, so (ε_g, Q, R)'s predicted covariance is singular
         # along ε_g − ∇ε_g·X, a direction the students leave by O(1/D) second-order terms
         coords = np.arange(1, students.outputs.shape[-1])
-        tv = verdict_over_times(students.outputs[..., 1:], law.select(coords), idx, times=times, level=config.level,
-                                seed=config.seed)
+        n = law.mean.shape[0]  # the times up to the last compared one
+        tv = verdict_over_times(students.outputs[:, :n, 1:], law.select(coords), idx, times=times[:n],
+                                level=config.level, seed=config.seed)
     escape = escape_study(students, phen.plateau, times, last) if phen.plateau is not None else None
     late = (after_escape(config, students, escape, times)
             if escape is not None and config.noise > 0 else None)
-    mean = np.asarray(law.mean)
-    sd = np.sqrt(np.clip(np.diagonal(np.asarray(law.cov), axis1=-2, axis2=-1), 0, None))
     names = cm.observable_names(config.students, config.teachers, second_layer=config.alpha_v > 0)
     metrics = _metrics(phen, students, tv, escape, times, idx, mean, sd, names, last)
     if config.alpha_v > 0:
