@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +25,8 @@ import numpy as np
 
 from jaxlimit.errors import InputError
 from jaxlimit.limits import committee as cm
-from jaxlimit.stats import mean_estimate
+from jaxlimit.stats import Gaussian, mean_estimate
+from jaxlimit.stats.verdict import verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import committee as tc
 
@@ -79,6 +82,63 @@ def fixed_point_clt(ens: dict, indices, *, level: float = 0.05, seed: int = 0):
                               level=level, seed=seed)
 
 
+@dataclasses.dataclass(frozen=True)
+class AfterEscape:
+    """The CLT at the specialised fixed point X* (K = M, T = I, σ > 0) after the plateau's escape.
+
+    An O(1) transient decays like e^{−rα} (r = −the largest eigenvalue of J at X*), so it is below the
+    fluctuations' D^{-1/2} once ln D/(2r) has passed since the last student escaped; only then is the
+    ensemble N(X*, Σ*/D) (docs/committee.md, "After the escape").
+
+    Attributes:
+        fixed_point_eps: ε_g at X*.
+        relaxation: ln D/(2r).
+        last_escape: the latest student's escape time (None: not every student escaped).
+        alpha: the compared α (None: not compared).
+        reason: why it was not compared (None: compared).
+        verdict: the CLT verdict of the canonically ordered (Q, R) at ``alpha`` (None: not compared).
+    """
+
+    fixed_point_eps: float
+    relaxation: float
+    last_escape: float | None
+    alpha: float | None
+    reason: str | None
+    verdict: object
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "verdict"}
+        if self.verdict is not None:
+            out["fluctuations"] = self.verdict.as_dict()
+        return out
+
+
+def after_escape_clt(X, escape_times, alpha: float, *, M: int, lr: float, noise_std: float, dim: int,
+                     level: float = 0.05, seed: int = 0) -> AfterEscape:
+    """Students of K = M units (T = I_M) at α = ``alpha``, flat (Q, R) ``X`` (E, P), against the stationary
+    law N(X*, Σ*/D) at the specialised fixed point, each student's units first put in the teachers' order
+    (:func:`canonical_order`); compared only when every student escaped (``escape_times`` finite) and
+    ln D/(2r) has passed since the last escape, else the reason."""
+    fp = cm.specialised_fixed_point(M, 0, lr, noise_std)
+    relax = math.log(dim) / (2.0 * -fp["leading_eigenvalue"])
+    last = float(np.max(escape_times))
+    if not np.isfinite(last):
+        reason = f"{100 * np.mean(~np.isfinite(escape_times)):.0f} % of the students had not escaped by α = {alpha:g}"
+        return AfterEscape(fp["eps"], relax, None, None, reason, None)
+    if last + relax > alpha:
+        reason = (f"the last escape (α = {last:g}) plus the relaxation ln D/(2r) = {relax:.3g} exceeds "
+                  f"α = {alpha:g}")
+        return AfterEscape(fp["eps"], relax, last, None, reason, None)
+    Q, R = cm.unflatten(jnp.asarray(X), M, M)
+    Qc, Rc = canonical_order(Q, R)
+    Xc = np.asarray(cm.flatten(jnp.asarray(Qc), jnp.asarray(Rc)))
+    S = cm.stationary_covariance(fp["Q"], fp["R"], np.eye(M), lr, noise_std)
+    law = Gaussian(np.asarray(cm.flatten(jnp.asarray(fp["Q"]), jnp.asarray(fp["R"])))[None], (S / dim)[None],
+                   times=np.array([alpha]))
+    tv = verdict_over_times(Xc[:, None], law, [0], times=[alpha], level=level, seed=seed)
+    return AfterEscape(fp["eps"], relax, last, alpha, None, tv)
+
+
 def curvature_shift(Q, R, T, S) -> float:
     """½ tr(∇²ε_g(X) S): the O(1/D) shift of E[ε_g] by fluctuations of covariance S/D (times D)."""
     K, M = np.asarray(R).shape
@@ -109,4 +169,4 @@ def noise_floor_measurement(M: int, L: int, lr: float, noise_std: float, D: int,
             "ensemble": ens, "alphas": alphas}
 
 
-__all__ = ["canonical_order", "curvature_shift", "fixed_point_clt", "fixed_point_ensemble", "noise_floor_measurement"]
+__all__ = ["AfterEscape", "after_escape_clt", "canonical_order", "curvature_shift", "fixed_point_clt", "fixed_point_ensemble", "noise_floor_measurement"]

@@ -43,7 +43,7 @@ from jaxlimit.stats import Gaussian, median_estimate
 from jaxlimit.stats.verdict import resolution, verdict_over_times
 from jaxlimit.streams import stream_key
 from jaxlimit.training import committee as tc
-from jaxlimit.training.committee_fixed_point import canonical_order
+from jaxlimit.training.committee_fixed_point import AfterEscape, after_escape_clt
 
 ESCAPE_FRACTION = 0.5
 """A student has escaped the plateau once its ε_g falls below this fraction of the plateau height."""
@@ -267,61 +267,12 @@ def escape_study(students: Students, plateau: Plateau, times: np.ndarray, last: 
                   resolution_in_alpha=float(times[1] - times[0]), times=first)
 
 
-@dataclasses.dataclass(frozen=True)
-class AfterEscape:
-    """The CLT at the specialised fixed point X* (K = M, T = I, σ > 0) after the escape.
-
-    An O(1) transient decays like e^{−rα} (r = −the largest eigenvalue of J at X*), so it is below the
-    fluctuations' D^{-1/2} once ln D/(2r) has passed since the last student escaped; only then is the
-    ensemble N(X*, Σ*/D) (docs/committee.md, "After the escape").
-
-    Attributes:
-        fixed_point_eps: ε_g at X*.
-        relaxation: ln D/(2r).
-        last_escape: the latest student's escape time (None: not every student escaped by --alpha-max).
-        alpha: the compared α, the last saved one (None: not compared).
-        reason: why it was not compared (None: compared).
-        verdict: the CLT verdict of the canonically ordered (Q, R) at ``alpha`` (None: not compared).
-    """
-
-    fixed_point_eps: float
-    relaxation: float
-    last_escape: float | None
-    alpha: float | None
-    reason: str | None
-    verdict: object
-
-    def as_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "verdict"}
-        if self.verdict is not None:
-            out["fluctuations"] = self.verdict.as_dict()
-        return out
-
-
 def after_escape(config: CommitteeConfig, students: Students, escape: Escape, times: np.ndarray) -> AfterEscape:
-    """The canonically ordered (Q, R) at --alpha-max against N(X*, Σ*/D), when every student has escaped
-    and relaxed by then; otherwise the reason it is not compared."""
-    K, M, D = config.students, config.teachers, config.dim
-    fp = cm.specialised_fixed_point(M, 0, config.alpha, config.noise)
-    relax = math.log(D) / (2.0 * -fp["leading_eigenvalue"])
-    last = float(np.max(escape.times))
-    alpha = float(times[-1])
-    reason = None
-    if not np.isfinite(last):
-        reason = f"{100 * (1 - escape.fraction_escaped):.0f} % of the students had not escaped by α = {alpha:g}"
-    elif last + relax > alpha:
-        reason = (f"the last escape (α = {last:g}) plus the relaxation ln D/(2r) = {relax:.3g} exceeds "
-                  f"--alpha-max {alpha:g}")
-    if reason is not None:
-        return AfterEscape(fp["eps"], relax, last if np.isfinite(last) else None, None, reason, None)
-    Q, R = cm.unflatten(jnp.asarray(students.outputs[:, -1, 1:]), K, M)
-    Qc, Rc = canonical_order(Q, R)
-    X = np.asarray(cm.flatten(jnp.asarray(Qc), jnp.asarray(Rc)))
-    S = cm.stationary_covariance(fp["Q"], fp["R"], np.eye(M), config.alpha, config.noise)
-    law = Gaussian(np.asarray(cm.flatten(jnp.asarray(fp["Q"]), jnp.asarray(fp["R"])))[None], (S / D)[None],
-                   times=np.array([alpha]))
-    tv = verdict_over_times(X[:, None], law, [0], times=[alpha], level=config.level, seed=config.seed)
-    return AfterEscape(fp["eps"], relax, last, alpha, None, tv)
+    """The students' (Q, R) at --alpha-max against N(X*, Σ*/D) when every student has escaped and relaxed
+    (``after_escape_clt``); otherwise the reason it is not compared."""
+    return after_escape_clt(students.outputs[:, -1, 1:], escape.times, float(times[-1]), M=config.teachers,
+                            lr=config.alpha, noise_std=config.noise, dim=config.dim, level=config.level,
+                            seed=config.seed)
 
 
 def run(config: CommitteeConfig) -> Report:
