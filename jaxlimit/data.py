@@ -25,22 +25,9 @@ from jaxlimit.streams import stream_key, stream_seed
 from jaxlimit.validation import require_int, require_real
 
 
-class Dataset(eqx.Module):
-    """A finite training set and optional probe points.
-
-    Attributes:
-        x_train: inputs, shape (M, d).
-        y_train: scalar targets, shape (M,).
-        x_probe: inputs where outputs are recorded but not trained on, shape (Q, d)
-            with Q ≥ 0.
-        name: a short description for reports.
-    """
-
-    x_train: jax.Array
-    y_train: jax.Array
-    x_probe: jax.Array
-    # static: data sets are tree_mapped (astype) and enter compiled programs; the name is no array
-    name: str = eqx.field(static=True, default="user")
+class _RecordedPoints(eqx.Module):
+    """What the engine reads of any data: the rows it records on (``x_train``: a Dataset's training set,
+    a distribution's evaluation sample), then the probe inputs ``x_probe``."""
 
     @property
     def n_train(self) -> int:
@@ -56,8 +43,26 @@ class Dataset(eqx.Module):
 
     @property
     def x_all(self) -> jax.Array:
-        """Training inputs followed by probe inputs, shape (M + Q, d)."""
+        """The recorded rows followed by the probe inputs, shape (M + Q, d)."""
         return jnp.concatenate([self.x_train, self.x_probe], axis=0)
+
+
+class Dataset(_RecordedPoints):
+    """A finite training set and optional probe points.
+
+    Attributes:
+        x_train: inputs, shape (M, d).
+        y_train: scalar targets, shape (M,).
+        x_probe: inputs where outputs are recorded but not trained on, shape (Q, d)
+            with Q ≥ 0.
+        name: a short description for reports.
+    """
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_probe: jax.Array
+    # static: data sets are tree_mapped (astype) and enter compiled programs; the name is no array
+    name: str = eqx.field(static=True, default="user")
 
 
 def make_dataset(
@@ -115,7 +120,7 @@ def make_dataset(
     return Dataset(jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(p, dtype), name)
 
 
-class OnlineData(eqx.Module):
+class OnlineData(_RecordedPoints):
     """A data distribution: the engine trains on a fresh sample at every step.
 
     With ``run_ensemble``, step k of member i trains on
@@ -149,30 +154,13 @@ class OnlineData(eqx.Module):
         return self.x_eval.shape[0]
 
     @property
-    def n_train(self) -> int:
-        """The evaluation sample's size (the rows recorded as a Dataset's training rows)."""
-        return self.x_eval.shape[0]
-
-    @property
     def x_train(self) -> jax.Array:
+        """The evaluation sample, where the engine records as on a Dataset's training rows."""
         return self.x_eval
 
     @property
     def y_train(self) -> jax.Array:
         return self.y_eval
-
-    @property
-    def n_probe(self) -> int:
-        return self.x_probe.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.x_eval.shape[1]
-
-    @property
-    def x_all(self) -> jax.Array:
-        """Evaluation inputs followed by probe inputs, shape (E + Q, d)."""
-        return jnp.concatenate([self.x_eval, self.x_probe], axis=0)
 
 
 class FunctionSampler(eqx.Module):
