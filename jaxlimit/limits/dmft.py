@@ -435,8 +435,9 @@ def dmft_limit(x_train, y_train, x_test, *, depth: int, activation, gamma0: floa
         if xb.shape[1] != xa.shape[1]:
             raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
     if depth != 1 or act.name != "identity":
-        raise InputError(f"dmft_limit solves two-layer linear networks so far (depth=1, activation='identity'), "
-                         f"got depth={depth}, activation={act.name!r}")
+        raise InputError(f"dmft_limit's finite-width covariance is solved for two-layer linear networks so far "
+                         f"(depth=1, activation='identity'), got depth={depth}, activation={act.name!r}; "
+                         "the infinite-width mean of deep linear networks is jaxlimit.limits.dmft_deep.deep_dmft")
     require_x64("the DMFT limit")
     x = np.concatenate([xa, xb])
     kx = x @ x.T / x.shape[1]
