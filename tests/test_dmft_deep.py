@@ -1,11 +1,13 @@
-"""The DMFT of deep linear μP networks in discrete time (docs/feature-learning.md, "Any depth"): against an
-independent exact recursion at depth 1, against the lazy limit of ``mlp_kernels`` at γ₀ → 0, and against
-ensembles of real networks trained by the engine at depth 2."""
+"""The DMFT of deep μP networks in discrete time (docs/feature-learning.md, "Any depth"): the exact linear
+solution against an independent recursion at depth 1, against the lazy limit of ``mlp_kernels`` at γ₀ → 0
+and against real networks at depth 2; the sampled solver against the exact one and, for erf, against real
+networks."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlimit.activations import Activation
 from jaxlimit.data import make_dataset
 from jaxlimit.errors import InputError
 from jaxlimit.limits.dmft_deep import deep_dmft
@@ -85,7 +87,7 @@ def test_real_depth_two_networks_follow_the_dmft_not_the_lazy_limit():
 
 def test_bad_input_refused_before_compute():
     args = {"depth": 2, "activation": "identity", "gamma0": 1.0, "time_step": 0.1, "t_max": 1.0}
-    for change, words in (({"activation": "relu"}, "identity"), ({"gamma0": 0.0}, "gamma0"),
+    for change, words in (({"activation": "relu"}, "smooth"), ({"activation": "erf", "samples": 7}, "even"), ({"gamma0": 0.0}, "gamma0"),
                           ({"depth": 0}, "depth"), ({"time_step": -0.1}, "time_step"),
                           ({"time_step": 1e-4}, "grid")):
         with pytest.raises(InputError, match=words):
@@ -93,3 +95,37 @@ def test_bad_input_refused_before_compute():
     sol = deep_dmft(X[:3], Y, X[3:], **args)
     with pytest.raises(InputError, match="multiples"):
         sol.at([0.05])
+
+
+def test_sampled_solver_matches_the_exact_one_at_depth_two():
+    """The sampled site process (responses by forward-mode derivatives of the sample means) on a linear φ
+    that it cannot recognise as linear, against the exact linear algebra: f and the NTK at every step."""
+    linear = Activation("sampled-identity", lambda u: u, jnp.ones_like)
+    args = {"depth": 2, "gamma0": 1.0, "time_step": 0.25, "t_max": 1.0}
+    exact = deep_dmft(X[:3], Y, X[3:], activation="identity", **args)
+    sampled = deep_dmft(X[:3], Y, X[3:], activation=linear, samples=1000, replicas=8, seed=2, **args)
+    assert not sampled.exact and np.all(sampled.mean_se[1:] > 0)
+    assert np.max(np.abs((sampled.mean - exact.mean)[1:] / sampled.mean_se[1:])) < 4.5
+    assert np.max(np.abs((sampled.ntk - exact.ntk) / sampled.ntk_se)) < 4.5
+
+
+def test_real_erf_networks_follow_the_sampled_dmft_at_depth_two():
+    """400 erf μP networks, 2 hidden layers of 512, γ₀ = 1, against the sampled DMFT at t = 0.6 and 1."""
+    dt, n, members = 0.2, 512, 400
+    x = X * np.sqrt(3.0) / np.linalg.norm(X, axis=1, keepdims=True)
+    sol = deep_dmft(x[:3], Y, x[3:], depth=2, activation="erf", gamma0=1.0, time_step=dt, t_max=1.0,
+                    samples=1000, replicas=8)
+    _, ntk = mlp_kernels(x, x, depth=2, activation="erf", W_std=1.0, b_std=0.0)
+    f, lazy = np.zeros(4), []
+    for _ in sol.times:
+        lazy.append(f)
+        f = f + dt * ntk[:, :3] @ (Y - f[:3]) / 3
+    res = run_ensemble(FeatureMLP(n, 3, 2, "erf", 1.0, time_step=dt), make_dataset(x[:3], Y, x[3:]),
+                       Trainer(alpha=1.0, method="fullbatch"), times=np.array([0.6, 1.0]), n_members=members,
+                       seed=5, dtype=jnp.float32)
+    out = np.asarray(res.outputs, np.float64)
+    se = out.std(0, ddof=1) / np.sqrt(members)
+    k = sol.at(np.asarray(res.times))
+    z = (out.mean(0) - sol.mean[k]) / np.sqrt(se ** 2 + sol.mean_se[k] ** 2)
+    assert np.max(np.abs(z)) < 4, z
+    assert np.max(np.abs((out.mean(0) - np.array(lazy)[k])[-1] / se[-1])) > 5

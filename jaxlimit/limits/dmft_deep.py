@@ -38,7 +38,11 @@ horizon doubles from a few steps, each solve started from the last one's (exact)
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -61,10 +65,13 @@ class DeepDMFT(NamedTuple):
 
     times: np.ndarray  # (K+1,) t_k = k dt
     mean: np.ndarray  # (K+1, M) f at every step, training points first
+    mean_se: np.ndarray  # (K+1, M) its Monte Carlo standard error (zeros when solved exactly)
     ntk: np.ndarray  # (K+1, M, M) the network's NTK at every step
+    ntk_se: np.ndarray  # (K+1, M, M)
     phi: np.ndarray  # (L, K+1, M, M) equal-step feature kernels Φ^ℓ(k, k), ℓ = 1..L
     grad: np.ndarray  # (L, K+1, M, M) equal-step gradient kernels G^ℓ(k, k), ℓ = 1..L
-    sweeps: int  # layer sweeps, all horizons together
+    sweeps: int  # layer sweeps, all horizons together (the most over replicas)
+    exact: bool  # solved by linear algebra (φ = identity) or sampled
 
     def at(self, times) -> np.ndarray:
         """The step indices round(t/dt) of ``times`` (each must lie on the grid)."""
@@ -112,6 +119,67 @@ def _linear_layer(below, resp_below, above, resp_above, delta, c, strict, steps,
     return _Layer(0.5 * (phi + phi.T), ma, 0.5 * (grad + grad.T), bm, readout)
 
 
+KINKED = ("relu", "leaky_relu", "abs")
+"""Activations whose φ′ jumps: g = φ′(h)z is then discontinuous in the sources, and a pathwise
+derivative misses the jumps' share of the responses, so the sampled solver refuses them."""
+
+TANGENT_CHUNK = 32
+"""Response columns pushed through the linearised site process at once (memory: sites × chunk × grid)."""
+
+
+def _sampled_layer(act):
+    """One layer's site process sampled on S sites (rows of the sources u, r), time-stepped causally, and its
+    responses as derivatives of the sample means with respect to a shift common to every site:
+    ⟨∂F/∂r⟩ = ∂⟨F(u, r + d)⟩/∂d at d = 0, exact for the sample (forward mode; φ must be smooth)."""
+
+    def fields(u, r, a, b, m):
+        s, n = u.shape
+
+        def step(k, carry):
+            phis, gs, zs = carry
+            rows = jax.lax.dynamic_slice(a, (k * m, 0), (m, n))
+            h = jax.lax.dynamic_slice(u, (0, k * m), (s, m)) + gs @ rows.T
+            phis = jax.lax.dynamic_update_slice(phis, act.fn(h), (0, k * m))
+            rows = jax.lax.dynamic_slice(b, (k * m, 0), (m, n))
+            z = jax.lax.dynamic_slice(r, (0, k * m), (s, m)) + phis @ rows.T
+            gs = jax.lax.dynamic_update_slice(gs, act.derivative(h) * z, (0, k * m))
+            return phis, gs, jax.lax.dynamic_update_slice(zs, z, (0, k * m))
+
+        zero = jnp.zeros_like(u)
+        return jax.lax.fori_loop(0, n // m, step, (zero, zero, zero))
+
+    @functools.partial(jax.jit, static_argnums=4)
+    def solve(u, r, a, b, m):
+        n = u.shape[1]
+        means = lambda du, dr: tuple(jnp.mean(v, axis=0) for v in fields(u + du, r + dr, a, b, m)[:2])  # noqa: E731
+        phis, gs, zs = fields(u, r, a, b, m)
+        _, tangent = jax.linearize(means, jnp.zeros(n), jnp.zeros(n))
+        chunks = -(-n // TANGENT_CHUNK)
+        basis = jnp.zeros((chunks * TANGENT_CHUNK, n)).at[:n].set(jnp.eye(n)).reshape(chunks, TANGENT_CHUNK, n)
+        none = jnp.zeros(n)
+        # Column j of a response is the tangent along e_j.
+        resp_phi = jax.lax.map(jax.vmap(lambda e: tangent(none, e)[0]), basis).reshape(-1, n)[:n].T
+        resp_grad = jax.lax.map(jax.vmap(lambda e: tangent(e, none)[1]), basis).reshape(-1, n)[:n].T
+        s = phis.shape[0]
+        return phis.T @ phis / s, gs.T @ gs / s, resp_phi, resp_grad, jnp.mean(zs * phis, axis=0)
+
+    return solve
+
+
+def _cholesky(cov: np.ndarray) -> np.ndarray:
+    """A lower-triangular L with L Lᵀ = cov + ε·max diag·I, ε = 10⁻¹² (more only where rounding makes a
+    semi-definite cov fail): continuous in cov, so the sweeps settle, and causal: the sources' first k
+    steps use the first k steps of the noise."""
+    sym = 0.5 * (cov + cov.T)
+    scale = max(float(np.max(np.diag(sym))), np.finfo(float).tiny)
+    for eps in (1e-12, 1e-10, 1e-8):
+        try:
+            return np.linalg.cholesky(sym + eps * scale * np.eye(sym.shape[0]))
+        except np.linalg.LinAlgError:
+            continue
+    raise FloatingPointError("a DMFT kernel is not positive semi-definite (the iteration diverged)")
+
+
 def _ntk(layers: list[_Layer], kx: np.ndarray, steps: int, m: int) -> np.ndarray:
     """Σ_{ℓ=0}^{L} G^{ℓ+1}(k, k) ⊙ Φ^ℓ(k, k) with Φ⁰ = K_x and G^{L+1} = 1."""
     phis = [np.broadcast_to(kx, (steps, m, m))] + [_equal_step(l.phi, steps, m) for l in layers]
@@ -119,18 +187,27 @@ def _ntk(layers: list[_Layer], kx: np.ndarray, steps: int, m: int) -> np.ndarray
     return sum(g * p for g, p in zip(grads, phis))
 
 
-def _embed(prefix: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """``fill`` with its top-left block replaced by ``prefix`` (a solution on fewer steps)."""
-    out = fill.copy()
+def _embed(prefix: np.ndarray, steps: int, m: int) -> np.ndarray:
+    """A kernel on fewer steps extended to ``steps`` steps by holding its last step (positive semi-definite
+    when the prefix is)."""
+    known = prefix.shape[0] // m
+    idx = (np.minimum(np.arange(steps), known - 1)[:, None] * m + np.arange(m)[None, :]).reshape(-1)
+    return prefix[np.ix_(idx, idx)]
+
+
+def _pad(prefix: np.ndarray, n: int) -> np.ndarray:
+    """A response on fewer steps, zero beyond them."""
+    out = np.zeros((n, n))
     out[:prefix.shape[0], :prefix.shape[1]] = prefix
     return out
 
 
 def _solve(kx: np.ndarray, y: np.ndarray, n_train: int, depth: int, gamma0: float, step: float, steps: int,
-           start: tuple[np.ndarray, list] | None = None):
+           layer, start: tuple[np.ndarray, list] | None = None, tol: float = 1e-12):
     """The alternating procedure on ``steps`` steps: sweep the layers upwards, recompute f and Δ, until f
     stops changing. ``step`` is η dt; ``start`` a solution (f, layers) on fewer steps, which by causality is
-    already exact there. Returns f (K+1, M), the layers and the number of sweeps."""
+    already exact there. ``layer(ℓ, below, resp_below, above, resp_above, Δ, c, strict, steps, M)`` solves one
+    layer (ℓ = 0 is the first). Returns f (K+1, M), the layers and the number of sweeps."""
     m = kx.shape[0]
     n = steps * m
     strict = np.kron(np.tril(np.ones((steps, steps)), -1), np.ones((m, m)))
@@ -141,7 +218,7 @@ def _solve(kx: np.ndarray, y: np.ndarray, n_train: int, depth: int, gamma0: floa
     if start is not None:  # the known steps, and their last value held beyond them
         f_known, known = start
         f[:len(f_known)], f[len(f_known):] = f_known, f_known[-1]
-        layers = [_Layer(below0, zero, _embed(l.grad, top), _embed(l.resp_grad, zero), f) for l in known]
+        layers = [_Layer(below0, zero, _embed(l.grad, steps, m), _pad(l.resp_grad, n), f) for l in known]
     c = gamma0 * step
     # Causality: each sweep fixes at least one more step of every layer, so this many sweeps end it.
     max_sweeps = steps * depth + 2
@@ -153,7 +230,7 @@ def _solve(kx: np.ndarray, y: np.ndarray, n_train: int, depth: int, gamma0: floa
         for ell in range(depth):
             below, resp_below = (below0, zero) if ell == 0 else (new[-1].phi, new[-1].resp_phi)
             above, resp_above = (top, zero) if ell == depth - 1 else (layers[ell + 1].grad, layers[ell + 1].resp_grad)
-            new.append(_linear_layer(below, resp_below, above, resp_above, delta, c, strict, steps, m))
+            new.append(layer(ell, below, resp_below, above, resp_above, delta, c, strict, steps, m))
         # f and every kernel must settle: the kernels at the last step act on no f inside the horizon.
         change = max(float(np.max(np.abs(b.grad - a.grad))) for a, b in zip(layers, new))
         layers = new
@@ -162,25 +239,46 @@ def _solve(kx: np.ndarray, y: np.ndarray, n_train: int, depth: int, gamma0: floa
         f = f_new
         if not np.all(np.isfinite(f)):
             raise FloatingPointError("the DMFT iteration produced non-finite outputs")
-        if change <= 1e-12 * max(1.0, float(np.max(np.abs(f)))):
+        if change <= tol * max(1.0, float(np.max(np.abs(f)))):
             break
     return f, layers, sweep
 
 
-def _solve_growing(kx, y, n_train, depth, gamma0, step, steps, first: int = 8):
+def _solve_growing(kx, y, n_train, depth, gamma0, step, steps, layer, tol: float = 1e-12, first: int = 8):
     """:func:`_solve` on a horizon that doubles from ``first`` steps, each solve started from the last: from
     the lazy start the iteration can diverge on a long horizon, where the kernels have moved far."""
     horizon, start, total = min(first, steps), None, 0
     while True:
-        f, layers, sweeps = _solve(kx, y, n_train, depth, gamma0, step, horizon, start)
+        f, layers, sweeps = _solve(kx, y, n_train, depth, gamma0, step, horizon, layer, start, tol)
         total += sweeps
         if horizon == steps:
             return f, layers, total
         horizon, start = min(2 * horizon, steps), (f, layers)
 
 
+def _sampled_layer_fn(act, kx: np.ndarray, depth: int, noise: list[tuple[np.ndarray, np.ndarray]]):
+    """The layer callback of :func:`_solve` for a sampled site process; ``noise[ℓ]`` = (ξ, ζ), each
+    (S/2, (K+1)M) standard normal, turned into the sources by causal Cholesky factors, in antithetic pairs
+    (u, r), (u, −r). Layer 1's u is constant in time (u ~ N(0, K_x)) and the top layer's r is w^L(0)."""
+    solve = _sampled_layer(act)
+    root_x = _cholesky(kx)
+
+    def layer(ell, below, resp_below, above, resp_above, delta, c, strict, steps, m):
+        n = steps * m
+        xi, zeta = noise[ell]
+        a, b = _operators(below, resp_below, above, resp_above, delta, c, strict)
+        u = np.tile(xi[:, :m] @ root_x.T, (1, steps)) if ell == 0 else xi[:, :n] @ _cholesky(below).T
+        r = np.tile(zeta[:, :1], (1, n)) if ell == depth - 1 else zeta[:, :n] @ _cholesky(above).T
+        phi, grad, resp_phi, resp_grad, readout = (np.asarray(v) for v in solve(
+            jnp.asarray(np.concatenate([u, u])), jnp.asarray(np.concatenate([r, -r])), jnp.asarray(a),
+            jnp.asarray(b), m))
+        return _Layer(0.5 * (phi + phi.T), resp_phi, 0.5 * (grad + grad.T), resp_grad, readout.reshape(steps, m))
+
+    return layer
+
+
 def deep_dmft(x_train, y_train, x_test, *, depth: int, activation, gamma0: float, time_step: float, t_max: float,
-              learning_rate: float = 1.0) -> DeepDMFT:
+              learning_rate: float = 1.0, samples: int = 2000, replicas: int = 4, seed: int = 0) -> DeepDMFT:
     """The infinite-width DMFT of a depth-L μP network trained by Euler steps dt up to t_max (module docstring).
 
     Args:
@@ -188,15 +286,19 @@ def deep_dmft(x_train, y_train, x_test, *, depth: int, activation, gamma0: float
         y_train: targets (P,).
         x_test: test inputs (Q, D), or None.
         depth: L ≥ 1 hidden layers.
-        activation: φ; ``"identity"`` (solved exactly; other activations are refused).
+        activation: φ: ``"identity"`` is solved exactly; a smooth φ (tanh, erf, sigmoid, gelu, sin, cos, a
+            callable) by sampling sites; a kinked one (relu, leaky relu, abs) is refused.
         gamma0: γ₀ > 0.
         time_step: dt > 0, the step of the networks' training (and of the grid).
         t_max: the last time; the grid is t_k = k dt, k = 0..round(t_max/dt).
         learning_rate: η > 0; the steps are η dt long in the flow's time.
+        samples: sites per layer (an even number; sampled φ only).
+        replicas: independent solves whose spread gives the Monte Carlo standard errors (sampled φ only).
+        seed: the sampling seed.
 
     Returns:
-        :class:`DeepDMFT`: f, the NTK and the equal-step kernels Φ^ℓ, G^ℓ at every step, exact (no
-        Monte Carlo error).
+        :class:`DeepDMFT`: f, the NTK and the equal-step kernels Φ^ℓ, G^ℓ at every step, with the Monte
+        Carlo standard errors of f and the NTK (zero for φ = identity).
     """
     depth = check_depth(depth)
     act = get_activation(activation)
@@ -209,9 +311,16 @@ def deep_dmft(x_train, y_train, x_test, *, depth: int, activation, gamma0: float
     xb = np.zeros((0, xa.shape[1])) if x_test is None or np.size(x_test) == 0 else check_points(x_test, "x_test")
     if xb.shape[1] != xa.shape[1]:
         raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
-    if act.name != "identity":
-        raise InputError(f"deep_dmft solves linear networks (activation='identity') so far, got {act.name!r}; "
+    exact = act.name == "identity"
+    if act.name.startswith(KINKED):
+        raise InputError(f"deep_dmft needs a smooth activation (φ′ without jumps), got {act.name!r}; "
                          "two_layer_single_site covers depth 1 with any activation")
+    if not exact:
+        for name, v, low in (("samples", samples, 2), ("replicas", replicas, 2)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise InputError(f"{name} must be an integer ≥ {low}, got {v!r}")
+        if samples % 2:
+            raise InputError(f"samples must be even (antithetic pairs), got {samples}")
     steps = int(round(tm / dt)) + 1
     x = np.concatenate([xa, xb])
     m = x.shape[0]
@@ -219,17 +328,31 @@ def deep_dmft(x_train, y_train, x_test, *, depth: int, activation, gamma0: float
     if n > MAX_GRID:
         raise InputError(f"the DMFT grid has {steps} steps × {m} points = {n} > {MAX_GRID}; use a larger time_step, "
                          "a smaller t_max or fewer points")
-    need = 8.0 * n * n * (8 * depth + 12)
+    need = 8.0 * n * n * (8 * depth + 12) + (0.0 if exact else 8.0 * samples * n * (3 * TANGENT_CHUNK + 8))
     if need > MEMORY_FRACTION * physical_memory_bytes():
         raise InputError(f"the DMFT solve needs about {need / 2**30:.3g} GiB; use a larger time_step, a smaller "
                          "t_max or fewer points")
     kx = x @ x.T / x.shape[1]
     kx = 0.5 * (kx + kx.T)
-    f, layers, sweeps = _solve_growing(kx, y, xa.shape[0], depth, g0, lr * dt, steps)
-    ntk = _ntk(layers, kx, steps, m)
-    return DeepDMFT(dt * np.arange(steps), f, ntk,
-                    np.stack([_equal_step(l.phi, steps, m) for l in layers]),
-                    np.stack([_equal_step(l.grad, steps, m) for l in layers]), sweeps)
+    kernels = lambda layers: (np.stack([_equal_step(l.phi, steps, m) for l in layers]),  # noqa: E731
+                              np.stack([_equal_step(l.grad, steps, m) for l in layers]))
+    times = dt * np.arange(steps)
+    if exact:
+        f, layers, sweeps = _solve_growing(kx, y, xa.shape[0], depth, g0, lr * dt, steps,
+                                           lambda ell, *rest: _linear_layer(*rest))
+        ntk = _ntk(layers, kx, steps, m)
+        return DeepDMFT(times, f, np.zeros_like(f), ntk, np.zeros_like(ntk), *kernels(layers), sweeps, True)
+    rng = np.random.default_rng([seed, 0xD3F7])
+    runs = []
+    for _ in range(replicas):
+        noise = [(rng.standard_normal((samples // 2, n)), rng.standard_normal((samples // 2, n))) for _ in range(depth)]
+        layer = _sampled_layer_fn(act, kx, depth, noise)
+        f, layers, sweeps = _solve_growing(kx, y, xa.shape[0], depth, g0, lr * dt, steps, layer, tol=1e-10)
+        runs.append((f, _ntk(layers, kx, steps, m), *kernels(layers), sweeps))
+    stack = lambda i: np.stack([r[i] for r in runs])  # noqa: E731
+    se = lambda v: v.std(axis=0, ddof=1) / np.sqrt(replicas)  # noqa: E731
+    return DeepDMFT(times, stack(0).mean(0), se(stack(0)), stack(1).mean(0), se(stack(1)), stack(2).mean(0),
+                    stack(3).mean(0), max(r[4] for r in runs), False)
 
 
 __all__ = ["DeepDMFT", "deep_dmft"]
