@@ -113,7 +113,15 @@ def worker_jaxlimit(args) -> dict:
                     "lanes": result.config["lanes"]}
 
 
+def _jax_default_device() -> None:
+    """Keep JAX's own default device (multi-threaded on a CPU) in a naive or reference worker:
+    they import jaxlimit for the problem, and ``import jaxlimit`` would otherwise set up its one
+    single-threaded device per core, leaving an unsharded jit one core."""
+    os.environ["JAXLIMIT_CPU_CORES"] = "0"
+
+
 def worker_naive(args) -> dict:
+    _jax_default_device()
     import jax
     import jax.numpy as jnp
 
@@ -143,7 +151,7 @@ def worker_naive(args) -> dict:
     keys = member_keys(stream_key(0, "members"), jnp.arange(args.members))
     timed = _first_and_warm(lambda: run(keys).block_until_ready())
     del timed["first"]
-    return timed
+    return timed | {"devices": len(jax.devices())}
 
 
 def _build_reference(build_dir: Path) -> Path | None:
@@ -280,9 +288,11 @@ def _family_problem(args):
 
 
 def _timed_twice(fn, *a):
+    import jax
+
     timed = _first_and_warm(lambda: jax_block(fn(*a)))
     del timed["first"]
-    return timed
+    return timed | {"devices": len(jax.devices())}
 
 
 def jax_block(x):
@@ -311,6 +321,7 @@ def worker_family_jaxlimit(args) -> dict:
 
 def worker_family_naive(args) -> dict:
     """``jit(vmap(scan(grad)))`` of the same full-batch descent, JAX's default device."""
+    _jax_default_device()
     import jax
     import jax.numpy as jnp
 
@@ -339,7 +350,9 @@ def worker_family_naive(args) -> dict:
 
 def worker_family_reference(args) -> dict:
     """The same descent written directly: every member's weights in one batched array, the forward
-    and backward passes as batched matrix products (einsum), one jit over a fori_loop."""
+    and backward passes as batched matrix products (einsum), one jit over a fori_loop, JAX's
+    default device."""
+    _jax_default_device()
     import math
 
     import jax
