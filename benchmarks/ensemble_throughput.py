@@ -412,6 +412,9 @@ def worker_family_reference(args) -> dict:
     return _timed_twice(run, state)
 
 
+TWO_LAYER_CONTENDERS = ("jaxlimit", "naive", "reference", "torch")
+"""The default problem's contenders (the family workers train the deep MLP and the CNN)."""
+
 WORKERS = {"jaxlimit": worker_jaxlimit, "user_code": worker_user_code, "naive": worker_naive, "reference": worker_reference,
            "torch": worker_torch, "family_jaxlimit": worker_family_jaxlimit, "family_naive": worker_family_naive,
            "family_reference": worker_family_reference}
@@ -591,7 +594,7 @@ def main(argv=None) -> dict:
     if args.library_default_only:
         print(f"Problem {base}")
         return {"library_default": library_default(base, args.repeats, build)}
-    figures = {"default": compare(base, [w for w in WORKERS if w != "user_code"], args.repeats, build)}
+    figures = {"default": compare(base, list(TWO_LAYER_CONTENDERS), args.repeats, build)}
     print_table(f"Default problem {base}", figures["default"])
     figures["library_default"] = library_default(base, args.repeats, build)
     if not args.no_tables:
