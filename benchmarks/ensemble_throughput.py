@@ -8,8 +8,7 @@ Contenders, each in its own process (so each gets the XLA flags it is meant
 to run with), interleaved, best of ``--repeats``:
 
 * ``jaxlimit``: ``run_ensemble`` at its defaults, as the command line runs it
-  (one single-threaded CPU device per core, the hand-derived program); its
-  whole call (compilation included) and its warm call;
+  (one single-threaded CPU device per core, the hand-derived program);
 * ``naive``: ``jit(vmap(lax.scan))`` of the ``jax.grad`` SGD step over all
   members at once, XLA's default threading;
 * ``reference``: the same SGD as a plain C loop (``benchmarks/reference``),
@@ -17,6 +16,15 @@ to run with), interleaved, best of ``--repeats``:
   at a time per thread; it states what fraction of this machine the engine
   reaches;
 * ``torch``: the same SGD batched over members in PyTorch, when installed.
+
+Every JAX contender is called twice with the same arguments: the first call
+compiles, the second is the **warm run** (the throughput figures use it). The
+tables print the warm run, the **compile** time (the XLA compilations of the
+first call, summed from JAX's monitoring events by
+:func:`jaxlimit.devices.compilations`) with the number of programs compiled on the
+first and on the warm call (``first/warm``: a warm call compiles nothing), and the
+whole first call (compile + run + tracing). The C reference and PyTorch compile
+nothing at call time ("—").
 
 Then the library's default, in fresh processes with no set-up call: ``import
 jaxlimit`` (one single-threaded device per core, set up at import), the same
@@ -57,6 +65,22 @@ HERE = Path(__file__).resolve().parent
 # Contenders, each run as ``python ensemble_throughput.py --worker NAME ...`` -------------
 
 
+def _first_and_warm(call) -> dict:
+    """``call()`` twice: the first call's wall time and XLA compilations, then the warm call's."""
+    from jaxlimit.devices import compilations
+
+    with compilations() as first:
+        start = time.perf_counter()
+        out = call()
+        whole = time.perf_counter() - start
+    with compilations() as again:
+        start = time.perf_counter()
+        call()
+        warm = time.perf_counter() - start
+    return {"whole_call_s": whole, "warm_s": warm, "compile_s": first.seconds, "compilations": first.total,
+            "warm_compilations": again.total, "first": out}
+
+
 def _problem(args):
     import jax
 
@@ -83,17 +107,21 @@ def worker_jaxlimit(args) -> dict:
     t_max = args.steps / args.width
     kw = dict(times=[t_max], n_members=args.members, seed=0,
               execution=jl.Execution(lanes=args.lanes or None, program=args.program or "auto"))
-    start = time.perf_counter()
-    result = jl.run_ensemble(model, data, jl.Trainer(), **kw)
-    whole = time.perf_counter() - start
-    start = time.perf_counter()
-    jl.run_ensemble(model, data, jl.Trainer(), **kw)
-    warm = time.perf_counter() - start
-    return {"whole_call_s": whole, "warm_s": warm, "devices": len(jax.devices()),
-            "program": result.config["program"], "lanes": result.config["lanes"]}
+    timed = _first_and_warm(lambda: jl.run_ensemble(model, data, jl.Trainer(), **kw))
+    result = timed.pop("first")
+    return timed | {"devices": len(jax.devices()), "program": result.config["program"],
+                    "lanes": result.config["lanes"]}
+
+
+def _jax_default_device() -> None:
+    """Keep JAX's own default device (multi-threaded on a CPU) in a naive or reference worker:
+    they import jaxlimit for the problem, and ``import jaxlimit`` would otherwise set up its one
+    single-threaded device per core, leaving an unsharded jit one core."""
+    os.environ["JAXLIMIT_CPU_CORES"] = "0"
 
 
 def worker_naive(args) -> dict:
+    _jax_default_device()
     import jax
     import jax.numpy as jnp
 
@@ -121,12 +149,9 @@ def worker_naive(args) -> dict:
 
     run = jax.jit(jax.vmap(member))
     keys = member_keys(stream_key(0, "members"), jnp.arange(args.members))
-    start = time.perf_counter()
-    run(keys).block_until_ready()
-    whole = time.perf_counter() - start
-    start = time.perf_counter()
-    run(keys).block_until_ready()
-    return {"whole_call_s": whole, "warm_s": time.perf_counter() - start}
+    timed = _first_and_warm(lambda: run(keys).block_until_ready())
+    del timed["first"]
+    return timed | {"devices": len(jax.devices())}
 
 
 def _build_reference(build_dir: Path) -> Path | None:
@@ -263,12 +288,11 @@ def _family_problem(args):
 
 
 def _timed_twice(fn, *a):
-    start = time.perf_counter()
-    jax_block(fn(*a))
-    whole = time.perf_counter() - start
-    start = time.perf_counter()
-    jax_block(fn(*a))
-    return {"whole_call_s": whole, "warm_s": time.perf_counter() - start}
+    import jax
+
+    timed = _first_and_warm(lambda: jax_block(fn(*a)))
+    del timed["first"]
+    return timed | {"devices": len(jax.devices())}
 
 
 def jax_block(x):
@@ -289,17 +313,15 @@ def worker_family_jaxlimit(args) -> dict:
     kw = dict(times=[args.steps * DEEP_STEP], n_members=args.members, seed=0,
               execution=jl.Execution(progress=False), guards=jl.Guards(step_check="off"))
     trainer = jl.Trainer(alpha=1.0, method="fullbatch")
-    start = time.perf_counter()
-    result = jl.run_ensemble(model, data, trainer, **kw)
-    whole = time.perf_counter() - start
-    start = time.perf_counter()
-    jl.run_ensemble(model, data, trainer, **kw)
-    return {"whole_call_s": whole, "warm_s": time.perf_counter() - start, "devices": len(jax.devices()),
-            "program": result.config["program"], "lanes": result.config["lanes"]}
+    timed = _first_and_warm(lambda: jl.run_ensemble(model, data, trainer, **kw))
+    result = timed.pop("first")
+    return timed | {"devices": len(jax.devices()), "program": result.config["program"],
+                    "lanes": result.config["lanes"]}
 
 
 def worker_family_naive(args) -> dict:
     """``jit(vmap(scan(grad)))`` of the same full-batch descent, JAX's default device."""
+    _jax_default_device()
     import jax
     import jax.numpy as jnp
 
@@ -328,7 +350,9 @@ def worker_family_naive(args) -> dict:
 
 def worker_family_reference(args) -> dict:
     """The same descent written directly: every member's weights in one batched array, the forward
-    and backward passes as batched matrix products (einsum), one jit over a fori_loop."""
+    and backward passes as batched matrix products (einsum), one jit over a fori_loop, JAX's
+    default device."""
+    _jax_default_device()
     import math
 
     import jax
@@ -388,6 +412,9 @@ def worker_family_reference(args) -> dict:
     return _timed_twice(run, state)
 
 
+TWO_LAYER_CONTENDERS = ("jaxlimit", "naive", "reference", "torch")
+"""The default problem's contenders (the family workers train the deep MLP and the CNN)."""
+
 WORKERS = {"jaxlimit": worker_jaxlimit, "user_code": worker_user_code, "naive": worker_naive, "reference": worker_reference,
            "torch": worker_torch, "family_jaxlimit": worker_family_jaxlimit, "family_naive": worker_family_naive,
            "family_reference": worker_family_reference}
@@ -429,11 +456,22 @@ def compare(problem: dict, contenders: list[str], repeats: int, build_dir: str) 
     return best
 
 
+def _compile_cells(r: dict) -> str:
+    """The compile time, the programs compiled (first/warm call) and the whole first call."""
+    if "compile_s" not in r:  # no compilation at call time (the C reference, PyTorch)
+        return "— | — | —"
+    return f"{r['compile_s']:.2f} s | {r['compilations']}/{r['warm_compilations']} | {r['whole_call_s']:.2f} s"
+
+
+COMPILE_COLUMNS = "compile | compiled (first/warm) | whole first call"
+
+
 def _row(name: str, r: dict) -> str:
     if "skipped" in r:
-        return f"| {name} | skipped: {r['skipped']} | | | |"
+        return f"| {name} | skipped: {r['skipped']} | | | | | | |"
     frac = r.get("fraction_of_reference")
-    return (f"| {name} | {r['warm_s']:.2f} s | {r['neuron_steps_per_s']:.3g} | {r['vs_naive']:.2f}× | "
+    vs = "" if r.get("vs_naive") is None else f"{r['vs_naive']:.2f}×"
+    return (f"| {name} | {r['warm_s']:.2f} s | {_compile_cells(r)} | {r['neuron_steps_per_s']:.3g} | {vs} | "
             f"{'' if frac is None else f'{100 * frac:.0f} %'} |")
 
 
@@ -455,13 +493,13 @@ def library_default(problem: dict, repeats: int, build_dir: str) -> dict:
                 else:
                     best.setdefault(label, {})[key] = value
     print("\nLibrary default: fresh processes, no set-up call (best of %d, interleaved)\n" % repeats)
-    print("| process | devices | warm ensemble | whole call | vs command line |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"| process | devices | warm ensemble | {COMPILE_COLUMNS} | vs command line |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     cli = best.get("command line (use_cpu_cores)", {}).get("warm_s")
     for label in ("import default", "JAXLIMIT_CPU_CORES=0", "command line (use_cpu_cores)"):
         r = best.get(label, {})
         if "warm_s" in r:
-            print(f"| {label} | {r['devices']} | {r['warm_s']:.2f} s | {r['whole_call_s']:.2f} s | "
+            print(f"| {label} | {r['devices']} | {r['warm_s']:.2f} s | {_compile_cells(r)} | "
                   f"{cli / r['warm_s'] if cli else float('nan'):.2f} |")
     print("\n| user's own JAX code | devices | 2048² matmul | tanh map + sum, 2^24 |")
     print("| --- | --- | --- | --- |")
@@ -487,28 +525,27 @@ def family_table(family: str, problem: dict, repeats: int, build_dir: str) -> di
     what = {"deep": "deep MLP, 3 hidden layers", "cnn": "CNN on digits, channels"}[family]
     print(f"\n{what} = {problem['width']}: {problem['members']} members, {problem['points']} points, "
           f"{problem['steps']} full-batch steps (best of {repeats}, interleaved)\n")
-    print("| engine | warm run | whole call (compile + run) | vs naive | of reference |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"| engine | warm run | {COMPILE_COLUMNS} | vs naive | of reference |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in best.items():
         if "warm_s" not in r:
-            print(f"| {name} | skipped: {r.get('skipped')} | | | |")
+            print(f"| {name} | skipped: {r.get('skipped')} | | | | | |")
             continue
         frac = r.get("fraction_of_reference")
-        print(f"| {name} | {r['warm_s']:.2f} s | {r['whole_call_s']:.2f} s | {r['vs_naive']:.2f}× | "
+        print(f"| {name} | {r['warm_s']:.2f} s | {_compile_cells(r)} | {r['vs_naive']:.2f}× | "
               f"{'' if frac is None else f'{100 * frac:.0f} %'} |")
     return best
 
 
 def print_table(title: str, best: dict) -> None:
     print(f"\n{title}\n")
-    print("| engine | warm run | neuron-steps/s | vs naive | of reference |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"| engine | warm run | {COMPILE_COLUMNS} | neuron-steps/s | vs naive | of reference |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in best.items():
         print(_row(name, r))
     j = best.get("jaxlimit", {})
     if "whole_call_s" in j:
-        print(f"\njaxlimit whole call (compilation included): {j['whole_call_s']:.2f} s on {j['devices']} "
-              f"device(s), program {j['program']}, lanes {j['lanes']}")
+        print(f"\njaxlimit ran on {j['devices']} device(s), program {j['program']}, lanes {j['lanes']}")
 
 
 def main(argv=None) -> dict:
@@ -557,7 +594,7 @@ def main(argv=None) -> dict:
     if args.library_default_only:
         print(f"Problem {base}")
         return {"library_default": library_default(base, args.repeats, build)}
-    figures = {"default": compare(base, [w for w in WORKERS if w != "user_code"], args.repeats, build)}
+    figures = {"default": compare(base, list(TWO_LAYER_CONTENDERS), args.repeats, build)}
     print_table(f"Default problem {base}", figures["default"])
     figures["library_default"] = library_default(base, args.repeats, build)
     if not args.no_tables:

@@ -17,11 +17,15 @@ JAX started first, the first ensemble says once how to get the speed.
 
 :func:`enable_compilation_cache` turns on JAX's persistent compilation cache,
 so the same shapes compiled in an earlier run (or an earlier call) load in a
-fraction of the compile time.
+fraction of the compile time. :func:`compilations` counts the programs XLA
+compiles while it is active (a repeated call with the same shapes compiles none).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import os
 from pathlib import Path
 
@@ -163,4 +167,42 @@ def enable_compilation_cache(directory: str | Path | None = None) -> Path:
     return path
 
 
-__all__ = ["configure_at_import", "cpu_cores", "enable_compilation_cache", "notice_once", "use_cpu_cores"]
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+"""JAX's monitoring event of one backend compilation (or persistent-cache load) of a program,
+recorded with the program's name, e.g. ``jit(advance)``."""
+
+
+@dataclasses.dataclass
+class Compilations:
+    """What :func:`compilations` saw: ``count`` per program name, ``seconds`` in all."""
+
+    count: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.count.values())
+
+
+@contextlib.contextmanager
+def compilations():
+    """Count the XLA compilations while the block runs (``jax.monitoring``'s backend-compile
+    event, one per compiled program, a persistent-cache load included), by program name."""
+    import jax
+
+    seen = Compilations()
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            seen.count[kwargs.get("fun_name", "?")] += 1
+            seen.seconds += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+__all__ = ["Compilations", "compilations", "configure_at_import", "cpu_cores", "enable_compilation_cache",
+           "notice_once", "use_cpu_cores"]

@@ -130,29 +130,37 @@ def flow_pathwise(ntk: jax.Array, y_train: jax.Array, beta: float, f0: jax.Array
     return f0[:, None, :] + jnp.einsum("tpm,em->etp", r, y_train[None, :] - f0[:, :m])
 
 
+# The vector fields are module-level functions and the kernels travel in ``args``: diffrax's
+# compiled solve is cached on the field's identity, so a closure made afresh per call would
+# recompile the same program on every call (every width of a sweep, every repeated comparison).
+# β stays a Python float in ``args`` (static to the solve, as it was inside a closure).
+def _moments_field(_, state, args):
+    k, y_train, beta = args
+    m = y_train.shape[0]
+    mu, cov = state
+    kc = k @ cov[:m, :]
+    return beta * (k @ (y_train - mu[:m])), -beta * (kc + kc.T)
+
+
+def _pathwise_field(_, f, args):
+    k, y_train, beta = args
+    m = y_train.shape[0]
+    return beta * (y_train[None, :] - f[:, :m]) @ k.T
+
+
 def flow_moments_ode(nngp, ntk, y_train, beta: float, times, *, rtol=None, atol=None):
     """(mean, cov) by integrating the moment ODEs with :func:`solve_ode` (finite times)."""
-    m = y_train.shape[0]
-    k = ntk[:, :m]
-
-    def field(_, state, __):
-        mu, cov = state
-        kc = k @ cov[:m, :]
-        return beta * (k @ (y_train - mu[:m])), -beta * (kc + kc.T)
-
+    k = ntk[:, :y_train.shape[0]]
     mu0 = jnp.zeros(nngp.shape[0], nngp.dtype)
-    return solve_ode(field, (mu0, nngp), times, rtol=rtol, atol=atol, steps_option="the largest time")
+    return solve_ode(_moments_field, (mu0, nngp), times, args=(k, y_train, float(beta)), rtol=rtol, atol=atol,
+                     steps_option="the largest time")
 
 
 def flow_pathwise_ode(ntk, y_train, beta: float, f0, times, *, rtol=None, atol=None) -> jax.Array:
     """Integrate df/dt = β Θ_{:,M}(Y − f_M) from each row of f0 (E, N) → (E, T, N)."""
-    m = y_train.shape[0]
-    k = ntk[:, :m]
-
-    def field(_, f, __):
-        return beta * (y_train[None, :] - f[:, :m]) @ k.T
-
-    path = solve_ode(field, f0, times, rtol=rtol, atol=atol, steps_option="the largest time")
+    k = ntk[:, :y_train.shape[0]]
+    path = solve_ode(_pathwise_field, f0, times, args=(k, y_train, float(beta)), rtol=rtol, atol=atol,
+                     steps_option="the largest time")
     return jnp.swapaxes(path, 0, 1)
 
 
