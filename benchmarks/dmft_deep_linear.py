@@ -2,8 +2,8 @@
 
 Three training points and one test point (D = 3, |x|²/D = 1), γ₀ = 1, η = 1, Euler steps dt = 0.1 to
 t_max = 2. At each depth and width, E networks are trained by the engine (float32) and their mean at t_max
-is set against the DMFT mean (z per point, and the gap at the point where it is largest at the smallest
-width fitted as a power of N: the mean's
+is set against the DMFT mean (z per point, and the gap at the point where it is most resolved at the
+smallest width fitted as a power of N: the mean's
 finite-width shift is O(1/N)); 16 networks per width are trained by a plain loop to measure their NTK's
 movement ‖K(t_max) − K(0)‖_F against the DMFT's.
 
@@ -79,8 +79,8 @@ def main():
             out = np.asarray(res.outputs, np.float64)[:, -1]
             se = out.std(0, ddof=1) / np.sqrt(len(out))
             gap = out.mean(0) - sol.mean[-1]
-            if n == widths[0]:  # the point followed across widths: the largest gap at the smallest width
-                i = int(np.argmax(np.abs(gap)))
+            if n == widths[0]:  # the point followed across widths: the most resolved gap at the smallest width
+                i = int(np.argmax(np.abs(gap / se)))
             gaps.append(abs(gap[i]))
             errs.append(se[i])
             mv = ntk_movement(model, x, y, 16, seed=n)
