@@ -50,6 +50,7 @@ from scipy.linalg import solve_triangular
 from jaxlimit.activations import get_activation
 from jaxlimit.config import physical_memory_bytes, require_real
 from jaxlimit.errors import InputError
+from jaxlimit.limits.gaussian_expectations import require_x64
 from jaxlimit.limits.kernel_limit import check_targets
 from jaxlimit.limits.mlp import check_depth, check_points
 
@@ -316,6 +317,7 @@ def deep_dmft(x_train, y_train, x_test, *, depth: int, activation, gamma0: float
         raise InputError(f"deep_dmft needs a smooth activation (φ′ without jumps), got {act.name!r}; "
                          "two_layer_single_site covers depth 1 with any activation")
     if not exact:
+        require_x64("the sampled DMFT's kernels")
         for name, v, low in (("samples", samples, 2), ("replicas", replicas, 2)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise InputError(f"{name} must be an integer ≥ {low}, got {v!r}")
