@@ -355,14 +355,8 @@ def two_layer_single_site(x_train, y_train, x_test, *, activation, gamma0: float
     g0 = check_gamma0(gamma0)
     lr = require_real(learning_rate, "learning_rate")
     t = check_times(times)
-    xa = check_points(x_train, "x_train")
-    y = check_targets(y_train, xa.shape[0])
-    xb = np.zeros((0, xa.shape[1])) if x_test is None or np.size(x_test) == 0 else check_points(x_test, "x_test")
-    if xb.shape[1] != xa.shape[1]:
-        raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
-    for name, v, low in (("samples", samples, 2), ("replicas", replicas, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise InputError(f"{name} must be an integer ≥ {low}, got {v!r}")
+    xa, y, xb = check_problem(x_train, y_train, x_test)
+    check_sampling(samples, replicas)
     x = np.concatenate([xa, xb])
     m = x.shape[0]
     need = 8.0 * replicas * samples * (m + 1) * 14 + 8.0 * replicas * len(t) * m * m
@@ -390,6 +384,23 @@ def two_layer_single_site(x_train, y_train, x_test, *, activation, gamma0: float
 def check_gamma0(gamma0) -> float:
     """γ₀ > 0, finite."""
     return require_real(gamma0, "gamma0")
+
+
+def check_problem(x_train, y_train, x_test) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training points (P, D), targets (P,) and test points (Q, D) (Q = 0 for None), checked."""
+    xa = check_points(x_train, "x_train")
+    y = check_targets(y_train, xa.shape[0])
+    xb = np.zeros((0, xa.shape[1])) if x_test is None or np.size(x_test) == 0 else check_points(x_test, "x_test")
+    if xb.shape[1] != xa.shape[1]:
+        raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
+    return xa, y, xb
+
+
+def check_sampling(samples, replicas) -> None:
+    """Sites per replica and replicas of a sampled solver, each an integer ≥ 2."""
+    for name, v in (("samples", samples), ("replicas", replicas)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
+            raise InputError(f"{name} must be an integer ≥ 2, got {v!r}")
 
 
 def check_width(width) -> int:
@@ -426,14 +437,7 @@ def dmft_limit(x_train, y_train, x_test, *, depth: int, activation, gamma0: floa
     g0 = check_gamma0(gamma0)
     n = check_width(width)
     lr = require_real(learning_rate, "learning_rate")
-    xa = check_points(x_train, "x_train")
-    y = check_targets(y_train, xa.shape[0])
-    if x_test is None or np.size(x_test) == 0:
-        xb = np.zeros((0, xa.shape[1]))
-    else:
-        xb = check_points(x_test, "x_test")
-        if xb.shape[1] != xa.shape[1]:
-            raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
+    xa, y, xb = check_problem(x_train, y_train, x_test)
     if depth != 1 or act.name != "identity":
         raise InputError(f"dmft_limit's finite-width covariance is solved for two-layer linear networks so far "
                          f"(depth=1, activation='identity'), got depth={depth}, activation={act.name!r}; "

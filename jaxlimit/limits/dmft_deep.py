@@ -50,9 +50,9 @@ from scipy.linalg import solve_triangular
 from jaxlimit.activations import get_activation
 from jaxlimit.config import physical_memory_bytes, require_real
 from jaxlimit.errors import InputError
+from jaxlimit.limits.dmft import check_gamma0, check_problem, check_sampling
 from jaxlimit.limits.gaussian_expectations import require_x64
-from jaxlimit.limits.kernel_limit import check_targets
-from jaxlimit.limits.mlp import check_depth, check_points
+from jaxlimit.limits.mlp import check_depth
 
 MEMORY_FRACTION = 0.25
 """A solve that would need more than this fraction of the machine's memory is refused."""
@@ -303,24 +303,18 @@ def deep_dmft(x_train, y_train, x_test, *, depth: int, activation, gamma0: float
     """
     depth = check_depth(depth)
     act = get_activation(activation)
-    g0 = require_real(gamma0, "gamma0")
+    g0 = check_gamma0(gamma0)
     dt = require_real(time_step, "time_step")
     tm = require_real(t_max, "t_max")
     lr = require_real(learning_rate, "learning_rate")
-    xa = check_points(x_train, "x_train")
-    y = check_targets(y_train, xa.shape[0])
-    xb = np.zeros((0, xa.shape[1])) if x_test is None or np.size(x_test) == 0 else check_points(x_test, "x_test")
-    if xb.shape[1] != xa.shape[1]:
-        raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
+    xa, y, xb = check_problem(x_train, y_train, x_test)
     exact = act.name == "identity"
     if act.name.startswith(KINKED):
         raise InputError(f"deep_dmft needs a smooth activation (φ′ without jumps), got {act.name!r}; "
                          "two_layer_single_site covers depth 1 with any activation")
     if not exact:
         require_x64("the sampled DMFT's kernels")
-        for name, v, low in (("samples", samples, 2), ("replicas", replicas, 2)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise InputError(f"{name} must be an integer ≥ {low}, got {v!r}")
+        check_sampling(samples, replicas)
         if samples % 2:
             raise InputError(f"samples must be even (antithetic pairs), got {samples}")
     steps = int(round(tm / dt)) + 1
