@@ -49,6 +49,21 @@ METRICS: dict[str, str] = {
     "mean_drift_z": "the coupled bias in its own standard errors, at the worst of the P points (noise level "
                     "mean_error_z_null's, for the same P)",
     "mean_drift_in_mean_se": "the coupled bias in standard errors of the ensemble mean: its share of mean_error_z",
+    # The 1/n correction of lazy training (docs/corrections.md#during-training)
+    "correction_width": "n₀, the width of the networks that estimated the 1/n correction (--correction-width)",
+    "correction_networks": "the networks of width n₀ behind the 1/n correction that stayed finite (antithetic pairs)",
+    "correction_diverged": "networks of width n₀ left out of the correction (a pair goes if either member diverged)",
+    "mean_drift_predicted": "the 1/n theory's mean drift at mean_drift's point and time: the steps' O(dt) offset "
+                            "from the flow plus c/n, c estimated at width n₀",
+    "mean_drift_explained": "mean_drift / mean_drift_predicted: the share of the measured drift the 1/n correction "
+                            "explains (1 when the network is where the 1/n theory says it is)",
+    "mean_drift_correction_z": "(mean_drift − mean_drift_predicted) in combined standard errors",
+    "corrected_smallest_pvalue_by_time": "smallest_pvalue_by_time against the 1/n-corrected law N(m̄ + c/n, "
+                                         "Σ̄ + C/n) instead of the infinite-width one",
+    "correction_ntk": "the NTK-fluctuation piece of mean_drift_predicted (each network's own linearised model "
+                      "minus its limit path), over n",
+    "correction_dntk": "the dNTK piece of mean_drift_predicted (the odd part in the lazy scaling λ), over n",
+    "correction_ddntk": "the ddNTK piece of mean_drift_predicted (the even part in λ beyond the linear model), over n",
     "finite_width_effect_z": "the initial law's excess kurtosis (the O(1/N) finite-width effect at t = 0) in "
                              "standard errors",
     "finite_width_kurtosis_excess": "the predicted excess kurtosis κ/N of the output at t = 0",

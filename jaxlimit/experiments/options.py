@@ -113,6 +113,25 @@ def kernel_ensemble(default: int):
                    high=100_000, group="ensemble")
 
 
+def correction_width():
+    """``--correction-width``: the width n₀ of the networks that estimate the 1/n correction."""
+    return integer(0, "width n₀ of the networks that estimate the 1/n correction of the mean and covariance "
+                   "(docs/corrections.md); 0 skips it", low=0, high=4096, group="ensemble")
+
+
+def check_correction(config) -> None:
+    """--correction-width 0 or ≥ 2, --correction-networks even."""
+    if config.correction_width == 1:
+        raise ConfigError("correction_width", "must be 0 (no correction) or at least 2")
+    if config.correction_networks % 2:
+        raise ConfigError("correction_networks", f"must be even (antithetic pairs), got {config.correction_networks}")
+
+
+def correction_networks():
+    return integer(2048, "networks of width n₀ behind the 1/n correction (antithetic pairs: even)", low=8,
+                   high=MAX_ENSEMBLE, group="ensemble")
+
+
 def deep_bytes(config, width_: int, members: int) -> float:
     """Results of every member, plus one compiled call (parameters, gradients, Jacobians of the kernel arm)."""
     d = input_dim(config)

@@ -25,12 +25,13 @@ from jaxlimit.experiments.deep import figures
 from jaxlimit.experiments.deep.config import DeepConfig
 from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
 from jaxlimit.limits.empirical import ntk_observable
+from jaxlimit.limits.training_correction import TERMS, TrainingCorrection, mlp_training_correction
 from jaxlimit.report import Report
 from jaxlimit.stats import Gaussian, compare_gaussian
 from jaxlimit.stats.coupling import CoupledBures, MeanDrift, coupled_bures, mean_drift
 from jaxlimit.stats.kernels import KernelSummary, kernel_summary
 from jaxlimit.stats.nulls import bures_null_size, covariance_error_null, max_abs_z_noise
-from jaxlimit.stats.verdict import INCONSISTENT, resolution
+from jaxlimit.stats.verdict import INCONSISTENT, resolution, verdict_over_times
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
 
@@ -150,6 +151,38 @@ def kernel_arm(config: DeepConfig, model, data, trainer, times, analytic) -> Ker
     return KernelArm(kernels, result.n_diverged, kernel_summary(kernels, analytic))
 
 
+@dataclasses.dataclass(frozen=True)
+class Corrected:
+    """The members against the 1/n-corrected law (docs/corrections.md).
+
+    Attributes:
+        correction: the coefficients, estimated from networks of width n₀.
+        verdict: the calibrated verdict against N(m̄ + c/n, Σ̄ + C/n) at the compared times.
+        drift, drift_se: the predicted mean drift (members minus their flow paths) at the last compared time, (P,).
+    """
+
+    correction: TrainingCorrection
+    verdict: Any
+    drift: np.ndarray
+    drift_se: np.ndarray
+
+
+def corrected(config: DeepConfig, data, ok, times, compare_idx) -> Corrected | None:
+    """The 1/n correction estimated at ``--correction-width`` and the members against it."""
+    if not config.correction_width:
+        return None
+    corr = mlp_training_correction(
+        data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
+        W_std=config.weight_scale, b_std=config.b_std, learning_rate=config.alpha, time_step=config.step,
+        t_max=times[-1], width=config.correction_width, networks=config.correction_networks,
+        seed=stream_seed(config.seed, "correction"))
+    law = corr.predict(times, config.width)
+    verdict = verdict_over_times(ok.outputs, law, compare_idx, times=times, level=config.level,
+                                 seed=stream_seed(config.seed, "tests"))
+    drift, drift_se = corr.drift(times[compare_idx[-1:]], config.width)
+    return Corrected(corr, verdict, drift[0], drift_se[0])
+
+
 def run(config: DeepConfig) -> Report:
     timing: dict = {}
     warnings: list[str] = []
@@ -168,15 +201,63 @@ def run(config: DeepConfig) -> Report:
         law = compare_law(config, ok, lim, times, compare_idx)
     with timed(timing, "kernels"):
         arm = kernel_arm(config, model, data, trainer, times, np.asarray(lim.limit.ntk))
+    with timed(timing, "correction"):
+        corr = corrected(config, data, ok, times, compare_idx)
     word = INCONSISTENT if result.n_diverged else law.check.verdict.verdict
-    metrics = _metrics(result, ok, lim, law, arm)
+    metrics = _metrics(result, ok, lim, law, arm) | _correction_metrics(corr, law, times, config.width)
+    verdicts = {"gaussian_limit": word}
+    if corr:
+        verdicts["corrected_limit"] = INCONSISTENT if result.n_diverged else corr.verdict.verdict
     facts = dict(depth=config.depth, width=config.width, parameterisation="NTK", members=ok.n_members,
                  data=data.name)
     return Report(experiment="deep", config={"ensemble": result.config, "times": times.tolist()}, metrics=metrics,
-                  verdict={"gaussian_limit": word}, timing=timing,
+                  verdict=verdicts, timing=timing,
                   figures=_figures(ok, lim, law, arm, data, times, compare_idx, facts),
                   tables=_tables(lim, law, arm, times, compare_idx), arrays=_arrays(result, lim, law, arm, times),
-                  summary=_summary(config, result, data, times, law, arm, metrics, word), warnings=warnings)
+                  summary=_summary(config, result, data, times, law, arm, metrics, word)
+                  + _correction_summary(corr, metrics, times[law.last]), warnings=warnings)
+
+
+def _correction_metrics(corr: Corrected | None, law: LawComparison, times, width: int) -> dict:
+    """The measured drift against the predicted one at its worst point, and the pieces' shares."""
+    if corr is None:
+        return {}
+    c = corr.correction
+    worst, last = law.drift.worst, law.last
+    measured, measured_se = float(law.drift.value[worst]), float(law.drift.se[worst])
+    predicted, predicted_se = float(corr.drift[worst]), float(corr.drift_se[worst])
+    step = int(c.steps(times[last:last + 1])[0])
+    out = {
+        "correction_width": c.width,
+        "correction_networks": c.networks,
+        "correction_diverged": c.n_diverged,
+        "mean_drift_predicted": predicted,
+        "mean_drift_predicted_se": predicted_se,
+        "mean_drift_explained": measured / predicted if predicted else math.nan,
+        "mean_drift_correction_z": (measured - predicted) / math.hypot(measured_se, predicted_se),
+        "corrected_smallest_pvalue_by_time": corr.verdict.smallest_pvalue_by_time,
+    }
+    for name in TERMS:
+        out[f"correction_{name}"] = float(c.terms[name][step, worst]) / width
+        out[f"correction_{name}_se"] = float(c.terms_se[name][step, worst]) / width
+    return out
+
+
+def _correction_summary(corr: Corrected | None, metrics: dict, t: float) -> list[str]:
+    if corr is None:
+        return []
+    c, m = corr.correction, metrics
+    word = corr.verdict.verdict
+    shares = ", ".join(f"{name} {m[f'correction_{name}']:+.2g} ± {m[f'correction_{name}_se']:.1g}" for name in TERMS)
+    return [
+        f"The 1/n correction (docs/corrections.md), estimated from {c.networks} networks of width {c.width}: "
+        f"predicted drift at t = {t:g} at the same point {m['mean_drift_predicted']:.3g} ± "
+        f"{m['mean_drift_predicted_se']:.1g} (pieces: {shares}); the measured drift is "
+        f"{m['mean_drift_explained']:.2f} of it, {m['mean_drift_correction_z']:+.2f} combined standard errors "
+        f"away. Against the corrected law N(m̄ + c/n, Σ̄ + C/n) the verdict is **{word}** (smallest p-values "
+        f"{', '.join(f'{p:.3g}' for p in corr.verdict.smallest_pvalue_by_time)}; the correction's own Monte "
+        "Carlo error is not in these tests).",
+    ]
 
 
 def _metrics(result, ok, lim: DeepLimit, law: LawComparison, arm: KernelArm | None) -> dict:
