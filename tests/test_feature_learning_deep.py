@@ -8,20 +8,30 @@ import numpy as np
 import pytest
 
 from jaxlimit.cli import main
+from jaxlimit.data import two_layer_data
 from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig
-from jaxlimit.experiments.feature_learning.deep import compare_mean, deep_limit
-from jaxlimit.experiments.feature_learning.experiment import compared_times, scaled_data
+from jaxlimit.limits import dmft_deep
 from jaxlimit.limits.dmft_deep import deep_dmft
+from jaxlimit.stats.compare import mean_test
 from jaxlimit.stats.verdict import CONSISTENT, INCONSISTENT
 
-# Depth 2, linear, N = 512, E = 300: the mean's O(1/N) shift (~1/N) is well below the ensemble's standard
-# error (~0.1/√300), so the infinite-width mean must pass; dt = 0.1 keeps the DMFT grid at 11 steps.
-ARGS = {"depth": 2, "width": 512, "ensemble": 300, "kernel_ensemble": 3, "t_max": 1.0, "n_times": 2, "step": 0.1,
+# Depth 2, linear, N = 256, E = 200: the mean's O(1/N) shift (a few 10⁻³ here) is below the ensemble's
+# standard error (~0.004), so the infinite-width mean must pass; dt = 0.1 keeps the DMFT grid at 11 steps.
+ARGS = {"depth": 2, "width": 256, "ensemble": 200, "kernel_ensemble": 2, "t_max": 1.0, "n_times": 2, "step": 0.1,
         "points": 3, "probes": 1, "seed": 3}
 
 
 def _argv(args: dict) -> list[str]:
     return [w for k, v in args.items() for w in (f"--{k.replace('_', '-')}", str(v))] + ["--no-progress"]
+
+
+def _dmft(config):
+    """deep_dmft on the command's points, rescaled to |x|²/D = 1, solved here directly."""
+    data = two_layer_data(config)
+    scale = lambda x: x * np.sqrt(data.dim) / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    return deep_dmft(scale(np.asarray(data.x_train, np.float64)), np.asarray(data.y_train, np.float64),
+                     scale(np.asarray(data.x_probe, np.float64)), depth=2, activation="identity", gamma0=1.0,
+                     time_step=0.1, t_max=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -41,35 +51,41 @@ def test_depth_two_mean_is_consistent_and_the_ntk_moves_as_deep_dmft_says(run):
     assert m["covariance_compared"] is False and m["dmft_exact"] is True and m["dmft_mean_se_max"] == 0.0
     assert "The covariance is not compared" in text
     # The reported DMFT NTK movement is deep_dmft's, solved here directly.
-    data = scaled_data(config)
-    sol = deep_dmft(data.x_train, data.y_train, data.x_probe, depth=2, activation="identity", gamma0=1.0,
-                    time_step=0.1, t_max=1.0)
+    sol = _dmft(config)
     want = np.linalg.norm(sol.ntk[-1] - sol.ntk[0]) / np.linalg.norm(sol.ntk[0])
     assert want > 0.1  # it moves (the lazy limit's does not)
     assert abs(m["dmft_ntk_change_final"] - want) < 1e-12 and m["lazy_ntk_change_final"] == 0.0
     np.testing.assert_allclose(arrays["dmft_ntk"], sol.ntk[sol.at(arrays["times"])], rtol=0, atol=1e-12)
     np.testing.assert_allclose(arrays["dmft_mean"], sol.mean[sol.at(arrays["times"])], rtol=0, atol=1e-12)
-    # The real networks' NTKs moved by about as much (3 networks of width 512: within 25%).
+    # The real networks' NTKs moved by about as much (2 networks of width 256: within 25%).
     assert abs(m["ntk_mean_change_final"] - want) < 0.25 * want, (m["ntk_mean_change_final"], want)
 
 
-def test_a_mean_off_by_a_few_standard_errors_is_inconsistent_unless_its_own_error_covers_it(run):
-    _, arrays, config, _ = run
-    out = np.asarray(arrays["outputs"], np.float64)
-    times, idx = compared_times(config)
-    sol = deep_limit(config, scaled_data(config))
-    assert compare_mean(out, sol, times, idx, 0.05).verdict == CONSISTENT
-    se = out.std(axis=0, ddof=1) / np.sqrt(len(out))  # (T, P)
-    k = sol.at(times)
-    moved = sol.mean.copy()
-    moved[k[-1], 1] += 5 * se[-1, 1]  # one point at t_max, 5 standard errors
-    wrong = sol._replace(mean=moved)
-    result = compare_mean(out, wrong, times, idx, 0.05)
-    assert result.verdict == INCONSISTENT and result.tests[-1].mean_error_z > 3
-    # A sampled limit whose own Monte Carlo error is 10 SE makes the same gap unresolved: the errors add.
-    se_mc = np.zeros_like(sol.mean)
-    se_mc[k[-1], 1] = 10 * se[-1, 1]
-    assert compare_mean(out, wrong._replace(mean_se=se_mc), times, idx, 0.05).verdict == CONSISTENT
+def test_a_mean_off_by_a_few_standard_errors_is_inconsistent_unless_its_own_error_covers_it(run, tmp_path,
+                                                                                              monkeypatch):
+    report, arrays, config, _ = run
+    out = np.asarray(arrays["outputs"], np.float64)  # (E, T, P), t = 0, 0.5, 1
+    se = out.std(axis=0, ddof=1) / np.sqrt(len(out))
+    sol = _dmft(config)
+    k = sol.at(arrays["times"])
+    gap = (out.mean(axis=0) - sol.mean[k])[-1, 1] / se[-1, 1]
+    shift = 5 * se[-1, 1] * (1 if gap <= 0 else -1)  # 5 standard errors, away from the measured mean
+
+    def moved(*args, **kwargs):
+        s = deep_dmft(*args, **kwargs)
+        mean = s.mean.copy()
+        mean[k[-1], 1] += shift
+        return s._replace(mean=mean)
+
+    monkeypatch.setattr(dmft_deep, "deep_dmft", moved)
+    again = tmp_path / "moved"
+    assert main(["feature-learning", *_argv(ARGS | {"kernel_ensemble": 0}), "--out", str(again)]) == 0
+    wrong = json.loads((again / "report.json").read_text())
+    assert wrong["verdict"] == {"dmft_mean": INCONSISTENT} and wrong["metrics"]["mean_error_z"] > 4.5
+    # A sampled limit whose own Monte Carlo error is 10 SE would cover the same gap: the errors add.
+    assert mean_test(out[:, -1], sol.mean[k[-1]] + np.eye(4)[1] * shift, level=0.05 / 3).consistent is False
+    mc = np.eye(4)[1] * 10 * se[-1, 1]
+    assert mean_test(out[:, -1], sol.mean[k[-1]] + np.eye(4)[1] * shift, level=0.05 / 3, mean_se=mc).consistent
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -88,10 +104,8 @@ def test_command_refuses_before_compute(argv, words, tmp_path, capsys):
 
 
 def test_sweep_at_depth_two_solves_once_and_fits_the_mean_gap(tmp_path, monkeypatch):
-    from jaxlimit.experiments.feature_learning import deep
-
     calls = []
-    monkeypatch.setattr(deep, "deep_dmft", lambda *a, **k: calls.append(1) or deep_dmft(*a, **k))
+    monkeypatch.setattr(dmft_deep, "deep_dmft", lambda *a, **k: calls.append(1) or deep_dmft(*a, **k))
     out = tmp_path / "s"
     args = {k: v for k, v in ARGS.items() if k not in ("width", "kernel_ensemble")}
     args |= {"ensemble": 32, "kernel_ensemble": 0, "widths": "8,16"}

@@ -31,7 +31,8 @@ from jaxlimit.experiments.feature_learning.experiment import (
     KernelMovement, compared_times, kernel_movement, ntk_arm, problem, step_warning,
 )
 from jaxlimit.experiments.problem import ensemble_options, timed
-from jaxlimit.limits.dmft_deep import KINKED, MAX_GRID, DeepDMFT, deep_dmft
+from jaxlimit.limits import dmft_deep
+from jaxlimit.limits.dmft_deep import KINKED, MAX_GRID, DeepDMFT
 from jaxlimit.report import Report
 from jaxlimit.stats.compare import MeanTest, mean_test
 from jaxlimit.stats.nulls import max_abs_z_noise
@@ -67,10 +68,11 @@ def check_deep_dmft(config) -> None:
 
 def deep_limit(config, data) -> DeepDMFT:
     """The infinite-width DMFT on the networks' step grid up to t_max (one solve; it does not depend on N)."""
-    return deep_dmft(data.x_train, data.y_train, data.x_probe if data.n_probe else None, depth=config.depth,
-                     activation=config.activation, gamma0=config.gamma0, time_step=config.step,
-                     t_max=config.t_max, learning_rate=config.alpha, samples=config.dmft_samples,
-                     replicas=config.dmft_replicas, seed=stream_seed(config.seed, "dmft"))
+    return dmft_deep.deep_dmft(data.x_train, data.y_train, data.x_probe if data.n_probe else None,
+                               depth=config.depth,
+                               activation=config.activation, gamma0=config.gamma0, time_step=config.step,
+                               t_max=config.t_max, learning_rate=config.alpha, samples=config.dmft_samples,
+                               replicas=config.dmft_replicas, seed=stream_seed(config.seed, "dmft"))
 
 
 @dataclasses.dataclass(frozen=True)
