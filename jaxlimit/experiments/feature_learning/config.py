@@ -75,7 +75,9 @@ class FeatureLearningConfig(StepDefault, Config):
     |x|²/D = 1, against the DMFT limit (docs/feature-learning.md): the infinite-width mean with the
     leading O(1/N) covariance, a calibrated verdict at t = 0, t_max/2 and t_max, the mean's O(1/N) shift,
     each network against its own DMFT path, and the NTK's movement against the DMFT's (the lazy
-    limit predicts none)."""
+    limit predicts none). At depth ≥ 2, or with a smooth nonlinear φ, the limit is the deep DMFT solved on
+    the networks' own steps (exact for identity, sampled otherwise) and the verdict is on the mean alone:
+    its finite-width covariance is not implemented there."""
 
     NAME = "feature-learning"
     HELP = "μP networks (feature-learning strength γ₀) against the DMFT limit and its finite-width covariance"
