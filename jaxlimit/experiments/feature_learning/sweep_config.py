@@ -19,7 +19,9 @@ class SweepFeatureLearningConfig(StepDefault, Config):
     law at that width: the verdict per width, and fitted as powers of N with confidence intervals the
     pathwise gap (each network against its own DMFT path, expected N^-1/2), the gap of the ensemble mean
     to the infinite-width mean (expected N^-1, the O(1/N) shift) and each network's NTK distance to the
-    DMFT's evolving NTK at t_max (expected N^-1/2). docs/feature-learning.md."""
+    DMFT's evolving NTK at t_max (expected N^-1/2). At depth ≥ 2 or with a smooth nonlinear φ the DMFT mean
+    is solved once on the networks' own steps and compared alone: the mean gap's rate (N^-1) and the NTK
+    distance's. docs/feature-learning.md."""
 
     NAME = "sweep feature-learning"
     HELP = "the feature-learning (μP, DMFT) check across widths: rates of the pathwise, mean and NTK gaps"
