@@ -341,6 +341,19 @@ METRICS: dict[str, str] = {
                                  "kernel arm",
     "ntk_max_abs_z_final": "largest |mean empirical NTK − DMFT NTK| over entries at the last time, in standard "
                            "errors of the mean",
+    # feature-learning at depth ≥ 2 or with a nonlinear φ: the deep DMFT's mean alone
+    "covariance_compared": "whether the outputs' covariance is compared: false at depth ≥ 2 or with a nonlinear φ, "
+                           "where the DMFT's O(1/N) finite-width covariance is not implemented (the verdict is on "
+                           "the mean alone)",
+    "dmft_exact": "whether the DMFT was solved exactly (φ = identity) or by sampling its single-site process (then "
+                  "with a Monte Carlo standard error)",
+    "dmft_mean_se_max": "the largest Monte Carlo standard error of the DMFT mean over points and saved times (0 when "
+                        "solved exactly); it enters each z in quadrature with the ensemble's",
+    "largest_mean_error_z": "the largest |ensemble mean − predicted mean| / SE over the points and the compared times",
+    "mean_error_last": "largest |ensemble mean − DMFT mean| over the points at the last compared time (output units)",
+    "mean_gap_point": "the point whose |ensemble mean − DMFT mean| at t_max a sweep fits against the width: the one "
+                      "most resolved at the smallest width",
+    "verdicts": "per width, the verdict against the limit",
 
     # coord-check (docs/parameterisations.md): coordinate sizes after a few steps against the width
     "lr": "η, the base learning rate (layer l trains at η n^-c_l)",

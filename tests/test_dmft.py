@@ -145,8 +145,8 @@ def test_a_covariance_too_large_for_memory_is_refused_before_compute():
 
 @pytest.mark.parametrize("argv, words", [
     (["--gamma0", "0"], "gamma0"),
-    (["--depth", "2"], "two-layer linear"),
-    (["--activation", "relu"], "two-layer linear"),
+    (["--depth", "2", "--activation", "relu"], "smooth activation"),
+    (["--activation", "relu"], "smooth activation"),
 ])
 def test_command_refuses_before_compute(argv, words, tmp_path, capsys):
     from jaxlimit.cli import main

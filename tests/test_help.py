@@ -79,6 +79,14 @@ def test_every_computed_default_in_help_is_what_the_code_applies(name):
             assert config.replace(optimizer="adam").resolve("alphas") == default_alphas("adam") == tuple(
                 2.0 ** k for k in range(-14, 3))
             assert config.replace(alphas=(0.1, 0.2, 0.4)).resolve("alphas") == (0.1, 0.2, 0.4)
+        elif field == "step":  # feature-learning: the ODE's step, or the deep DMFT's own step grid
+            from jaxlimit.experiments.feature_learning.config import STEP_GRID, STEP_ODE, STEP_SAMPLED
+
+            assert stated.startswith(f"{STEP_ODE:g} at depth 1 with identity, {STEP_GRID:g} with identity at depth")
+            assert config.step == config.resolve("step") == STEP_ODE
+            assert config.replace(depth=2).step == STEP_GRID and config.replace(depth=2).replace(depth=1).step == STEP_ODE
+            assert config_type(activation="erf").step == STEP_SAMPLED
+            assert config_type(depth=2, step=0.125).resolve("step") == 0.125
         else:
             raise AssertionError(f"{name} --{field}: a computed default this test does not check")
 

@@ -167,13 +167,16 @@ STEP_SYMBOLS = {"deep.md": "dt", "three-layer.md": "ε", "teacher-student.md": "
 """What each docs page calls --step: one meaning (the training time of one step), three symbols."""
 
 
-def step(default: float, doc: str, what: str = "gradient descent and SGD", *, high: float = 10.0):
+def step(default: float | None, doc: str, what: str = "gradient descent and SGD", *, high: float = 10.0,
+         computed: Computed | None = None):
     """The time step: the training time of one step of ``what``, step k reaching t = k · step at every
     width (unlike the two-layer clock t = k / N, whose commands have no --step). ``doc`` names the docs
-    page, whose symbol for it (:data:`STEP_SYMBOLS`) the help quotes."""
+    page, whose symbol for it (:data:`STEP_SYMBOLS`) the help quotes; ``computed`` says what a None
+    default means."""
     symbol = STEP_SYMBOLS[doc]
     return real(default, f"training time of one step of {what} ({symbol} in docs/{doc}): step k reaches "
-                f"t = k · step at every width", high=high, group="training")
+                f"t = k · step at every width", high=high, group="training", nullable=computed is not None,
+                computed=computed)
 
 
 _METHOD_WORDS = {"online": "online SGD (the papers')", "minibatch": "minibatch SGD",

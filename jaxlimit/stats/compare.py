@@ -66,8 +66,11 @@ class MeanTest:
     consistent: bool
 
 
-def mean_test(samples, mean, *, level: float) -> MeanTest:
-    """Test E samples (E, P) against a point prediction ``mean`` (P,) at overall level ``level``."""
+def mean_test(samples, mean, *, level: float, mean_se=None) -> MeanTest:
+    """Test E samples (E, P) against a point prediction ``mean`` (P,) at overall level ``level``.
+
+    ``mean_se`` (P,), when the prediction is itself an estimate (a Monte Carlo limit), is its standard
+    error: then z_p = (m̂_p − μ_p)/√(ŝe_p² + se(μ_p)²), the two errors being independent."""
     x = np.asarray(samples, np.float64)
     mu = np.asarray(mean, np.float64)
     if x.ndim != 2 or mu.shape != x.shape[1:]:
@@ -77,6 +80,8 @@ def mean_test(samples, mean, *, level: float) -> MeanTest:
     sd = x.std(axis=0, ddof=1)
     gap = x.mean(axis=0) - mu
     se = sd / math.sqrt(len(x))
+    if mean_se is not None:
+        se = np.sqrt(se**2 + np.broadcast_to(np.asarray(mean_se, np.float64), se.shape) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, np.abs(gap) / np.where(se > 0, se, 1.0), np.where(np.abs(gap) > 0, np.inf, 0.0))
     p = 2.0 * sps.norm.sf(z)

@@ -20,7 +20,7 @@ from jaxlimit import figures as comparison
 from jaxlimit.data import Dataset
 from jaxlimit.experiments.against_limit import AgainstLimit, against_limit, finite_members
 from jaxlimit.experiments.feature_learning import figures
-from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig
+from jaxlimit.experiments.feature_learning.config import FeatureLearningConfig, uses_deep_dmft
 from jaxlimit.experiments.problem import (
     ensemble_options, saved_times, timed, two_layer_data, with_compare_times,
 )
@@ -166,10 +166,15 @@ def feature_limit(config: FeatureLearningConfig, data, times) -> FeatureLimit:
 
 def step_warnings(config: FeatureLearningConfig, data, lim: FeatureLimit) -> list[str]:
     """A warning when the step is large against the fastest mode η λ_max / M of the DMFT's NTK."""
-    lam = float(np.max(np.linalg.eigvalsh(lim.kernels.ntk[:, :data.n_train, :data.n_train])))
-    if config.alpha * lam / data.n_train * config.step > 0.5:
+    return step_warning(config, data.n_train, lim.kernels.ntk)
+
+
+def step_warning(config, n_train: int, ntk: np.ndarray) -> list[str]:
+    """:func:`step_warnings` for a DMFT NTK (T, M, M), training points first."""
+    lam = float(np.max(np.linalg.eigvalsh(ntk[:, :n_train, :n_train])))
+    if config.alpha * lam / n_train * config.step > 0.5:
         return [f"the step dt = {config.step:g} is large against the fastest mode (η λ_max/M = "
-                f"{config.alpha * lam / data.n_train:.3g}): gradient descent departs from the flow by "
+                f"{config.alpha * lam / n_train:.3g}): gradient descent departs from the flow by "
                 "O(dt); use a smaller --step"]
     return []
 
@@ -184,12 +189,15 @@ def ntk_arm(config, model, data, trainer, times, *stream) -> np.ndarray | None:
     return result.finite().observables["ntk"].astype(np.float64)
 
 
-def kernel_movement(kernels: np.ndarray, dmft_ntk: np.ndarray) -> KernelMovement:
+def kernel_movement(kernels: np.ndarray, dmft_ntk: np.ndarray, dmft_se: np.ndarray | None = None) -> KernelMovement:
     """Relative movement ‖K_t − K_0‖_F/‖K_0‖_F of the arm's mean NTK and of each network's own NTK
-    (mean ± SE over networks) against the DMFT's, and the largest |mean − DMFT| in SE at every time."""
+    (mean ± SE over networks) against the DMFT's, and the largest |mean − DMFT| in SE at every time
+    (with ``dmft_se``, a sampled DMFT's Monte Carlo error, added in quadrature)."""
     n = len(kernels)
     mean = kernels.mean(axis=0)
     se = kernels.std(axis=0, ddof=1) / math.sqrt(n)
+    if dmft_se is not None:
+        se = np.sqrt(se**2 + dmft_se**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, (mean - dmft_ntk) / se, 0.0)
     norm0 = np.linalg.norm(dmft_ntk[0])
@@ -239,6 +247,10 @@ def compare_law(config: FeatureLearningConfig, out: np.ndarray, lim: FeatureLimi
 
 
 def run(config: FeatureLearningConfig) -> Report:
+    if uses_deep_dmft(config):  # depth ≥ 2 or a nonlinear φ: the deep DMFT's mean alone
+        from jaxlimit.experiments.feature_learning import deep
+
+        return deep.run(config)
     timing: dict = {}
     warnings: list[str] = []
     data, model, trainer, times, compare_idx = problem(config, config.width)

@@ -16,6 +16,7 @@ from jaxlimit.experiments.against_limit import against_limit, finite_width_membe
 from jaxlimit.experiments.feature_learning.experiment import (
     compared_times, limit_of, ntk_arm, problem, scaled_data,
 )
+from jaxlimit.experiments.feature_learning.config import uses_deep_dmft
 from jaxlimit.experiments.feature_learning.sweep_config import SweepFeatureLearningConfig
 from jaxlimit.experiments.problem import ensemble_options, timed
 from jaxlimit.figures import loglog_fit, new_figure, run_title, styled
@@ -62,6 +63,10 @@ class WidthResult:
 
 
 def run(config: SweepFeatureLearningConfig) -> Report:
+    if uses_deep_dmft(config):  # depth ≥ 2 or a nonlinear φ: the deep DMFT's mean alone
+        from jaxlimit.experiments.feature_learning import deep_sweep
+
+        return deep_sweep.run(config)
     timing: dict = {}
     warnings: list[str] = []
     data = scaled_data(config)
