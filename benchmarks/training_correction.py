@@ -22,11 +22,14 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
+from jaxlimit.data import two_layer_data  # noqa: E402
 from jaxlimit.experiments.deep.config import DeepConfig  # noqa: E402
-from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options  # noqa: E402
+from jaxlimit.limits.mlp import mlp_limit  # noqa: E402
 from jaxlimit.limits.training_correction import TERMS, mlp_training_correction  # noqa: E402
+from jaxlimit.models.mlp import MLP  # noqa: E402
 from jaxlimit.stats.coupling import mean_drift  # noqa: E402
-from jaxlimit.training import run_ensemble  # noqa: E402
+from jaxlimit.training import Trainer, run_ensemble  # noqa: E402
+from jaxlimit.training.problem import ensemble_options, saved_times  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     config = DeepConfig(depth=args.depth, activation=args.activation, ensemble=args.ensemble, kernel_ensemble=0,
                         seed=args.seed, no_progress=True)
-    data, *_ = deep_problem(config, 8)
+    data = two_layer_data(config)
     t = config.t_max
     print(f"depth {config.depth}, {config.activation}, σ_w = {config.weight_scale}, σ_b = {config.b_std}, "
           f"α = {config.alpha}, dt = {config.step}, t = {t:g}, P = {data.n_train} + {data.n_probe}", flush=True)
@@ -63,14 +66,18 @@ def main() -> None:
                                            zip(corr.terms[name][k], corr.terms_se[name][k])))
         print("  n·(ΔVar) " + " ".join(f"{v:+7.3f}" for v in np.diagonal(corr.cov_shift[k])), flush=True)
 
-    limit = deep_limit(config, data)
+    limit = mlp_limit(data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
+                      W_std=config.weight_scale, b_std=config.b_std, learning_rate=config.alpha)
+    times = saved_times(config.t_max, config.n_times)
     measured = []
     print(f"\nmeasured drift at t = {t:g} against the prediction (c from width {corr.width}):")
     print(f"{'width':>6} {'point':>5} {'measured':>17} {'predicted':>17} {'z':>6}")
     for n in (int(w) for w in args.widths.split(",")):
-        data, model, trainer, times, idx = deep_problem(config, n, data)
+        model = MLP((n,) * config.depth, data.dim, config.activation, W_std=config.weight_scale,
+                    b_std=config.b_std, time_step=config.step)
         start = time.perf_counter()
-        result = run_ensemble(model, data, trainer, times=times, **ensemble_options(config)).finite()
+        result = run_ensemble(model, data, Trainer(alpha=config.alpha, method="fullbatch"), times=times,
+                              **ensemble_options(config)).finite()
         paths = np.asarray(limit.pathwise(result.outputs[:, 0].astype(np.float64), times))
         drift = mean_drift(result.outputs[:, -1], paths[:, -1])
         predicted, predicted_se = corr.drift(times[-1:], n)
