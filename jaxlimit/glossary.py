@@ -125,6 +125,9 @@ METRICS: dict[str, str] = {
     "slope_moments": "fitted log–log slope against the width of the law's Bures distance to the Gaussian at the "
                      "last time beyond its Monte Carlo size, √max(W² − size², 0), over the widths where that "
                      "excess exceeds twice its bootstrap standard error (null with fewer than two)",
+    "slope_mean_drift": "fitted log–log slope against the width of the mean drift at t_max at the point where the "
+                        "1/n coefficient is largest (sweep deep --correction-width; widths where it exceeds twice "
+                        "its SE; the 1/n theory says −1)",
     "slope_ntk_change": "fitted log–log slope against the width of `ntk_change_final` (the kernel arm's relative "
                         "NTK movement)",
 

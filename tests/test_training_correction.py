@@ -172,3 +172,47 @@ def test_the_predicted_drift_of_wider_erf_networks_matches_an_ensemble():
     # A correction off by a third at the worst point would be detected.
     w = drift.worst
     assert abs(drift.value[w] - predicted[w] / 1.5) > 2.0 * np.hypot(drift.se[w], predicted_se[w] / 1.5)
+
+
+def test_the_sweep_reports_the_libraries_correction_at_every_width(tmp_path):
+    """`jaxlimit sweep deep --correction-width`: per width the predicted drift is the library's
+    c/n (+ the steps' offset) at the point where |c| is largest, and the measured drift agrees with it."""
+    from jaxlimit.data import two_layer_data
+    from jaxlimit.experiments import run
+    from jaxlimit.experiments.sweep_deep import SweepDeepConfig
+    from jaxlimit.streams import stream_seed
+
+    config = SweepDeepConfig(widths=(16, 32), ensemble=256, kernel_ensemble=0, t_max=4.0, correction_width=8,
+                             correction_networks=64, no_progress=True, out=str(tmp_path / "r"))
+    report = run(config)
+    table = report.tables["by_width"]
+    data = two_layer_data(config)
+    corr = mlp_training_correction(data.x_train, data.y_train, data.x_probe, depth=2, activation="relu",
+                                   W_std=1.4, b_std=0.1, learning_rate=0.5, time_step=0.05, t_max=4.0, width=8,
+                                   networks=64, seed=stream_seed(config.seed, "correction"))
+    point = int(np.argmax(np.abs(corr.shift[-1])))
+    for i, n in enumerate((16, 32)):
+        predicted, se = corr.drift([4.0], n)
+        assert table["mean_drift_predicted"][i] == pytest.approx(predicted[0, point], abs=1e-12)
+        assert table["mean_drift_predicted_se"][i] == pytest.approx(se[0, point], abs=1e-12)
+        assert abs(table["mean_drift_correction_z"][i]) < 3.0
+        assert table["corrected_verdict"][i] in ("consistent", "inconsistent")
+    assert report.metrics["slope_mean_drift"] is not None or report.metrics["slope_mean_drift_against"]
+
+
+def test_a_covariance_the_expansion_makes_negative_is_projected_and_said():
+    from jaxlimit.limits.training_correction import TrainingCorrection
+
+    P = 2
+    corr = TrainingCorrection(
+        times=np.array([0.0, 0.1]), flow_mean=np.zeros((2, P)), gd_mean=np.zeros((2, P)),
+        gd_cov=np.stack([np.eye(P)] * 2), shift=np.ones((2, P)), shift_se=np.zeros((2, P)),
+        terms={}, terms_se={}, cov_shift=np.stack([np.diag([-3.0, 1.0])] * 2), width=8, networks=8, n_diverged=0,
+        time_step=0.1)
+    assert corr.covariance_deficit([0.1], 1) == pytest.approx(-2.0)
+    np.testing.assert_allclose(np.asarray(corr.predict([0.1], 1).cov[0]), np.diag([0.0, 2.0]), atol=1e-12)
+    assert corr.covariance_deficit([0.1], 10) == 0.0
+    np.testing.assert_allclose(np.asarray(corr.predict([0.1], 10).cov[0]), np.diag([0.7, 1.1]), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(corr.predict([0.1], 10).mean[0]), [0.1, 0.1], atol=1e-12)
+    with pytest.raises(InputError, match="times must lie"):
+        corr.predict([0.3], 10)

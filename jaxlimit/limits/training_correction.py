@@ -109,11 +109,21 @@ class TrainingCorrection:
         return k
 
     def predict(self, times, width: int) -> Gaussian:
-        """The law of width-``width`` networks at ``times``: N(m̄ + c/n, Σ̄ + C/n)."""
+        """The law of width-``width`` networks at ``times``: N(m̄ + c/n, Σ̄ + C/n), the covariance's
+        negative eigenvalues (a width too small for the expansion, or a noisy C) set to zero
+        (:meth:`covariance_deficit` says by how much)."""
         n = require_int(width, "width", low=1)
         k = self.steps(times)
-        return Gaussian(jnp.asarray(self.gd_mean[k] + self.shift[k] / n),
-                        jnp.asarray(self.gd_cov[k] + self.cov_shift[k] / n))
+        lam, vec = np.linalg.eigh(self.gd_cov[k] + self.cov_shift[k] / n)
+        cov = np.einsum("tij,tj,tkj->tik", vec, np.maximum(lam, 0.0), vec)
+        return Gaussian(jnp.asarray(self.gd_mean[k] + self.shift[k] / n), jnp.asarray(0.5 * (cov + np.swapaxes(cov, 1, 2))))
+
+    def covariance_deficit(self, times, width: int) -> float:
+        """The most negative eigenvalue of Σ̄ + C/n over ``times`` (0 when every one is PSD): what
+        :meth:`predict` sets to zero."""
+        n = require_int(width, "width", low=1)
+        k = self.steps(times)
+        return float(min(np.linalg.eigvalsh(self.gd_cov[k] + self.cov_shift[k] / n).min(), 0.0))
 
     def drift(self, times, width: int) -> tuple[np.ndarray, np.ndarray]:
         """The predicted mean of (network − its gradient-flow path), what ``jaxlimit deep`` reports as

@@ -203,6 +203,9 @@ def run(config: DeepConfig) -> Report:
         arm = kernel_arm(config, model, data, trainer, times, np.asarray(lim.limit.ntk))
     with timed(timing, "correction"):
         corr = corrected(config, data, ok, times, compare_idx)
+    if corr and (deficit := corr.correction.covariance_deficit(times, config.width)) < 0:
+        warnings.append(f"the 1/n-corrected covariance has a negative eigenvalue ({deficit:.3g}), set to zero: the "
+                        "expansion does not hold at this width, or C is too noisy")
     word = INCONSISTENT if result.n_diverged else law.check.verdict.verdict
     metrics = _metrics(result, ok, lim, law, arm) | _correction_metrics(corr, law, times, config.width)
     verdicts = {"gaussian_limit": word}

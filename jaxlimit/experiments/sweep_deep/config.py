@@ -37,6 +37,8 @@ class SweepDeepConfig(Config):
     n_times: int = opt.n_times()
     ensemble: int = opt.ensemble(512, "number of independent networks E at each width")
     kernel_ensemble: int = opt.kernel_ensemble(32)
+    correction_width: int = opt.correction_width()
+    correction_networks: int = opt.correction_networks()
     chunk_size: int | None = opt.chunk_size()
     memory_gb: float = opt.memory_gb()
     compare_times: tuple[float, ...] | None = opt.compare_times(opt.UNIT)
@@ -50,6 +52,7 @@ class SweepDeepConfig(Config):
 
     def check(self) -> None:
         opt.check_deep(self)
+        opt.check_correction(self)
 
     def estimate_bytes(self) -> float:
         return opt.deep_bytes(self, max(self.widths), self.ensemble)

@@ -19,15 +19,19 @@ from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_opti
 from jaxlimit.experiments.sweep_deep import figures
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.limits.empirical import ntk_observable
+from jaxlimit.limits.training_correction import TrainingCorrection, mlp_training_correction
 from jaxlimit.report import Report
 from jaxlimit.stats import PowerLawFit, fit_power_law
+from jaxlimit.stats.coupling import mean_drift
 from jaxlimit.stats.kernels import kernel_summary
 from jaxlimit.stats.nulls import bures_null_size
-from jaxlimit.stats.verdict import INCONSISTENT, NOT_RESOLVED, RESOLVED, resolution, slope_agreement
+from jaxlimit.stats.verdict import (
+    INCONSISTENT, NOT_RESOLVED, RESOLVED, resolution, slope_agreement, verdict_over_times,
+)
 from jaxlimit.streams import stream_seed
 from jaxlimit.training import run_ensemble
 
-CANDIDATES = {"pathwise": (-0.5,), "moments": (-1.0, -0.5), "ntk_change": (-0.5, -1.0)}
+CANDIDATES = {"pathwise": (-0.5,), "moments": (-1.0, -0.5), "ntk_change": (-0.5, -1.0), "mean_drift": (-1.0,)}
 """The exponents each rate is compared with (docs/deep.md)."""
 
 
@@ -47,6 +51,10 @@ class WidthResult:
         bures_resolution: whether ``bures_excess`` is resolved against ``bures_se``.
         ntk_change, ntk_change_se: the kernel arm's relative NTK change by t_max (None without a kernel arm).
         ntk_init_spread, ntk_init_max_abs_z: the arm's NTK at t = 0 against the analytic Θ.
+        mean_drift, mean_drift_se: with --correction-width, the members' mean drift from their own flow paths
+            at t_max, at the point where the 1/n coefficient c is largest in size; ``mean_drift_predicted``
+            (``_se``) the 1/n theory's, ``mean_drift_correction_z`` their difference in combined standard errors.
+        corrected_verdict, corrected_min_pvalue: the verdict against the 1/n-corrected law.
     """
 
     width: int
@@ -64,6 +72,13 @@ class WidthResult:
     ntk_change_se: float | None = None
     ntk_init_spread: float | None = None
     ntk_init_max_abs_z: float | None = None
+    mean_drift: float | None = None
+    mean_drift_se: float | None = None
+    mean_drift_predicted: float | None = None
+    mean_drift_predicted_se: float | None = None
+    mean_drift_correction_z: float | None = None
+    corrected_verdict: str | None = None
+    corrected_min_pvalue: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +112,18 @@ def run(config: SweepDeepConfig) -> Report:
     final = len(times) - 1
     null = bures_null_size(np.asarray(prediction.mean)[final], np.asarray(prediction.cov)[final], config.ensemble,
                            seed=stream_seed(config.seed, "null"))
+    correction = None
+    if config.correction_width:
+        with timed(timing, "correction"):
+            correction = mlp_training_correction(
+                data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
+                W_std=config.weight_scale, b_std=config.b_std, learning_rate=config.alpha, time_step=config.step,
+                t_max=times[-1], width=config.correction_width, networks=config.correction_networks,
+                seed=stream_seed(config.seed, "correction"))
     rows = []
     for width in config.widths:
         row = compare_width(config, width, data, trainer, times, compare_idx, limit, prediction, null, timing,
-                            warnings)
+                            warnings, correction)
         if row is not None:
             rows.append(row)
     if len(rows) < 2:
@@ -123,7 +146,8 @@ def run(config: SweepDeepConfig) -> Report:
 
 
 def compare_width(config: SweepDeepConfig, width: int, data, trainer, times, compare_idx, limit, prediction,
-                  null: float, timing: dict, warnings: list) -> WidthResult | None:
+                  null: float, timing: dict, warnings: list,
+                  correction: TrainingCorrection | None = None) -> WidthResult | None:
     """The ensemble (and kernel arm) at ``width`` against the limit; None when too few members stayed finite."""
     _, model, _, _, _ = deep_problem(config, width, data)
     with timed(timing, f"ensemble_n{width}"):
@@ -151,11 +175,37 @@ def compare_width(config: SweepDeepConfig, width: int, data, trainer, times, com
             k = kernel_summary(arm.finite().observables["ntk"], np.asarray(limit.ntk))
         kernels = dict(ntk_change=float(k.change_by_time[-1]), ntk_change_se=float(k.change_se_by_time[-1]),
                        ntk_init_spread=k.init_spread, ntk_init_max_abs_z=k.max_abs_z)
+    corrected = {}
+    if correction is not None:
+        with timed(timing, "comparison"):
+            corrected = _against_correction(config, correction, width, ok.outputs, check.paths, times, compare_idx,
+                                            result.n_diverged)
+        deficit = correction.covariance_deficit(times, width)
+        if deficit < 0:
+            warnings.append(f"width {width}: the 1/n-corrected covariance has a negative eigenvalue ({deficit:.3g}), "
+                            "set to zero: the expansion does not hold at this width, or C is too noisy")
     return WidthResult(width=width, n_members=ok.n_members, n_diverged=result.n_diverged, pathwise=path_err.rms,
                        pathwise_se=path_err.se, bures=bures, bures_se=bures_se, bures_excess=excess,
                        verdict=INCONSISTENT if result.n_diverged else verdict.verdict,
                        min_pvalue=min(verdict.smallest_pvalue_by_time),
-                       bures_resolution=resolution(excess, bures_se), **kernels)
+                       bures_resolution=resolution(excess, bures_se), **kernels, **corrected)
+
+
+def _against_correction(config, correction: TrainingCorrection, width: int, outputs, paths, times, compare_idx,
+                        n_diverged: int) -> dict:
+    """The drift at the point where |c| is largest against c/n, and the verdict against the corrected law."""
+    last = len(times) - 1
+    point = int(np.argmax(np.abs(correction.shift[correction.steps(times[last:])[0]])))
+    drift = mean_drift(outputs[:, last], paths[:, last])
+    predicted, predicted_se = (float(a[0, point]) for a in correction.drift(times[last:], width))
+    value, se = float(drift.value[point]), float(drift.se[point])
+    verdict = verdict_over_times(outputs, correction.predict(times, width), compare_idx, times=times,
+                                 level=config.level, seed=stream_seed(config.seed, "tests"))
+    return dict(mean_drift=value, mean_drift_se=se, mean_drift_predicted=predicted,
+                mean_drift_predicted_se=predicted_se,
+                mean_drift_correction_z=(value - predicted) / math.hypot(se, predicted_se),
+                corrected_verdict=INCONSISTENT if n_diverged else verdict.verdict,
+                corrected_min_pvalue=min(verdict.smallest_pvalue_by_time))
 
 
 def fit_rates(config: SweepDeepConfig, rows: list[WidthResult]) -> Rates:
@@ -168,6 +218,11 @@ def fit_rates(config: SweepDeepConfig, rows: list[WidthResult]) -> Rates:
                         if keep.sum() >= 2 else None)}
     if config.kernel_ensemble:
         fits["ntk_change"] = fit_power_law(widths, col("ntk_change"), y_err=col("ntk_change_se"))
+    if config.correction_width:
+        drift, drift_se = np.abs(col("mean_drift")), col("mean_drift_se")
+        seen = drift > 2.0 * drift_se
+        fits["mean_drift"] = (fit_power_law(widths[seen], drift[seen], y_err=drift_se[seen]) if seen.sum() >= 2
+                              else None)
     words = {name: ({f"{c:g}": slope_agreement(fit, c, 0.1) for c in CANDIDATES[name]} if fit is not None
                     else {f"{c:g}": NOT_RESOLVED for c in CANDIDATES[name]}) for name, fit in fits.items()}
     return Rates(fits, words, keep)
@@ -188,6 +243,8 @@ def _table(config: SweepDeepConfig, rows: list[WidthResult]) -> dict:
     names = [f.name for f in dataclasses.fields(WidthResult)]
     if not config.kernel_ensemble:
         names = [n for n in names if not n.startswith("ntk_")]
+    if not config.correction_width:
+        names = [n for n in names if not n.startswith(("mean_drift", "corrected_"))]
     return {n: [getattr(r, n) for r in rows] for n in names}
 
 
@@ -212,6 +269,15 @@ def _summary(config: SweepDeepConfig, rows: list[WidthResult], rates: Rates, nul
     if config.kernel_ensemble:
         summary.append(describe("ntk_change", "Relative change of the empirical NTK during training"))
     summary.append("Gaussian verdict per width: " + ", ".join(f"n = {r.width}: {r.verdict}" for r in rows) + ".")
+    if config.correction_width:
+        summary += [
+            describe("mean_drift", f"Mean drift at t = {times[-1]:g} (members minus their flow paths, at the point "
+                     "where the 1/n coefficient is largest; widths where it exceeds twice its SE)"),
+            "Against the 1/n correction (docs/corrections.md, estimated at width "
+            f"{config.correction_width}): " + "; ".join(
+                f"n = {r.width}: drift {r.mean_drift:.3g} ± {r.mean_drift_se:.1g}, predicted "
+                f"{r.mean_drift_predicted:.3g} ± {r.mean_drift_predicted_se:.1g} (z {r.mean_drift_correction_z:+.2f}), "
+                f"corrected verdict {r.corrected_verdict}" for r in rows) + "."]
     return summary
 
 
