@@ -23,9 +23,9 @@ from jaxlimit import figures as comparison
 from jaxlimit.experiments.against_limit import AgainstLimit, against_limit, finite_members
 from jaxlimit.experiments.deep import figures
 from jaxlimit.experiments.deep.config import DeepConfig
-from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
+from jaxlimit.experiments.problem import deep_correction, deep_limit, deep_problem, ensemble_options, timed
 from jaxlimit.limits.empirical import ntk_observable
-from jaxlimit.limits.training_correction import TERMS, TrainingCorrection, mlp_training_correction
+from jaxlimit.limits.training_correction import TERMS, TrainingCorrection
 from jaxlimit.report import Report
 from jaxlimit.stats import Gaussian, compare_gaussian
 from jaxlimit.stats.coupling import CoupledBures, MeanDrift, coupled_bures, mean_drift
@@ -171,11 +171,7 @@ def corrected(config: DeepConfig, data, ok, times, compare_idx) -> Corrected | N
     """The 1/n correction estimated at ``--correction-width`` and the members against it."""
     if not config.correction_width:
         return None
-    corr = mlp_training_correction(
-        data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
-        W_std=config.weight_scale, b_std=config.b_std, learning_rate=config.alpha, time_step=config.step,
-        t_max=times[-1], width=config.correction_width, networks=config.correction_networks,
-        seed=stream_seed(config.seed, "correction"))
+    corr = deep_correction(config, data, times[-1])
     law = corr.predict(times, config.width)
     verdict = verdict_over_times(ok.outputs, law, compare_idx, times=times, level=config.level,
                                  seed=stream_seed(config.seed, "tests"))

@@ -15,11 +15,11 @@ import math
 import numpy as np
 
 from jaxlimit.experiments.against_limit import against_limit, finite_width_members
-from jaxlimit.experiments.problem import deep_limit, deep_problem, ensemble_options, timed
+from jaxlimit.experiments.problem import deep_correction, deep_limit, deep_problem, ensemble_options, timed
 from jaxlimit.experiments.sweep_deep import figures
 from jaxlimit.experiments.sweep_deep.config import SweepDeepConfig
 from jaxlimit.limits.empirical import ntk_observable
-from jaxlimit.limits.training_correction import TrainingCorrection, mlp_training_correction
+from jaxlimit.limits.training_correction import TrainingCorrection
 from jaxlimit.report import Report
 from jaxlimit.stats import PowerLawFit, fit_power_law
 from jaxlimit.stats.coupling import mean_drift
@@ -115,11 +115,7 @@ def run(config: SweepDeepConfig) -> Report:
     correction = None
     if config.correction_width:
         with timed(timing, "correction"):
-            correction = mlp_training_correction(
-                data.x_train, data.y_train, data.x_probe, depth=config.depth, activation=config.activation,
-                W_std=config.weight_scale, b_std=config.b_std, learning_rate=config.alpha, time_step=config.step,
-                t_max=times[-1], width=config.correction_width, networks=config.correction_networks,
-                seed=stream_seed(config.seed, "correction"))
+            correction = deep_correction(config, data, times[-1])
     rows = []
     for width in config.widths:
         row = compare_width(config, width, data, trainer, times, compare_idx, limit, prediction, null, timing,
