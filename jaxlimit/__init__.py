@@ -51,6 +51,7 @@ _export("jaxlimit.training.three_layer", "three_layer_limit")
 _export("jaxlimit.limits.committee", "committee_ode")
 _export("jaxlimit.limits.dmft", "dmft_limit")
 _export("jaxlimit.limits.corrections", "mlp_corrections")
+_export("jaxlimit.limits.training_correction", "mlp_training_correction")
 # Comparing
 _export("jaxlimit.stats", "Comparison", "compare", "Gaussian", "compare_gaussian", "fit_power_law")
 # Commands as a library, reports, devices
