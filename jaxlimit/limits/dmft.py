@@ -58,7 +58,7 @@ from jaxlimit.limits._ode import check_times, solve_ode
 from jaxlimit.limits.base import GRADIENT_FLOW, Limit
 from jaxlimit.limits.gaussian_expectations import require_x64
 from jaxlimit.limits.kernel_limit import check_targets
-from jaxlimit.limits.mlp import check_depth, check_points
+from jaxlimit.limits.mlp import check_depth, check_points, check_test_points
 from jaxlimit.stats.gaussian import Gaussian
 
 MEMORY_FRACTION = 0.25
@@ -390,10 +390,7 @@ def check_problem(x_train, y_train, x_test) -> tuple[np.ndarray, np.ndarray, np.
     """The training points (P, D), targets (P,) and test points (Q, D) (Q = 0 for None), checked."""
     xa = check_points(x_train, "x_train")
     y = check_targets(y_train, xa.shape[0])
-    xb = np.zeros((0, xa.shape[1])) if x_test is None or np.size(x_test) == 0 else check_points(x_test, "x_test")
-    if xb.shape[1] != xa.shape[1]:
-        raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
-    return xa, y, xb
+    return xa, y, check_test_points(x_test, xa)
 
 
 def check_sampling(samples, replicas) -> None:

@@ -98,6 +98,16 @@ def check_points(x, name: str) -> np.ndarray:
     return a
 
 
+def check_test_points(x_test, x_train: np.ndarray) -> np.ndarray:
+    """Test inputs of the training inputs' dimension, (P, d); None or an empty array: none, (0, d)."""
+    if x_test is None or np.size(x_test) == 0:
+        return np.zeros((0, x_train.shape[1]))
+    xb = check_points(x_test, "x_test")
+    if xb.shape[1] != x_train.shape[1]:
+        raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {x_train.shape[1]}")
+    return xb
+
+
 def check_depth(depth) -> int:
     if isinstance(depth, bool) or not isinstance(depth, (int, float, np.integer, np.floating)) \
             or not float(depth).is_integer() or depth < 1:
@@ -468,12 +478,7 @@ def mlp_limit(
     """
     xa = check_points(x_train, "x_train")
     y = check_targets(y_train, xa.shape[0])
-    if x_test is None or np.size(x_test) == 0:
-        xb = np.zeros((0, xa.shape[1]))
-    else:
-        xb = check_points(x_test, "x_test")
-        if xb.shape[1] != xa.shape[1]:
-            raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
+    xb = check_test_points(x_test, xa)
     lr = require_real(learning_rate, "learning_rate")
     x = np.concatenate([xa, xb])
     k = estimate_mlp_kernels(x, None, depth=depth, activation=activation, W_std=W_std, b_std=b_std,
@@ -486,5 +491,5 @@ def mlp_limit(
     return KernelLimit(nngp, ntk, y, lr, kernel_error=k.max_error, kernel_method=k.method, describes=described)
 
 
-__all__ = ["DEFAULT_TILE", "MLPKernels", "check_depth", "check_points", "check_scales",
+__all__ = ["DEFAULT_TILE", "MLPKernels", "check_depth", "check_points", "check_scales", "check_test_points",
            "estimate_mlp_kernels", "mlp_kernels", "mlp_limit"]

@@ -54,7 +54,7 @@ from jaxlimit.errors import InputError
 from jaxlimit.limits import gaussian_expectations as ge
 from jaxlimit.limits.corrections import mlp_corrections, network_ntk
 from jaxlimit.limits.kernel_limit import check_targets
-from jaxlimit.limits.mlp import check_depth, check_points, check_scales, mlp_kernels
+from jaxlimit.limits.mlp import check_depth, check_points, check_scales, check_test_points, mlp_kernels
 from jaxlimit.models.mlp import MLP
 from jaxlimit.stats import Gaussian
 from jaxlimit.validation import require_int, require_real
@@ -217,12 +217,7 @@ def mlp_training_correction(
     ge.require_x64("the 1/n training correction")
     xa = check_points(x_train, "x_train")
     y = check_targets(y_train, xa.shape[0])
-    if x_test is None or np.size(x_test) == 0:
-        xb = np.zeros((0, xa.shape[1]))
-    else:
-        xb = check_points(x_test, "x_test")
-        if xb.shape[1] != xa.shape[1]:
-            raise InputError(f"x_test has dimension {xb.shape[1]} but x_train has {xa.shape[1]}")
+    xb = check_test_points(x_test, xa)
     L = check_depth(depth)
     w_std, b_std_ = check_scales(W_std, b_std)
     alpha = require_real(learning_rate, "learning_rate")

@@ -28,7 +28,7 @@ from jaxlimit.config import ConfigError
 from jaxlimit.experiments.against_limit import finite_members
 from jaxlimit.experiments.feature_learning import figures
 from jaxlimit.experiments.feature_learning.experiment import (
-    KernelMovement, compared_times, kernel_movement, ntk_arm, problem, step_warning,
+    KernelMovement, compared_times, kernel_movement, movement_metrics, ntk_arm, problem, step_warning,
 )
 from jaxlimit.experiments.problem import ensemble_options, timed
 from jaxlimit.limits import dmft_deep
@@ -174,14 +174,7 @@ def run(config) -> Report:
         "lazy_ntk_change_final": 0.0,
         "final_train_loss_ensemble": float(np.mean(ok.loss[:, -1])),
     }
-    if movement:
-        metrics.update({
-            "kernel_members": movement.n_members,
-            "ntk_mean_change_final": float(movement.mean_change[-1]),
-            "ntk_networks_change_final": float(movement.networks_change[-1]),
-            "ntk_networks_change_final_se": float(movement.networks_change_se[-1]),
-            "ntk_max_abs_z_final": float(movement.max_abs_z_by_time[-1]),
-        })
+    metrics.update(movement_metrics(movement))
     facts = dict(depth=config.depth, width=config.width, parameterisation=f"μP, γ₀ = {config.gamma0:g}",
                  members=ok.n_members, data=data.name)
     figs = {"mean": figures.mean_figure(times, mc, z_null, facts)}

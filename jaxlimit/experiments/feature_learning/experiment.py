@@ -314,14 +314,7 @@ def _metrics(result, ok, lim: FeatureLimit, law: LawComparison, movement: Kernel
         "lazy_ntk_change_final": 0.0,
         "final_train_loss_ensemble": float(np.mean(ok.loss[:, -1])),
     }
-    if movement:
-        metrics.update({
-            "kernel_members": movement.n_members,
-            "ntk_mean_change_final": float(movement.mean_change[-1]),
-            "ntk_networks_change_final": float(movement.networks_change[-1]),
-            "ntk_networks_change_final_se": float(movement.networks_change_se[-1]),
-            "ntk_max_abs_z_final": float(movement.max_abs_z_by_time[-1]),
-        })
+    metrics.update(movement_metrics(movement))
     return metrics
 
 
@@ -393,3 +386,16 @@ def _summary(config: FeatureLearningConfig, result, data, times, lim: FeatureLim
             f"standard errors at t = {times[-1]:g}; each network's own movement "
             f"{movement.networks_change[-1]:.3g} ± {movement.networks_change_se[-1]:.1g}.")
     return summary
+
+
+def movement_metrics(movement) -> dict:
+    """The kernel arm's NTK movement at t_max (nothing without a kernel arm)."""
+    if not movement:
+        return {}
+    return {
+        "kernel_members": movement.n_members,
+        "ntk_mean_change_final": float(movement.mean_change[-1]),
+        "ntk_networks_change_final": float(movement.networks_change[-1]),
+        "ntk_networks_change_final_se": float(movement.networks_change_se[-1]),
+        "ntk_max_abs_z_final": float(movement.max_abs_z_by_time[-1]),
+    }
